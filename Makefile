@@ -1,0 +1,36 @@
+# Thin wrapper over CMake. The two quick-start commands:
+#   make run    install what is missing, build (Release), run the main job
+#   make test   install what is missing, build (Release), run the whole test suite
+# Also: make sanitize (ASan+UBSan build of the tests), make bench, make format.
+BUILD      ?= build
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: deps build run test sanitize bench format clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DEBL_WERROR=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/experiments/demo/demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+sanitize: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBL_SANITIZE=ON -DEBL_WERROR=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	$(BUILD)/bench/bench_mlp --benchmark_repetitions=15 --benchmark_report_aggregates_only=true
+
+format:
+	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,48 @@
+// Arrays, shapes and shape errors shared by the whole library.
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xnoalias.hpp>
+
+namespace ebl {
+
+using Shape = xt::svector<std::size_t, 4>;
+
+/// The library's array: an xtensor row-major array whose storage is a std::vector, so that
+/// shrinking keeps capacity and a reused tape never returns memory to the allocator
+/// (xtensor's default uvector reallocates on every size change).
+template <class T>
+using Storage = std::vector<T, XTENSOR_DEFAULT_ALLOCATOR(T)>;
+template <class T>
+using Array = xt::xarray_container<Storage<T>, xt::layout_type::row_major, Shape>;
+
+/// "[256,3]"
+template <class S>
+std::string shape_str(const S& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+/// Thrown when an op is given arrays whose shapes it cannot combine; the message names the op
+/// and the shapes, e.g. "matmul: [256,3] x [2,128] do not align".
+class ShapeError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+inline std::size_t shape_size(const Shape& s) {
+  std::size_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+}  // namespace ebl

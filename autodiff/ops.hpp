@@ -1,0 +1,125 @@
+// Every differentiable op of the library, with its forward and its vector-Jacobian product (VJP)
+// on one screen. In the VJP column, gy is the incoming cotangent dL/dy, ga/gb/gx the cotangents
+// added into the inputs; "sum_to" reduces a broadcast cotangent back to the input's shape. The
+// implementations live in ops.cpp, each VJP right under its forward code.
+//
+//  op                         forward y                               VJP
+//  -------------------------  --------------------------------------  ------------------------------------
+//  add(a, b)                  a + b  (broadcast)                      ga += sum_to(gy); gb += sum_to(gy)
+//  sub(a, b)                  a - b                                   ga += sum_to(gy); gb -= sum_to(gy)
+//  mul(a, b)                  a * b                                   ga += sum_to(gy*b); gb += sum_to(gy*a)
+//  div(a, b)                  a / b                                   ga += sum_to(gy/b); gb -= sum_to(gy*y/b)
+//  neg(a)                     -a                                      ga -= gy
+//  affine(a, s, t)            s*a + t   (a±t, a*s, a/s, t-a)          ga += s*gy
+//  rdiv(s, a)                 s / a                                   ga -= gy*y/a
+//  matmul(a, b, ta, tb)       op(a) op(b), op = transpose if flag     ga += gy op(b)^T (or op(b) gy^T if ta)
+//                                                                     gb += op(a)^T gy (or gy^T op(a) if tb)
+//  linear(x, W, b)            x W + b   (x:[n,i], W:[i,o], b:[o])      gx += gy W^T; gW += x^T gy; gb += Σ_rows gy
+//  sum(a) / sum(a, ax, kd)    Σ a                                     ga += broadcast(gy)
+//  mean(a) / mean(a, ax, kd)  Σ a / n                                 ga += broadcast(gy) / n
+//  exp(a)                     e^a                                     ga += gy*y
+//  log(a)                     ln a                                    ga += gy/a
+//  sqrt(a)                    √a                                      ga += gy/(2y)
+//  square(a)                  a²                                      ga += 2a gy
+//  pow(a, p)                  a^p  (scalar p)                         ga += p a^(p-1) gy
+//  abs(a)                     |a|                                     ga += sign(a) gy        (0 at a = 0)
+//  relu(a)                    max(a, 0)                               ga += [a > 0] gy        (0 at a = 0)
+//  leaky_relu(a, s)           a > 0 ? a : s a                         ga += (a > 0 ? 1 : s) gy
+//  sigmoid(a)                 σ(a) = 1/(1+e^-a)                       ga += y(1-y) gy
+//  tanh(a)                    tanh a                                  ga += (1-y²) gy
+//  softplus(a)                ln(1+e^a) = max(a,0)+ln1p(e^-|a|)        ga += σ(a) gy = -expm1(-y) gy
+//  silu(a)                    a σ(a)                                  ga += σ(a)(1 + a(1-σ(a))) gy
+//  logsumexp(a, ax, kd)       m + ln Σ e^(a-m), m = max a             ga += e^(a-y) gy        (0 if y = ±inf)
+//  log_softmax(a, ax)         a - logsumexp(a)                        ga += gy - e^y Σ gy
+//  softmax(a, ax)             e^(a - logsumexp(a))                    ga += y (gy - Σ gy y)
+//  max(a, ax, kd) / min       a at the first arg-max / arg-min        ga[argmax] += gy        (ties: first index)
+//  clamp(a, lo, hi)           min(max(a, lo), hi)                     ga += [lo ≤ a ≤ hi] gy  (passes at the bounds)
+//  reshape(a, shape)          same data, new shape (one -1 allowed)   ga += reshape(gy)
+//  transpose(a)               a^T  (2-D)                              ga += gy^T
+//  rows(a, idx)               a[idx, :]                               ga[idx[r], :] += gy[r, :]
+//  cols(a, idx)               a[:, idx]                               ga[:, idx[c]] += gy[:, c]
+//  gather(a, idx)             y[r] = a[r, idx[r]]   (one per row)     ga[r, idx[r]] += gy[r]
+//  concat({a, b, ...}, ax)    joined along ax                         each input gets its slice of gy
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "autodiff/tape.hpp"
+
+namespace ebl {
+
+// clang-format off
+template <class T> Var<T> add(Var<T> a, Var<T> b);
+template <class T> Var<T> sub(Var<T> a, Var<T> b);
+template <class T> Var<T> mul(Var<T> a, Var<T> b);
+template <class T> Var<T> div(Var<T> a, Var<T> b);
+template <class T> Var<T> neg(Var<T> a);
+/// y = scale * a + shift
+template <class T> Var<T> affine(Var<T> a, T scale, T shift);
+/// y = s / a
+template <class T> Var<T> rdiv(T s, Var<T> a);
+
+/// y = op(a) op(b) with op(m) = m^T when the flag is set; transposes go to BLAS, never copied.
+template <class T> Var<T> matmul(Var<T> a, Var<T> b, bool trans_a = false, bool trans_b = false);
+/// y = x W + b, the fused affine layer (one GEMM, bias added in place).
+template <class T> Var<T> linear(Var<T> x, Var<T> w, Var<T> b);
+
+template <class T> Var<T> sum(Var<T> a);
+template <class T> Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims = false);
+template <class T> Var<T> mean(Var<T> a);
+template <class T> Var<T> mean(Var<T> a, std::ptrdiff_t axis, bool keepdims = false);
+
+template <class T> Var<T> exp(Var<T> a);
+template <class T> Var<T> log(Var<T> a);
+template <class T> Var<T> sqrt(Var<T> a);
+template <class T> Var<T> square(Var<T> a);
+template <class T> Var<T> pow(Var<T> a, T p);
+template <class T> Var<T> abs(Var<T> a);
+
+template <class T> Var<T> relu(Var<T> a);
+template <class T> Var<T> leaky_relu(Var<T> a, T slope = T(0.01));
+template <class T> Var<T> sigmoid(Var<T> a);
+template <class T> Var<T> tanh(Var<T> a);
+template <class T> Var<T> softplus(Var<T> a);
+template <class T> Var<T> silu(Var<T> a);
+
+template <class T> Var<T> logsumexp(Var<T> a, std::ptrdiff_t axis, bool keepdims = false);
+template <class T> Var<T> log_softmax(Var<T> a, std::ptrdiff_t axis);
+template <class T> Var<T> softmax(Var<T> a, std::ptrdiff_t axis);
+template <class T> Var<T> max(Var<T> a, std::ptrdiff_t axis, bool keepdims = false);
+template <class T> Var<T> min(Var<T> a, std::ptrdiff_t axis, bool keepdims = false);
+template <class T> Var<T> clamp(Var<T> a, T lo, T hi);
+
+template <class T> Var<T> reshape(Var<T> a, std::span<const std::ptrdiff_t> shape);
+template <class T> Var<T> reshape(Var<T> a, std::initializer_list<std::ptrdiff_t> shape) {
+  return reshape(a, std::span<const std::ptrdiff_t>(shape.begin(), shape.size()));
+}
+template <class T> Var<T> transpose(Var<T> a);
+template <class T> Var<T> rows(Var<T> a, std::span<const std::size_t> idx);
+template <class T> Var<T> cols(Var<T> a, std::span<const std::size_t> idx);
+template <class T> Var<T> gather(Var<T> a, std::span<const std::size_t> idx);
+template <class T> Var<T> concat(std::span<const Var<T>> parts, std::ptrdiff_t axis);
+template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, std::ptrdiff_t axis) {
+  return concat(std::span<const Var<T>>(parts.begin(), parts.size()), axis);
+}
+
+// Operators: the arithmetic above, with scalars on either side.
+template <class T> Var<T> operator+(Var<T> a, Var<T> b) { return add(a, b); }
+template <class T> Var<T> operator-(Var<T> a, Var<T> b) { return sub(a, b); }
+template <class T> Var<T> operator*(Var<T> a, Var<T> b) { return mul(a, b); }
+template <class T> Var<T> operator/(Var<T> a, Var<T> b) { return div(a, b); }
+template <class T> Var<T> operator-(Var<T> a) { return neg(a); }
+template <class T> Var<T> operator+(Var<T> a, std::type_identity_t<T> s) { return affine(a, T(1), s); }
+template <class T> Var<T> operator+(std::type_identity_t<T> s, Var<T> a) { return affine(a, T(1), s); }
+template <class T> Var<T> operator-(Var<T> a, std::type_identity_t<T> s) { return affine(a, T(1), -s); }
+template <class T> Var<T> operator-(std::type_identity_t<T> s, Var<T> a) { return affine(a, T(-1), s); }
+template <class T> Var<T> operator*(Var<T> a, std::type_identity_t<T> s) { return affine(a, s, T(0)); }
+template <class T> Var<T> operator*(std::type_identity_t<T> s, Var<T> a) { return affine(a, s, T(0)); }
+template <class T> Var<T> operator/(Var<T> a, std::type_identity_t<T> s) { return affine(a, T(1) / s, T(0)); }
+template <class T> Var<T> operator/(std::type_identity_t<T> s, Var<T> a) { return rdiv(s, a); }
+// clang-format on
+
+}  // namespace ebl

@@ -1,0 +1,60 @@
+// The project's seeded random number generator.
+//
+// One explicit generator is passed to everything that draws (initialisers, samplers, data
+// shuffles); there is no global random state. The engine is xoshiro256++ (Blackman & Vigna,
+// 2019) seeded through splitmix64, and the uniform and normal draws are our own code over it, so
+// the same seed gives the same numbers with any C++ standard library (std::normal_distribution
+// is implementation-defined).
+#pragma once
+
+#include <cstdint>
+
+#include "autodiff/array.hpp"
+
+namespace ebl {
+
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed = 0);
+
+  /// 64 random bits.
+  std::uint64_t next_u64();
+  /// Uniform on [0, 1), 53 random bits.
+  double uniform();
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  /// Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject).
+  std::uint64_t below(std::uint64_t n);
+  /// Standard normal by the Marsaglia polar method (pairs; the second is cached).
+  double normal();
+  double normal(double mean, double stddev) { return mean + stddev * normal(); }
+  bool bernoulli(double p) { return uniform() < p; }
+
+  /// Arrays of draws.
+  template <class T>
+  Array<T> normal_array(const Shape& shape, double mean = 0, double stddev = 1) {
+    Array<T> a(shape);
+    for (auto& v : a) v = static_cast<T>(normal(mean, stddev));
+    return a;
+  }
+  template <class T>
+  Array<T> uniform_array(const Shape& shape, double lo = 0, double hi = 1) {
+    Array<T> a(shape);
+    for (auto& v : a) v = static_cast<T>(uniform(lo, hi));
+    return a;
+  }
+  /// Fill an existing array in place (no allocation).
+  template <class T>
+  void fill_normal(Array<T>& a, double mean = 0, double stddev = 1) {
+    for (auto& v : a) v = static_cast<T>(normal(mean, stddev));
+  }
+
+  /// A generator for an independent stream, derived from this one's next output.
+  Rng split() { return Rng(next_u64()); }
+
+ private:
+  std::uint64_t s_[4];
+  double cached_normal_ = 0;
+  bool has_cached_ = false;
+};
+
+}  // namespace ebl

@@ -1,0 +1,206 @@
+// The reverse-mode tape.
+//
+// A Tape records every operation of a computation as a node, in creation order. Creation order
+// is a topological order of the graph, so the backward pass is one reverse loop over the nodes
+// (Stan Math's design), with no graph search. Each node stores its value, the indices of its
+// inputs, a small payload (scalars, an axis, integer indices) and a pointer to its
+// vector-Jacobian product (VJP): a capture-less lambda written right under the op's forward
+// code in ops.cpp.
+//
+// Leaves come in two kinds:
+//   * parameters: owned by models (Parameter), they outlive tapes; their gradients accumulate
+//     into Parameter::grad;
+//   * inputs: arrays copied onto the tape, with or without a gradient.
+// backward(y, wrt) computes gradients for exactly the leaves asked for. A node runs its VJP only
+// if some requested leaf lies below it, and inside a VJP an input's gradient is computed only if
+// that input needs one, so a ∇x-only pass (Langevin) runs no weight-gradient GEMM.
+//
+// Memory: clear() forgets the nodes but keeps them, with their value and gradient buffers. A
+// training loop that builds the same graph every step therefore allocates nothing after the first
+// step: every buffer is resized to the size it already has.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "autodiff/array.hpp"
+
+namespace ebl {
+
+template <class T>
+class Tape;
+
+/// A model parameter: a named array that persists across tapes, with its accumulated gradient.
+template <class T>
+struct Parameter {
+  std::string name;
+  Array<T> value;
+  Array<T> grad;  ///< same shape as value; backward() adds into it, zero_grad() resets it
+
+  Parameter() = default;
+  Parameter(std::string name_, Array<T> value_)
+      : name(std::move(name_)), value(std::move(value_)), grad(value.shape(), T(0)) {}
+  void zero_grad() { std::fill(grad.begin(), grad.end(), T(0)); }
+};
+
+/// A cheap handle to a node of a tape: the tape's address and the node's index.
+template <class T>
+struct Var {
+  Tape<T>* tape = nullptr;
+  std::size_t id = 0;
+
+  const Array<T>& value() const;
+  const Shape& shape() const { return value().shape(); }
+  std::size_t size() const { return value().size(); }
+  /// The value of a one-element node (a loss, a summed energy).
+  T item() const;
+};
+
+/// Work counters, so that tests can prove which products ran.
+struct TapeStats {
+  std::size_t vjp_calls = 0;      ///< VJPs run by backward passes
+  std::size_t gemm_forward = 0;   ///< matrix products in forward ops
+  std::size_t gemm_backward = 0;  ///< matrix products in VJPs (input or weight gradients)
+};
+
+template <class T>
+class Tape {
+ public:
+  using VjpFn = void (*)(Tape<T>&, std::size_t self);
+
+  Tape() = default;
+  Tape(const Tape&) = delete;  // Vars point at their tape
+  Tape& operator=(const Tape&) = delete;
+
+  // ---- leaves ---------------------------------------------------------------------------------
+  /// A parameter leaf. The tape reads p.value in place (no copy); p must outlive the tape's use.
+  Var<T> param(Parameter<T>& p);
+  /// An input leaf: x is copied onto the tape (into a reused buffer).
+  Var<T> input(const Array<T>& x, bool requires_grad = false);
+  template <class E>
+  Var<T> input(const xt::xexpression<E>& x, bool requires_grad = false) {
+    std::size_t i = push_leaf("input", requires_grad);
+    xt::noalias(node_(i).own) = x.derived_cast();
+    return {this, i};
+  }
+  /// A constant: an input that never wants a gradient.
+  Var<T> constant(const Array<T>& x) { return input(x, false); }
+  Var<T> scalar(T v);
+
+  // ---- backward -------------------------------------------------------------------------------
+  /// Gradients of the one-element y with respect to every leaf that wants one: all parameters
+  /// (accumulated into Parameter::grad) and every input made with requires_grad.
+  void backward(Var<T> y);
+  /// Gradients with respect to exactly the given leaves (inputs or parameter leaves) and the given
+  /// parameters. Nothing else is computed.
+  void backward(Var<T> y, std::span<const Var<T>> wrt,
+                std::span<Parameter<T>* const> params = {});
+  void backward(Var<T> y, std::initializer_list<Var<T>> wrt,
+                std::span<Parameter<T>* const> params = {}) {
+    backward(y, std::span<const Var<T>>(wrt.begin(), wrt.size()), params);
+  }
+  /// dy/dleaf from the last backward pass. Throws if the leaf was not asked for.
+  const Array<T>& grad(Var<T> leaf) const;
+
+  /// Forget all nodes but keep their memory for the next graph.
+  void clear() { size_ = 0; }
+  std::size_t size() const { return size_; }
+  TapeStats stats;
+
+  // ---- the interface ops are written against (ops.cpp) ----------------------------------------
+  struct Node {
+    const char* op = "";
+    Array<T> own;                     // value storage (a parameter leaf reads its Parameter)
+    const Array<T>* value = nullptr;  // &own, or &param->value
+    Array<T> grad;                    // cotangent, valid when grad_ready
+    Array<T> aux;                     // forward data a VJP reuses (e.g. sigmoid(x) for silu)
+    std::vector<std::size_t> in;      // input node indices
+    std::vector<std::size_t> idx;     // integer payload: gather indices, argmax positions, ...
+    VjpFn vjp = nullptr;              // nullptr for leaves
+    Parameter<T>* param = nullptr;    // set for parameter leaves
+    T s0{}, s1{};                     // scalar payload
+    std::ptrdiff_t axis = 0;
+    bool keepdims = false;
+    bool flag_a = false, flag_b = false;  // e.g. transpose flags of matmul
+    bool requires_grad = false;           // leaves only
+    bool needs = false;                   // set by backward: a requested leaf lies below
+    bool grad_ready = false;              // set by backward: grad holds a value
+  };
+
+  /// Append an op node with the given inputs; its value is to be written into out(i).
+  std::size_t push(const char* op, std::initializer_list<std::size_t> inputs, VjpFn vjp);
+  std::size_t push(const char* op, std::span<const std::size_t> inputs, VjpFn vjp);
+  Node& node_(std::size_t i) { return nodes_[i]; }
+  const Node& node_(std::size_t i) const { return nodes_[i]; }
+  const Array<T>& val(std::size_t i) const { return *nodes_[i].value; }
+  Array<T>& out(std::size_t i) { return nodes_[i].own; }
+  std::size_t in(std::size_t i, std::size_t k) const { return nodes_[i].in[k]; }
+  /// Does node i need a gradient in the current backward pass?
+  bool needs(std::size_t i) const { return nodes_[i].needs; }
+  /// The incoming cotangent of node i (inside its VJP).
+  const Array<T>& gy(std::size_t i) const { return nodes_[i].grad; }
+
+  /// Add expr (shaped like node i) into node i's gradient; the first contribution is assigned.
+  template <class E>
+  void accumulate(std::size_t i, const E& expr) {
+    Node& n = nodes_[i];
+    if (!n.grad_ready) {
+      xt::noalias(n.grad) = expr;
+      n.grad_ready = true;
+    } else {
+      xt::noalias(n.grad) += expr;
+    }
+  }
+  /// Add expr, shaped like the broadcast output, into node i's gradient summed back to node i's
+  /// shape: the one place where broadcasting is undone.
+  template <class E>
+  void accumulate_sum_to(std::size_t i, const E& expr) {
+    const auto& es = expr.shape();
+    const auto& vs = val(i).shape();
+    if (es.size() == vs.size() && std::equal(es.begin(), es.end(), vs.begin()))
+      return accumulate(i, expr);
+    xt::noalias(scratch_) = expr;  // materialise at the broadcast shape, then reduce
+    sum_to(scratch_, i);
+  }
+  /// Node i's gradient buffer, zero-filled on first use in this pass (for scatter-style VJPs).
+  T* grad_zeroed(std::size_t i);
+  /// Node i's gradient buffer shaped like its value, and the BLAS beta to write into it with:
+  /// 0 on the first contribution (overwrite), 1 afterwards (accumulate).
+  Array<T>& grad_for_gemm(std::size_t i, T& beta);
+
+ private:
+  std::size_t push_leaf(const char* op, bool requires_grad);
+  void sum_to(const Array<T>& g, std::size_t i);
+  void run_backward(Var<T> y);
+
+  std::deque<Node> nodes_;  // a deque: references to nodes stay valid while the tape grows
+  std::size_t size_ = 0;
+  Array<T> scratch_;
+};
+
+template <class T>
+const Array<T>& Var<T>::value() const {
+  return tape->val(id);
+}
+
+/// Gradients of y with respect to the given leaves, as copies, in order.
+template <class T>
+std::vector<Array<T>> grad(Var<T> y, std::initializer_list<Var<T>> wrt) {
+  y.tape->backward(y, wrt);
+  std::vector<Array<T>> out;
+  out.reserve(wrt.size());
+  for (const auto& v : wrt) out.push_back(y.tape->grad(v));
+  return out;
+}
+
+extern template class Tape<float>;
+extern template class Tape<double>;
+extern template struct Var<float>;
+extern template struct Var<double>;
+
+}  // namespace ebl
