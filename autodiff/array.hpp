@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,11 +14,26 @@ namespace ebl {
 
 using Shape = xt::svector<std::size_t, 4>;
 
+/// 64-byte aligned storage that goes through the global operator new, so that a test can count
+/// every allocation the library makes (xsimd's aligned allocator calls posix_memalign directly).
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t alignment{64};
+  AlignedAllocator() noexcept = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, alignment); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+};
+
 /// The library's array: an xtensor row-major array whose storage is a std::vector, so that
 /// shrinking keeps capacity and a reused tape never returns memory to the allocator
 /// (xtensor's default uvector reallocates on every size change).
 template <class T>
-using Storage = std::vector<T, XTENSOR_DEFAULT_ALLOCATOR(T)>;
+using Storage = std::vector<T, AlignedAllocator<T>>;
 template <class T>
 using Array = xt::xarray_container<Storage<T>, xt::layout_type::row_major, Shape>;
 

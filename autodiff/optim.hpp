@@ -1,0 +1,90 @@
+// Optimizers over Parameter gradients, following PyTorch's update rules.
+//   SGD:  v ← μ v + (g + λθ);  θ ← θ - lr v            (μ momentum, λ weight decay)
+//   Adam: m ← β1 m + (1-β1) g;  v ← β2 v + (1-β2) g²;  θ ← θ - lr m̂ / (√v̂ + ε),
+//         m̂ = m / (1-β1^t), v̂ = v / (1-β2^t), g including λθ  (Kingma & Ba, 2015)
+// Both update in place with raw loops: a step allocates nothing.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "autodiff/tape.hpp"
+
+namespace ebl {
+
+template <class T>
+class SGD {
+ public:
+  struct Options {
+    double lr = 1e-2, momentum = 0, weight_decay = 0;
+  };
+  SGD(std::vector<Parameter<T>*> params, Options opt) : params_(std::move(params)), opt_(opt) {
+    for (auto* p : params_) velocity_.emplace_back(Array<T>(p->value.shape(), T(0)));
+  }
+  void step() {
+    const T lr = T(opt_.lr), mu = T(opt_.momentum), wd = T(opt_.weight_decay);
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      T* th = params_[k]->value.data();
+      const T* g = params_[k]->grad.data();
+      T* v = velocity_[k].data();
+      for (std::size_t e = 0, n = params_[k]->value.size(); e < n; ++e) {
+        T d = g[e] + wd * th[e];
+        v[e] = mu * v[e] + d;
+        th[e] -= lr * v[e];
+      }
+    }
+  }
+  void zero_grad() {
+    for (auto* p : params_) p->zero_grad();
+  }
+  Options& options() { return opt_; }
+
+ private:
+  std::vector<Parameter<T>*> params_;
+  std::vector<Array<T>> velocity_;
+  Options opt_;
+};
+
+template <class T>
+class Adam {
+ public:
+  struct Options {
+    double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  };
+  Adam(std::vector<Parameter<T>*> params, Options opt) : params_(std::move(params)), opt_(opt) {
+    for (auto* p : params_) {
+      m_.emplace_back(Array<T>(p->value.shape(), T(0)));
+      v_.emplace_back(Array<T>(p->value.shape(), T(0)));
+    }
+  }
+  void step() {
+    ++t_;
+    const double c1 = 1 - std::pow(opt_.beta1, double(t_)), c2 = 1 - std::pow(opt_.beta2, double(t_));
+    const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), wd = T(opt_.weight_decay), eps = T(opt_.eps);
+    const T step = T(opt_.lr / c1), inv_sqrt_c2 = T(1 / std::sqrt(c2));
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      T* th = params_[k]->value.data();
+      const T* g = params_[k]->grad.data();
+      T *m = m_[k].data(), *v = v_[k].data();
+      for (std::size_t e = 0, n = params_[k]->value.size(); e < n; ++e) {
+        T d = g[e] + wd * th[e];
+        m[e] = b1 * m[e] + (1 - b1) * d;
+        v[e] = b2 * v[e] + (1 - b2) * d * d;
+        th[e] -= step * m[e] / (std::sqrt(v[e]) * inv_sqrt_c2 + eps);
+      }
+    }
+  }
+  void zero_grad() {
+    for (auto* p : params_) p->zero_grad();
+  }
+  Options& options() { return opt_; }
+  long steps() const { return t_; }
+
+ private:
+  std::vector<Parameter<T>*> params_;
+  std::vector<Array<T>> m_, v_;
+  Options opt_;
+  long t_ = 0;
+};
+
+}  // namespace ebl

@@ -1,0 +1,54 @@
+// Shared test helpers: the Catch2 wrapper around the library's gradient checker, and seeded
+// random inputs.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include "autodiff/gradcheck.hpp"
+#include "autodiff/random.hpp"
+
+namespace ebl::test {
+
+using V = Var<double>;
+using TD = Tape<double>;
+using In = std::span<const V>;
+
+/// Every op, loss and energy test checks its gradients through this one call.
+inline void expect_gradients(const GradcheckFn& f, std::vector<Array<double>> inputs,
+                             std::vector<Parameter<double>*> params = {},
+                             const GradcheckOptions& opt = {}) {
+  GradcheckReport r = gradcheck(f, std::move(inputs), params, opt);
+  INFO(r.str());
+  CHECK(r.ok);
+  CHECK(r.checked > 0);
+}
+
+/// Same shape and bit-identical values. (A function, because Catch's expression decomposition
+/// and xtensor's comparison operators collide inside CHECK.)
+template <class T>
+bool same(const Array<T>& a, const Array<T>& b) {
+  return a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin());
+}
+template <class T>
+bool all_equal(const Array<T>& a, T v) {
+  return std::all_of(a.begin(), a.end(), [v](T x) { return x == v; });
+}
+
+inline Array<double> randn(const Shape& s, std::uint64_t seed) {
+  Rng rng(seed);
+  return rng.normal_array<double>(s);
+}
+
+/// Normal draws pushed at least `gap` away from zero, to keep finite differences off a kink.
+inline Array<double> randn_off_zero(const Shape& s, std::uint64_t seed, double gap = 0.1) {
+  Array<double> a = randn(s, seed);
+  for (auto& v : a) v = v >= 0 ? v + gap : v - gap;
+  return a;
+}
+
+inline Array<double> uniform(const Shape& s, std::uint64_t seed, double lo, double hi) {
+  Rng rng(seed);
+  return rng.uniform_array<double>(s, lo, hi);
+}
+
+}  // namespace ebl::test

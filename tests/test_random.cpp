@@ -1,0 +1,72 @@
+// The seeded generator: reproducibility and the moments of its draws, with tolerances of five
+// standard errors (fixed seeds, so a pass is deterministic; a real bias of that size would fail).
+#include <cmath>
+
+#include "autodiff/random.hpp"
+#include "tests/helpers.hpp"
+
+using namespace ebl;
+
+TEST_CASE("same seed gives the same stream and a different seed another", "[random]") {
+  Rng a(123), b(123), c(124);
+  bool differs = false;
+  for (int k = 0; k < 100; ++k) {
+    std::uint64_t x = a.next_u64();
+    CHECK(x == b.next_u64());
+    differs |= x != c.next_u64();
+  }
+  CHECK(differs);
+  Rng d(9), e(9);
+  for (int k = 0; k < 100; ++k) CHECK(d.normal() == e.normal());
+}
+
+TEST_CASE("uniform draws: range and mean and variance", "[random]") {
+  Rng rng(1);
+  const int n = 200000;
+  double s = 0, s2 = 0, lo = 1, hi = 0;
+  for (int k = 0; k < n; ++k) {
+    double u = rng.uniform();
+    s += u;
+    s2 += u * u;
+    lo = std::min(lo, u);
+    hi = std::max(hi, u);
+  }
+  double mean = s / n, var = s2 / n - mean * mean;
+  CHECK(lo >= 0.0);
+  CHECK(hi < 1.0);
+  CHECK(std::abs(mean - 0.5) < 5 * std::sqrt(1.0 / 12 / n));
+  // Var of (u - 1/2)² is 1/80 - 1/144
+  CHECK(std::abs(var - 1.0 / 12) < 5 * std::sqrt((1.0 / 80 - 1.0 / 144) / n));
+}
+
+TEST_CASE("normal draws: mean and variance and kurtosis and the one-sigma mass", "[random]") {
+  Rng rng(2);
+  const int n = 200000;
+  double s = 0, s2 = 0, s4 = 0, within = 0;
+  for (int k = 0; k < n; ++k) {
+    double z = rng.normal();
+    s += z;
+    s2 += z * z;
+    s4 += z * z * z * z;
+    within += std::abs(z) < 1;
+  }
+  CHECK(std::abs(s / n) < 5 / std::sqrt(double(n)));
+  CHECK(std::abs(s2 / n - 1) < 5 * std::sqrt(2.0 / n));     // Var z² = 2
+  CHECK(std::abs(s4 / n - 3) < 5 * std::sqrt(96.0 / n));    // Var z⁴ = 105 - 9
+  const double p1 = std::erf(1 / std::sqrt(2.0));
+  CHECK(std::abs(within / n - p1) < 5 * std::sqrt(p1 * (1 - p1) / n));
+}
+
+TEST_CASE("below(n) is uniform over 0..n-1 by a chi-square test", "[random]") {
+  Rng rng(3);
+  const int n = 7, draws = 70000;
+  std::vector<int> count(n, 0);
+  for (int k = 0; k < draws; ++k) {
+    std::uint64_t v = rng.below(n);
+    REQUIRE(v < std::uint64_t(n));
+    ++count[v];
+  }
+  double chi2 = 0, expect = double(draws) / n;
+  for (int c : count) chi2 += (c - expect) * (c - expect) / expect;
+  CHECK(chi2 < 22.46);  // the 0.999 quantile of chi-square with 6 degrees of freedom
+}
