@@ -16,7 +16,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/experiments/demo/demo
+	$(BUILD)/experiments/demo
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -27,7 +27,8 @@ sanitize: deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	$(BUILD)/bench/bench_mlp --benchmark_repetitions=15 --benchmark_report_aggregates_only=true
+	@scripts/install-deps.sh python3
+	bench/report.py $(BUILD)/bench/bench_mlp
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -7,13 +7,14 @@
 // container builds a temporary first), so a reused tape performs no allocation.
 #include "autodiff/ops.hpp"
 
+#include "autodiff/blas.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
 #include <fmt/format.h>
-#include <xtensor-blas/xblas.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xmanipulation.hpp>
 
@@ -81,18 +82,7 @@ Shape reduced_shape(const Shape& s, std::size_t ax, bool keepdims) {
   return r;
 }
 
-// C = alpha op(A) op(B) + beta C, row-major, through xtensor-blas's cxxblas layer (OpenBLAS).
-template <class T>
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A,
-          std::size_t lda, const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
-  using I = xt::blas_index_t;
-  cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor,
-                   ta ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
-                   tb ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans, I(m), I(n), I(k),
-                   alpha, A, I(lda), B, I(ldb), beta, C, I(ldc));
-}
-
-// Write value expressions into a fresh op node: the common pattern of the elementwise ops.
+// A fresh node for a one-input op; the caller writes its value.
 template <class T>
 Var<T> unary(const char* op, Var<T> a, typename Tape<T>::VjpFn vjp) {
   Tape<T>& t = tape_of(op, a);
