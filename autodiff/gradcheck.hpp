@@ -28,24 +28,26 @@
 namespace ebl {
 
 struct GradcheckOptions {
-  double eps = 1e-6;    ///< relative finite-difference step
-  double rtol = 1e-5;   ///< relative tolerance
-  double atol = 1e-7;   ///< absolute floor of the tolerance
+  double eps = 1e-6;          ///< relative finite-difference step
+  double rtol = 1e-5;         ///< relative tolerance
+  double atol = 1e-7;         ///< absolute floor of the tolerance
   std::uint64_t seed = 1234;  ///< seed of the random cotangent
 };
 
 struct GradcheckReport {
   bool ok = true;
-  std::size_t checked = 0;   ///< number of elements compared
-  double worst_ratio = 0;    ///< max over elements of |a - n| / (atol + rtol max(|a|,|n|)); ≤ 1 passes
-  std::string worst_where;   ///< "input 0 [3,1]" or "param 'W1' [0,2]"
+  std::size_t checked = 0;  ///< number of elements compared
+  double worst_ratio =
+      0;  ///< max over elements of |a - n| / (atol + rtol max(|a|,|n|)); ≤ 1 passes
+  std::string worst_where;  ///< "input 0 [3,1]" or "param 'W1' [0,2]"
   double analytic = 0, numeric = 0;
 
   std::string str() const {
-    return fmt::format("gradcheck {}: {} elements, worst {} analytic {:.10g} numeric {:.10g} "
-                       "(error/tolerance {:.3g})",
-                       ok ? "passed" : "FAILED", checked, worst_where.empty() ? "-" : worst_where,
-                       analytic, numeric, worst_ratio);
+    return fmt::format(
+        "gradcheck {}: {} elements, worst {} analytic {:.10g} numeric {:.10g} "
+        "(error/tolerance {:.3g})",
+        ok ? "passed" : "FAILED", checked, worst_where.empty() ? "-" : worst_where, analytic,
+        numeric, worst_ratio);
   }
 };
 
@@ -105,7 +107,8 @@ inline GradcheckReport gradcheck(const GradcheckFn& f, std::vector<Array<double>
   };
 
   GradcheckReport rep;
-  auto check_array = [&](Array<double>& target, const Array<double>& grad, const std::string& name) {
+  auto check_array = [&](Array<double>& target, const Array<double>& grad,
+                         const std::string& name) {
     for (std::size_t e = 0; e < target.size(); ++e) {
       double& xe = target.data()[e];
       const double x0 = xe;
@@ -117,7 +120,8 @@ inline GradcheckReport gradcheck(const GradcheckFn& f, std::vector<Array<double>
       xe = x0;
       double num = (lp - lm) / (2 * h);
       double ana = grad.data()[e];
-      double ratio = std::abs(ana - num) / (opt.atol + opt.rtol * std::max(std::abs(ana), std::abs(num)));
+      double ratio =
+          std::abs(ana - num) / (opt.atol + opt.rtol * std::max(std::abs(ana), std::abs(num)));
       if (std::isnan(ratio)) ratio = std::numeric_limits<double>::infinity();
       ++rep.checked;
       if (ratio > rep.worst_ratio || rep.worst_where.empty()) {
@@ -128,9 +132,11 @@ inline GradcheckReport gradcheck(const GradcheckFn& f, std::vector<Array<double>
       }
     }
   };
-  for (std::size_t k = 0; k < inputs.size(); ++k) check_array(inputs[k], analytic[k], fmt::format("input {}", k));
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    check_array(inputs[k], analytic[k], fmt::format("input {}", k));
   for (std::size_t k = 0; k < params.size(); ++k)
-    check_array(params[k]->value, analytic[inputs.size() + k], fmt::format("param '{}'", params[k]->name));
+    check_array(params[k]->value, analytic[inputs.size() + k],
+                fmt::format("param '{}'", params[k]->name));
   rep.ok = rep.worst_ratio <= 1.0;
   return rep;
 }

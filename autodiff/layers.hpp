@@ -19,20 +19,26 @@ enum class Activation { Relu, LeakyRelu, Tanh, Sigmoid, Softplus, Silu };
 
 inline const char* to_string(Activation a) {
   switch (a) {
-    case Activation::Relu: return "relu";
-    case Activation::LeakyRelu: return "leaky_relu";
-    case Activation::Tanh: return "tanh";
-    case Activation::Sigmoid: return "sigmoid";
-    case Activation::Softplus: return "softplus";
-    case Activation::Silu: return "silu";
+    case Activation::Relu:
+      return "relu";
+    case Activation::LeakyRelu:
+      return "leaky_relu";
+    case Activation::Tanh:
+      return "tanh";
+    case Activation::Sigmoid:
+      return "sigmoid";
+    case Activation::Softplus:
+      return "softplus";
+    case Activation::Silu:
+      return "silu";
   }
   return "?";
 }
 
 /// "relu", "leaky_relu", "tanh", "sigmoid", "softplus", "silu" (also "swish").
 inline Activation parse_activation(const std::string& s) {
-  for (Activation a : {Activation::Relu, Activation::LeakyRelu, Activation::Tanh, Activation::Sigmoid,
-                       Activation::Softplus, Activation::Silu})
+  for (Activation a : {Activation::Relu, Activation::LeakyRelu, Activation::Tanh,
+                       Activation::Sigmoid, Activation::Softplus, Activation::Silu})
     if (s == to_string(a)) return a;
   if (s == "swish") return Activation::Silu;
   throw std::invalid_argument(fmt::format(
@@ -42,12 +48,18 @@ inline Activation parse_activation(const std::string& s) {
 template <class T>
 Var<T> activate(Var<T> x, Activation a) {
   switch (a) {
-    case Activation::Relu: return relu(x);
-    case Activation::LeakyRelu: return leaky_relu(x, T(0.2));
-    case Activation::Tanh: return tanh(x);
-    case Activation::Sigmoid: return sigmoid(x);
-    case Activation::Softplus: return softplus(x);
-    case Activation::Silu: return silu(x);
+    case Activation::Relu:
+      return relu(x);
+    case Activation::LeakyRelu:
+      return leaky_relu(x, T(0.2));
+    case Activation::Tanh:
+      return tanh(x);
+    case Activation::Sigmoid:
+      return sigmoid(x);
+    case Activation::Softplus:
+      return softplus(x);
+    case Activation::Silu:
+      return silu(x);
   }
   throw std::logic_error("activate: bad activation");
 }

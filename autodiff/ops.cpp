@@ -15,8 +15,8 @@
 #include <numeric>
 
 #include <fmt/format.h>
-#include <xtensor/xmath.hpp>
 #include <xtensor/xmanipulation.hpp>
+#include <xtensor/xmath.hpp>
 
 // NOTE: the VJP lambdas are capture-less (they become plain function pointers stored in the
 // node) and deliberately reuse the forward's vocabulary: t the tape, i the node, a/b the inputs.
@@ -35,7 +35,8 @@ Tape<T>& tape_of(const char* op, Var<T> a) {
 template <class T>
 Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
   Tape<T>& t = tape_of(op, a);
-  if (b.tape != a.tape) throw std::invalid_argument(fmt::format("{}: inputs are on different tapes", op));
+  if (b.tape != a.tape)
+    throw std::invalid_argument(fmt::format("{}: inputs are on different tapes", op));
   return t;
 }
 
@@ -47,7 +48,8 @@ Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
     std::size_t da = d + a.size() >= r ? a[d + a.size() - r] : 1;
     std::size_t db = d + b.size() >= r ? b[d + b.size() - r] : 1;
     if (da != db && da != 1 && db != 1)
-      throw ShapeError(fmt::format("{}: shapes {} and {} do not broadcast", op, shape_str(a), shape_str(b)));
+      throw ShapeError(
+          fmt::format("{}: shapes {} and {} do not broadcast", op, shape_str(a), shape_str(b)));
     s[d] = da == 1 ? db : da;
   }
   return s;
@@ -60,7 +62,8 @@ std::size_t norm_axis(const char* op, std::ptrdiff_t axis, const Shape& s) {
   return static_cast<std::size_t>(axis < 0 ? axis + r : axis);
 }
 
-// An axis reduction views the array as [outer, n, inner]: element (o, k, j) sits at (o*n + k)*inner + j.
+// An axis reduction views the array as [outer, n, inner]: element (o, k, j) sits at (o*n + k)*inner
+// + j.
 struct AxisView {
   std::size_t outer = 1, n = 1, inner = 1;
 };
@@ -147,9 +150,8 @@ Var<T> div(Var<T> a, Var<T> b) {
 
 template <class T>
 Var<T> neg(Var<T> a) {
-  Var<T> y = unary<T>("neg", a, [](Tape<T>& t, std::size_t i) {
-    t.accumulate(t.in(i, 0), -t.gy(i));
-  });
+  Var<T> y =
+      unary<T>("neg", a, [](Tape<T>& t, std::size_t i) { t.accumulate(t.in(i, 0), -t.gy(i)); });
   xt::noalias(y.tape->out(y.id)) = -a.value();
   return y;
 }
@@ -183,12 +185,13 @@ Var<T> matmul(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
   Tape<T>& t = tape_of("matmul", a, b);
   const Shape &sa = a.shape(), &sb = b.shape();
   if (sa.size() != 2 || sb.size() != 2)
-    throw ShapeError(fmt::format("matmul: expects 2-D arrays, got {} x {}", shape_str(sa), shape_str(sb)));
+    throw ShapeError(
+        fmt::format("matmul: expects 2-D arrays, got {} x {}", shape_str(sa), shape_str(sb)));
   std::size_t m = trans_a ? sa[1] : sa[0], k = trans_a ? sa[0] : sa[1];
   std::size_t kb = trans_b ? sb[1] : sb[0], n = trans_b ? sb[0] : sb[1];
   if (k != kb)
-    throw ShapeError(fmt::format("matmul: {}{} x {}{} do not align", shape_str(sa), trans_a ? "^T" : "",
-                                 shape_str(sb), trans_b ? "^T" : ""));
+    throw ShapeError(fmt::format("matmul: {}{} x {}{} do not align", shape_str(sa),
+                                 trans_a ? "^T" : "", shape_str(sb), trans_b ? "^T" : ""));
   std::size_t i = t.push("matmul", {a.id, b.id}, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0), b = t.in(i, 1);
     const auto& nd = t.node_(i);
@@ -298,7 +301,8 @@ Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
     const T* gy = t.gy(i).data();
     for (std::size_t o = 0; o < v.outer; ++o)
       for (std::size_t k = 0; k < v.n; ++k)
-        for (std::size_t j = 0; j < v.inner; ++j) ga[(o * v.n + k) * v.inner + j] += gy[o * v.inner + j];
+        for (std::size_t j = 0; j < v.inner; ++j)
+          ga[(o * v.n + k) * v.inner + j] += gy[o * v.inner + j];
   });
   auto& nd = y.tape->node_(y.id);
   nd.axis = static_cast<std::ptrdiff_t>(ax);
@@ -309,14 +313,16 @@ Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
   T* dst = nd.own.data();
   for (std::size_t o = 0; o < v.outer; ++o)
     for (std::size_t k = 0; k < v.n; ++k)
-      for (std::size_t j = 0; j < v.inner; ++j) dst[o * v.inner + j] += src[(o * v.n + k) * v.inner + j];
+      for (std::size_t j = 0; j < v.inner; ++j)
+        dst[o * v.inner + j] += src[(o * v.n + k) * v.inner + j];
   return y;
 }
 
 template <class T>
 Var<T> mean(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
   std::size_t ax = norm_axis("mean", axis, a.shape());
-  if (a.shape()[ax] == 0) throw ShapeError(fmt::format("mean: empty axis {} of {}", axis, shape_str(a.shape())));
+  if (a.shape()[ax] == 0)
+    throw ShapeError(fmt::format("mean: empty axis {} of {}", axis, shape_str(a.shape())));
   return affine(sum(a, axis, keepdims), T(1) / T(a.shape()[ax]), T(0));
 }
 
@@ -324,9 +330,8 @@ Var<T> mean(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
 
 template <class T>
 Var<T> exp(Var<T> a) {
-  Var<T> y = unary<T>("exp", a, [](Tape<T>& t, std::size_t i) {
-    t.accumulate(t.in(i, 0), t.gy(i) * t.val(i));
-  });
+  Var<T> y = unary<T>(
+      "exp", a, [](Tape<T>& t, std::size_t i) { t.accumulate(t.in(i, 0), t.gy(i) * t.val(i)); });
   xt::noalias(y.tape->out(y.id)) = xt::exp(a.value());
   return y;
 }
@@ -456,7 +461,8 @@ Var<T> silu(Var<T> a) {
 template <class T>
 Var<T> logsumexp(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
   std::size_t ax = norm_axis("logsumexp", axis, a.shape());
-  if (a.shape()[ax] == 0) throw ShapeError(fmt::format("logsumexp: empty axis {} of {}", axis, shape_str(a.shape())));
+  if (a.shape()[ax] == 0)
+    throw ShapeError(fmt::format("logsumexp: empty axis {} of {}", axis, shape_str(a.shape())));
   // NOTE: where y is ±inf (all entries -inf, or some +inf) the gradient is set to 0.
   Var<T> y = unary<T>("logsumexp", a, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0);
@@ -580,7 +586,8 @@ namespace {
 template <class T, class Better>
 Var<T> extremum(const char* op, Var<T> a, std::ptrdiff_t axis, bool keepdims, Better better) {
   std::size_t ax = norm_axis(op, axis, a.shape());
-  if (a.shape()[ax] == 0) throw ShapeError(fmt::format("{}: empty axis {} of {}", op, axis, shape_str(a.shape())));
+  if (a.shape()[ax] == 0)
+    throw ShapeError(fmt::format("{}: empty axis {} of {}", op, axis, shape_str(a.shape())));
   Var<T> y = unary<T>(op, a, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0);
     T* ga = t.grad_zeroed(a);
@@ -645,7 +652,8 @@ Var<T> reshape(Var<T> a, std::span<const std::ptrdiff_t> shape) {
       infer = d;
       s.push_back(1);
     } else if (shape[d] < 0) {
-      throw ShapeError(fmt::format("reshape: bad target dimension {} for {}", shape[d], shape_str(a.shape())));
+      throw ShapeError(
+          fmt::format("reshape: bad target dimension {} for {}", shape[d], shape_str(a.shape())));
     } else {
       s.push_back(static_cast<std::size_t>(shape[d]));
       known *= s.back();
@@ -654,7 +662,8 @@ Var<T> reshape(Var<T> a, std::span<const std::ptrdiff_t> shape) {
   if (infer < shape.size()) s[infer] = known ? a.size() / known : 0;
   if (shape_size(s) != a.size()) {
     std::vector<std::ptrdiff_t> req(shape.begin(), shape.end());
-    throw ShapeError(fmt::format("reshape: cannot view {} as [{}]", shape_str(a.shape()), fmt::join(req, ",")));
+    throw ShapeError(
+        fmt::format("reshape: cannot view {} as [{}]", shape_str(a.shape()), fmt::join(req, ",")));
   }
   Var<T> y = unary<T>("reshape", a, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0);
@@ -682,9 +691,11 @@ Var<T> transpose(Var<T> a) {
 template <class T>
 Var<T> rows(Var<T> a, std::span<const std::size_t> idx) {
   const Shape& s = a.shape();
-  if (s.size() != 2) throw ShapeError(fmt::format("rows: expects a 2-D array, got {}", shape_str(s)));
+  if (s.size() != 2)
+    throw ShapeError(fmt::format("rows: expects a 2-D array, got {}", shape_str(s)));
   for (std::size_t r : idx)
-    if (r >= s[0]) throw ShapeError(fmt::format("rows: index {} out of range for shape {}", r, shape_str(s)));
+    if (r >= s[0])
+      throw ShapeError(fmt::format("rows: index {} out of range for shape {}", r, shape_str(s)));
   Var<T> y = unary<T>("rows", a, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0);
     std::size_t m = t.val(a).shape()[1];
@@ -705,9 +716,11 @@ Var<T> rows(Var<T> a, std::span<const std::size_t> idx) {
 template <class T>
 Var<T> cols(Var<T> a, std::span<const std::size_t> idx) {
   const Shape& s = a.shape();
-  if (s.size() != 2) throw ShapeError(fmt::format("cols: expects a 2-D array, got {}", shape_str(s)));
+  if (s.size() != 2)
+    throw ShapeError(fmt::format("cols: expects a 2-D array, got {}", shape_str(s)));
   for (std::size_t c : idx)
-    if (c >= s[1]) throw ShapeError(fmt::format("cols: index {} out of range for shape {}", c, shape_str(s)));
+    if (c >= s[1])
+      throw ShapeError(fmt::format("cols: index {} out of range for shape {}", c, shape_str(s)));
   Var<T> y = unary<T>("cols", a, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0);
     std::size_t n = t.val(a).shape()[0], m = t.val(a).shape()[1];
@@ -730,10 +743,12 @@ template <class T>
 Var<T> gather(Var<T> a, std::span<const std::size_t> idx) {
   const Shape& s = a.shape();
   if (s.size() != 2 || idx.size() != s[0])
-    throw ShapeError(fmt::format("gather: needs a 2-D array and one index per row, got {} and {} indices",
-                                 shape_str(s), idx.size()));
+    throw ShapeError(
+        fmt::format("gather: needs a 2-D array and one index per row, got {} and {} indices",
+                    shape_str(s), idx.size()));
   for (std::size_t c : idx)
-    if (c >= s[1]) throw ShapeError(fmt::format("gather: index {} out of range for shape {}", c, shape_str(s)));
+    if (c >= s[1])
+      throw ShapeError(fmt::format("gather: index {} out of range for shape {}", c, shape_str(s)));
   Var<T> y = unary<T>("gather", a, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0);
     std::size_t m = t.val(a).shape()[1];
@@ -771,22 +786,24 @@ Var<T> concat(std::span<const Var<T>> parts, std::ptrdiff_t axis) {
     ids[p] = parts[p].id;
   }
   // Along the axis, each input is a block of n_p*inner contiguous values in every outer slice.
-  std::size_t i = t.push("concat", std::span<const std::size_t>(ids, parts.size()), [](Tape<T>& t, std::size_t i) {
-    const auto& nd = t.node_(i);
-    std::size_t ax = static_cast<std::size_t>(nd.axis);
-    AxisView v = axis_view(t.val(i).shape(), ax);
-    const T* gy = t.gy(i).data();
-    std::size_t offset = 0;
-    for (std::size_t a : nd.in) {
-      std::size_t block = t.val(a).shape()[ax] * v.inner;
-      if (t.needs(a)) {
-        T* ga = t.grad_zeroed(a);
-        for (std::size_t o = 0; o < v.outer; ++o)
-          for (std::size_t e = 0; e < block; ++e) ga[o * block + e] += gy[o * v.n * v.inner + offset + e];
-      }
-      offset += block;
-    }
-  });
+  std::size_t i = t.push("concat", std::span<const std::size_t>(ids, parts.size()),
+                         [](Tape<T>& t, std::size_t i) {
+                           const auto& nd = t.node_(i);
+                           std::size_t ax = static_cast<std::size_t>(nd.axis);
+                           AxisView v = axis_view(t.val(i).shape(), ax);
+                           const T* gy = t.gy(i).data();
+                           std::size_t offset = 0;
+                           for (std::size_t a : nd.in) {
+                             std::size_t block = t.val(a).shape()[ax] * v.inner;
+                             if (t.needs(a)) {
+                               T* ga = t.grad_zeroed(a);
+                               for (std::size_t o = 0; o < v.outer; ++o)
+                                 for (std::size_t e = 0; e < block; ++e)
+                                   ga[o * block + e] += gy[o * v.n * v.inner + offset + e];
+                             }
+                             offset += block;
+                           }
+                         });
   auto& nd = t.node_(i);
   nd.axis = static_cast<std::ptrdiff_t>(ax);
   nd.own.resize(s);
@@ -804,43 +821,43 @@ Var<T> concat(std::span<const Var<T>> parts, std::ptrdiff_t axis) {
 
 // ---- explicit instantiation for float and double -----------------------------------------------
 
-#define EBL_INSTANTIATE(T)                                                                  \
-  template Var<T> add(Var<T>, Var<T>);                                                      \
-  template Var<T> sub(Var<T>, Var<T>);                                                      \
-  template Var<T> mul(Var<T>, Var<T>);                                                      \
-  template Var<T> div(Var<T>, Var<T>);                                                      \
-  template Var<T> neg(Var<T>);                                                              \
-  template Var<T> affine(Var<T>, T, T);                                                     \
-  template Var<T> rdiv(T, Var<T>);                                                          \
-  template Var<T> matmul(Var<T>, Var<T>, bool, bool);                                       \
-  template Var<T> linear(Var<T>, Var<T>, Var<T>);                                           \
-  template Var<T> sum(Var<T>);                                                              \
-  template Var<T> sum(Var<T>, std::ptrdiff_t, bool);                                        \
-  template Var<T> mean(Var<T>);                                                             \
-  template Var<T> mean(Var<T>, std::ptrdiff_t, bool);                                       \
-  template Var<T> exp(Var<T>);                                                              \
-  template Var<T> log(Var<T>);                                                              \
-  template Var<T> sqrt(Var<T>);                                                             \
-  template Var<T> square(Var<T>);                                                           \
-  template Var<T> pow(Var<T>, T);                                                           \
-  template Var<T> abs(Var<T>);                                                              \
-  template Var<T> relu(Var<T>);                                                             \
-  template Var<T> leaky_relu(Var<T>, T);                                                    \
-  template Var<T> sigmoid(Var<T>);                                                          \
-  template Var<T> tanh(Var<T>);                                                             \
-  template Var<T> softplus(Var<T>);                                                         \
-  template Var<T> silu(Var<T>);                                                             \
-  template Var<T> logsumexp(Var<T>, std::ptrdiff_t, bool);                                  \
-  template Var<T> log_softmax(Var<T>, std::ptrdiff_t);                                      \
-  template Var<T> softmax(Var<T>, std::ptrdiff_t);                                          \
-  template Var<T> max(Var<T>, std::ptrdiff_t, bool);                                        \
-  template Var<T> min(Var<T>, std::ptrdiff_t, bool);                                        \
-  template Var<T> clamp(Var<T>, T, T);                                                      \
-  template Var<T> reshape(Var<T>, std::span<const std::ptrdiff_t>);                         \
-  template Var<T> transpose(Var<T>);                                                        \
-  template Var<T> rows(Var<T>, std::span<const std::size_t>);                               \
-  template Var<T> cols(Var<T>, std::span<const std::size_t>);                               \
-  template Var<T> gather(Var<T>, std::span<const std::size_t>);                             \
+#define EBL_INSTANTIATE(T)                                          \
+  template Var<T> add(Var<T>, Var<T>);                              \
+  template Var<T> sub(Var<T>, Var<T>);                              \
+  template Var<T> mul(Var<T>, Var<T>);                              \
+  template Var<T> div(Var<T>, Var<T>);                              \
+  template Var<T> neg(Var<T>);                                      \
+  template Var<T> affine(Var<T>, T, T);                             \
+  template Var<T> rdiv(T, Var<T>);                                  \
+  template Var<T> matmul(Var<T>, Var<T>, bool, bool);               \
+  template Var<T> linear(Var<T>, Var<T>, Var<T>);                   \
+  template Var<T> sum(Var<T>);                                      \
+  template Var<T> sum(Var<T>, std::ptrdiff_t, bool);                \
+  template Var<T> mean(Var<T>);                                     \
+  template Var<T> mean(Var<T>, std::ptrdiff_t, bool);               \
+  template Var<T> exp(Var<T>);                                      \
+  template Var<T> log(Var<T>);                                      \
+  template Var<T> sqrt(Var<T>);                                     \
+  template Var<T> square(Var<T>);                                   \
+  template Var<T> pow(Var<T>, T);                                   \
+  template Var<T> abs(Var<T>);                                      \
+  template Var<T> relu(Var<T>);                                     \
+  template Var<T> leaky_relu(Var<T>, T);                            \
+  template Var<T> sigmoid(Var<T>);                                  \
+  template Var<T> tanh(Var<T>);                                     \
+  template Var<T> softplus(Var<T>);                                 \
+  template Var<T> silu(Var<T>);                                     \
+  template Var<T> logsumexp(Var<T>, std::ptrdiff_t, bool);          \
+  template Var<T> log_softmax(Var<T>, std::ptrdiff_t);              \
+  template Var<T> softmax(Var<T>, std::ptrdiff_t);                  \
+  template Var<T> max(Var<T>, std::ptrdiff_t, bool);                \
+  template Var<T> min(Var<T>, std::ptrdiff_t, bool);                \
+  template Var<T> clamp(Var<T>, T, T);                              \
+  template Var<T> reshape(Var<T>, std::span<const std::ptrdiff_t>); \
+  template Var<T> transpose(Var<T>);                                \
+  template Var<T> rows(Var<T>, std::span<const std::size_t>);       \
+  template Var<T> cols(Var<T>, std::span<const std::size_t>);       \
+  template Var<T> gather(Var<T>, std::span<const std::size_t>);     \
   template Var<T> concat(std::span<const Var<T>>, std::ptrdiff_t);
 
 EBL_INSTANTIATE(float)

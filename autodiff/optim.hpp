@@ -59,7 +59,8 @@ class Adam {
   }
   void step() {
     ++t_;
-    const double c1 = 1 - std::pow(opt_.beta1, double(t_)), c2 = 1 - std::pow(opt_.beta2, double(t_));
+    const double c1 = 1 - std::pow(opt_.beta1, double(t_)),
+                 c2 = 1 - std::pow(opt_.beta2, double(t_));
     const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), wd = T(opt_.weight_decay), eps = T(opt_.eps);
     const T step = T(opt_.lr / c1), inv_sqrt_c2 = T(1 / std::sqrt(c2));
     for (std::size_t k = 0; k < params_.size(); ++k) {

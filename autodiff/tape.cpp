@@ -109,7 +109,8 @@ void Tape<T>::run_backward(Var<T> y) {
     Node& n = nodes_[i];
     n.grad_ready = false;
     if (n.vjp)
-      n.needs = std::any_of(n.in.begin(), n.in.end(), [&](std::size_t k) { return nodes_[k].needs; });
+      n.needs =
+          std::any_of(n.in.begin(), n.in.end(), [&](std::size_t k) { return nodes_[k].needs; });
   }
   for (std::size_t i = y.id + 1; i < size_; ++i) nodes_[i].needs = nodes_[i].grad_ready = false;
 
@@ -140,7 +141,8 @@ void Tape<T>::run_backward(Var<T> y) {
 
 template <class T>
 const Array<T>& Tape<T>::grad(Var<T> leaf) const {
-  if (leaf.tape != this || leaf.id >= size_) throw std::logic_error("grad: node is not on this tape");
+  if (leaf.tape != this || leaf.id >= size_)
+    throw std::logic_error("grad: node is not on this tape");
   const Node& n = nodes_[leaf.id];
   if (n.vjp || !n.needs || !n.grad_ready)
     throw std::logic_error(fmt::format(

@@ -98,8 +98,7 @@ class Tape {
   void backward(Var<T> y);
   /// Gradients with respect to exactly the given leaves (inputs or parameter leaves) and the given
   /// parameters. Nothing else is computed.
-  void backward(Var<T> y, std::span<const Var<T>> wrt,
-                std::span<Parameter<T>* const> params = {});
+  void backward(Var<T> y, std::span<const Var<T>> wrt, std::span<Parameter<T>* const> params = {});
   void backward(Var<T> y, std::initializer_list<Var<T>> wrt,
                 std::span<Parameter<T>* const> params = {}) {
     backward(y, std::span<const Var<T>>(wrt.begin(), wrt.size()), params);

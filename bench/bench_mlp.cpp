@@ -31,8 +31,10 @@ std::vector<Product> products(const Config& c, Mode mode) {
   for (int l = 0; l < 3; ++l) ps.push_back({false, false, c.batch, sizes[l + 1], sizes[l]});
   if (mode == Mode::Forward) return ps;
   for (int l = 2; l >= 0; --l) {
-    if (mode == Mode::GradTheta) ps.push_back({true, false, sizes[l], sizes[l + 1], c.batch});  // gW = x^T gy
-    if (mode == Mode::GradX || l > 0) ps.push_back({false, true, c.batch, sizes[l], sizes[l + 1]});  // gx = gy W^T
+    if (mode == Mode::GradTheta)
+      ps.push_back({true, false, sizes[l], sizes[l + 1], c.batch});  // gW = x^T gy
+    if (mode == Mode::GradX || l > 0)
+      ps.push_back({false, true, c.batch, sizes[l], sizes[l + 1]});  // gx = gy W^T
   }
   return ps;
 }
@@ -59,7 +61,8 @@ void BM_mlp(benchmark::State& state, Mode mode) {
     if (mode == Mode::GradX) t.backward(e, {x});
     benchmark::DoNotOptimize(e.value().data());
   }
-  state.counters["gemm_flops"] = benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] =
+      benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class T>
@@ -76,12 +79,13 @@ void BM_floor(benchmark::State& state, Mode mode) {
   for (auto _ : state) {
     for (std::size_t i = 0; i < ps.size(); ++i) {
       const Product& p = ps[i];
-      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[i].data(), a[i].shape()[1], b[i].data(), b[i].shape()[1], T(0),
-              out[i].data(), p.n);
+      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[i].data(), a[i].shape()[1], b[i].data(),
+              b[i].shape()[1], T(0), out[i].data(), p.n);
     }
     benchmark::DoNotOptimize(out.back().data());
   }
-  state.counters["gemm_flops"] = benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] =
+      benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // The BLAS peak on this machine: a large square product, n = 1024.
@@ -94,7 +98,8 @@ void BM_peak(benchmark::State& state) {
     gemm<T>(false, false, n, n, n, T(1), a.data(), n, b.data(), n, T(0), c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["gemm_flops"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] =
+      benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class T>
@@ -105,9 +110,13 @@ void register_all(const char* dtype) {
       ->Unit(benchmark::kMicrosecond);
   for (auto [mode, name] : modes) {
     benchmark::RegisterBenchmark(fmt::format("ebl/{}/{}", dtype, name).c_str(), BM_mlp<T>, mode)
-        ->ArgName("config")->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+        ->ArgName("config")
+        ->DenseRange(0, 2)
+        ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(fmt::format("floor/{}/{}", dtype, name).c_str(), BM_floor<T>, mode)
-        ->ArgName("config")->DenseRange(0, 2)->Unit(benchmark::kMicrosecond);
+        ->ArgName("config")
+        ->DenseRange(0, 2)
+        ->Unit(benchmark::kMicrosecond);
   }
 }
 

@@ -10,9 +10,10 @@ using namespace ebl;
 using namespace ebl::test;
 using Catch::Matchers::Contains;
 
-TEST_CASE("MLP energy: grad_theta and grad_x match finite differences for every activation", "[layers][gradcheck]") {
-  for (Activation act : {Activation::Relu, Activation::LeakyRelu, Activation::Tanh, Activation::Sigmoid,
-                         Activation::Softplus, Activation::Silu}) {
+TEST_CASE("MLP energy: grad_theta and grad_x match finite differences for every activation",
+          "[layers][gradcheck]") {
+  for (Activation act : {Activation::Relu, Activation::LeakyRelu, Activation::Tanh,
+                         Activation::Sigmoid, Activation::Softplus, Activation::Silu}) {
     INFO("activation " << to_string(act));
     Rng rng(42);
     MLP<double> f({3, 8, 8, 1}, act, rng);
@@ -57,7 +58,8 @@ TEST_CASE("SGD with momentum and weight decay follows v = mu v + g + wd theta", 
   CHECK(p.grad(0) == 0.0);
 }
 
-TEST_CASE("Adam's first step moves each coordinate by lr against the sign of its gradient", "[optim]") {
+TEST_CASE("Adam's first step moves each coordinate by lr against the sign of its gradient",
+          "[optim]") {
   Parameter<double> p("p", Array<double>{1.0, -2.0, 0.5});
   Adam<double> opt({&p}, {.lr = 0.01});
   p.grad = Array<double>{3.0, -0.2, 1e-3};

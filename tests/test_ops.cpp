@@ -38,8 +38,8 @@ Eval eval_unary(F f, const Array<double>& x) {
 
 TEST_CASE("binary arithmetic: gradients with broadcasting", "[ops][gradcheck]") {
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{3, 4}, {3, 1}}, {{3, 1}, {1, 4}},
-      {{2, 3, 4}, {3, 1}}, {{}, {3, 4}}, {{4}, {2, 3, 4}}};
+      {{3, 4}, {3, 4}},    {{3, 4}, {4}}, {{3, 4}, {3, 1}}, {{3, 1}, {1, 4}},
+      {{2, 3, 4}, {3, 1}}, {{}, {3, 4}},  {{4}, {2, 3, 4}}};
   std::uint64_t seed = 10;
   for (const auto& [sa, sb] : shapes) {
     INFO("shapes " << shape_str(sa) << " and " << shape_str(sb));
@@ -99,7 +99,8 @@ TEST_CASE("matmul: all four transpose combinations", "[ops][gradcheck]") {
       for (std::size_t r = 0; r < 3; ++r)
         for (std::size_t c = 0; c < 5; ++c) {
           double s = 0;
-          for (std::size_t k = 0; k < 4; ++k) s += (ta ? a(k, r) : a(r, k)) * (tb ? b(c, k) : b(k, c));
+          for (std::size_t k = 0; k < 4; ++k)
+            s += (ta ? a(k, r) : a(r, k)) * (tb ? b(c, k) : b(k, c));
           CHECK(y.value()(r, c) == Approx(s).epsilon(1e-12));
         }
     }
@@ -111,7 +112,8 @@ TEST_CASE("linear: y = xW + b with gradients of x and W and b", "[ops][gradcheck
   TD t;
   V y = linear(t.constant(x), t.constant(w), t.constant(b));
   V ref = matmul(t.constant(x), t.constant(w)) + t.constant(b);
-  for (std::size_t e = 0; e < y.size(); ++e) CHECK(y.value().data()[e] == Approx(ref.value().data()[e]));
+  for (std::size_t e = 0; e < y.size(); ++e)
+    CHECK(y.value().data()[e] == Approx(ref.value().data()[e]));
 }
 
 // ---- reductions --------------------------------------------------------------------------------
@@ -166,7 +168,8 @@ TEST_CASE("elementwise functions: values against the standard library", "[ops]")
   auto check = [&](auto op, auto ref) {
     TD t;
     V y = op(t.constant(a));
-    for (std::size_t e = 0; e < a.size(); ++e) CHECK(y.value()(e) == Approx(ref(a(e))).epsilon(1e-12));
+    for (std::size_t e = 0; e < a.size(); ++e)
+      CHECK(y.value()(e) == Approx(ref(a(e))).epsilon(1e-12));
   };
   check([](V x) { return exp(x); }, [](double v) { return std::exp(v); });
   check([](V x) { return tanh(x); }, [](double v) { return std::tanh(v); });
@@ -176,6 +179,11 @@ TEST_CASE("elementwise functions: values against the standard library", "[ops]")
   check([](V x) { return square(x); }, [](double v) { return v * v; });
   check([](V x) { return abs(x); }, [](double v) { return std::abs(v); });
   check([](V x) { return relu(x); }, [](double v) { return v > 0 ? v : 0.0; });
+  a = uniform({10}, 4, 0.1, 5.0);  // positive arguments for log, sqrt and pow
+  check([](V x) { return log(x); }, [](double v) { return std::log(v); });
+  check([](V x) { return sqrt(x); }, [](double v) { return std::sqrt(v); });
+  check([](V x) { return pow(x, 2.5); }, [](double v) { return std::pow(v, 2.5); });
+  check([](V x) { return pow(x, -1.5); }, [](double v) { return std::pow(v, -1.5); });
   check([](V x) { return leaky_relu(x, 0.1); }, [](double v) { return v > 0 ? v : 0.1 * v; });
 }
 
@@ -280,7 +288,8 @@ TEST_CASE("softmax rows sum to one and equal exp(log_softmax)", "[ops]") {
   V s = softmax(x, 1), ls = log_softmax(x, 1);
   V rs = sum(s, 1);
   for (std::size_t r = 0; r < 4; ++r) CHECK(rs.value()(r) == Approx(1.0));
-  for (std::size_t e = 0; e < 24; ++e) CHECK(s.value().data()[e] == Approx(std::exp(ls.value().data()[e])));
+  for (std::size_t e = 0; e < 24; ++e)
+    CHECK(s.value().data()[e] == Approx(std::exp(ls.value().data()[e])));
 }
 
 TEST_CASE("max and min along an axis: values and gradients and ties", "[ops][gradcheck]") {
@@ -337,7 +346,8 @@ TEST_CASE("rows and cols and gather (repeated indices accumulate)", "[ops][gradc
 }
 
 TEST_CASE("concat along an axis", "[ops][gradcheck]") {
-  Array<double> a = randn({2, 3}, 1), b = randn({2, 1}, 2), c = randn({2, 2}, 3), d = randn({1, 3}, 4);
+  Array<double> a = randn({2, 3}, 1), b = randn({2, 1}, 2), c = randn({2, 2}, 3),
+                d = randn({1, 3}, 4);
   expect_gradients([](TD&, In x) { return concat({x[0], x[1], x[2]}, 1); }, {a, b, c});
   expect_gradients([](TD&, In x) { return concat({x[0], x[1]}, 0); }, {a, d});
   TD t;

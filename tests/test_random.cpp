@@ -51,8 +51,8 @@ TEST_CASE("normal draws: mean and variance and kurtosis and the one-sigma mass",
     within += std::abs(z) < 1;
   }
   CHECK(std::abs(s / n) < 5 / std::sqrt(double(n)));
-  CHECK(std::abs(s2 / n - 1) < 5 * std::sqrt(2.0 / n));     // Var z² = 2
-  CHECK(std::abs(s4 / n - 3) < 5 * std::sqrt(96.0 / n));    // Var z⁴ = 105 - 9
+  CHECK(std::abs(s2 / n - 1) < 5 * std::sqrt(2.0 / n));   // Var z² = 2
+  CHECK(std::abs(s4 / n - 3) < 5 * std::sqrt(96.0 / n));  // Var z⁴ = 105 - 9
   const double p1 = std::erf(1 / std::sqrt(2.0));
   CHECK(std::abs(within / n - p1) < 5 * std::sqrt(p1 * (1 - p1) / n));
 }

@@ -62,7 +62,12 @@ TEST_CASE("fan-out accumulates: d(x*x)/dx = 2x and d(x+x)/dx = 2", "[tape]") {
   V ex = exp(x);
   auto g3 = grad(sum(ex * x + ex), {x});
   for (std::size_t e = 0; e < 5; ++e) CHECK(g3[0](e) == Approx(std::exp(x0(e)) * (x0(e) + 2)));
-  expect_gradients([](TD&, In v) { V ev = exp(v[0]); return ev * v[0] + ev * ev; }, {x0});
+  expect_gradients(
+      [](TD&, In v) {
+        V ev = exp(v[0]);
+        return ev * v[0] + ev * ev;
+      },
+      {x0});
 }
 
 TEST_CASE("a leaf the output does not depend on gets a zero gradient", "[tape]") {
@@ -147,12 +152,14 @@ TEST_CASE("shape errors name the op and the shapes", "[tape][errors]") {
   CHECK_THROWS_WITH(matmul(a, b), Contains("matmul") && Contains("[256,3]") && Contains("[2,128]"));
   CHECK_THROWS_WITH(add(a, b), Contains("add") && Contains("[256,3]") && Contains("[2,128]"));
   CHECK_THROWS_WITH(mul(a, t.constant(randn({4}, 3))), Contains("mul") && Contains("[4]"));
-  CHECK_THROWS_WITH(linear(a, b, t.constant(randn({128}, 3))), Contains("linear") && Contains("[256,3]"));
+  CHECK_THROWS_WITH(linear(a, b, t.constant(randn({128}, 3))),
+                    Contains("linear") && Contains("[256,3]"));
   CHECK_THROWS_WITH(reshape(a, {5, -1}), Contains("reshape") && Contains("[256,3]"));
   CHECK_THROWS_WITH(sum(a, 2), Contains("sum") && Contains("axis 2"));
   CHECK_THROWS_WITH(concat({a, b}, 0), Contains("concat") && Contains("[2,128]"));
   static const std::vector<std::size_t> bad = {0, 3};
-  CHECK_THROWS_WITH(gather(t.constant(randn({2, 3}, 4)), bad), Contains("gather") && Contains("index 3"));
+  CHECK_THROWS_WITH(gather(t.constant(randn({2, 3}, 4)), bad),
+                    Contains("gather") && Contains("index 3"));
   CHECK_THROWS_WITH(rows(t.constant(randn({3, 2}, 5)), bad), Contains("rows") && Contains("[3,2]"));
   CHECK_NOTHROW(rows(a, bad));
 }

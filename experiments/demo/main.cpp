@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/layers.hpp"
@@ -23,7 +23,9 @@ double l2(const Array<T>& a) {
 }
 
 // E_θ(x) = MLP(x), one energy per row of x.
-Var<double> energy(MLP<double>& f, Tape<double>& t, Var<double> x) { return reshape(f(t, x), {-1}); }
+Var<double> energy(MLP<double>& f, Tape<double>& t, Var<double> x) {
+  return reshape(f(t, x), {-1});
+}
 
 }  // namespace
 
@@ -32,11 +34,20 @@ int main(int argc, char** argv) {
   std::size_t batch = 4, in = 2, hidden = 16, layers = 2;
   std::string act_name = "silu";
   std::uint64_t seed = 0;
-  app.add_option("--batch", batch, "number of samples x")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--in", in, "dimension of x")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--hidden", hidden, "width of each hidden layer")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--layers", layers, "number of hidden layers")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--activation", act_name, "relu, leaky_relu, tanh, sigmoid, softplus, silu")->capture_default_str();
+  app.add_option("--batch", batch, "number of samples x")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--in", in, "dimension of x")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--hidden", hidden, "width of each hidden layer")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--layers", layers, "number of hidden layers")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--activation", act_name, "relu, leaky_relu, tanh, sigmoid, softplus, silu")
+      ->capture_default_str();
   app.add_option("--seed", seed, "seed of the generator")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -62,8 +73,8 @@ int main(int argc, char** argv) {
   MLP<double> f(sizes, act, rng);
   Array<double> x0 = rng.normal_array<double>({batch, in});
 
-  fmt::print("MLP energy E(x): sizes [{}], activation {}, batch {}, seed {}\n\n", fmt::join(sizes, ", "),
-             to_string(act), batch, seed);
+  fmt::print("MLP energy E(x): sizes [{}], activation {}, batch {}, seed {}\n\n",
+             fmt::join(sizes, ", "), to_string(act), batch, seed);
 
   // One tape, both gradients: ∇θ of the mean energy (training), ∇x of the summed energy (sampling:
   // each sample's energy depends on its own x only, so ∇x Σ E = [∇x E(x_i)]_i).
@@ -79,19 +90,21 @@ int main(int argc, char** argv) {
       xr.push_back(x0(r, c));
       gr.push_back(t.grad(x)(r, c));
     }
-    fmt::print("{:>4}  {:>34}  {:>12.6f}  {:.6f}\n", r, fmt::format("{:.4f}", fmt::join(xr, " ")), e.value()(r),
-               fmt::join(gr, " "));
+    fmt::print("{:>4}  {:>34}  {:>12.6f}  {:.6f}\n", r, fmt::format("{:.4f}", fmt::join(xr, " ")),
+               e.value()(r), fmt::join(gr, " "));
   }
   fmt::print("\ngrad_theta sum_i E(x_i):\n");
   for (auto* p : f.parameters())
-    fmt::print("  {:<10} shape {:<8}  |grad| = {:.6f}\n", p->name, shape_str(p->value.shape()), l2(p->grad));
+    fmt::print("  {:<10} shape {:<8}  |grad| = {:.6f}\n", p->name, shape_str(p->value.shape()),
+               l2(p->grad));
 
   // Gradient check of both, with a random cotangent over the per-sample energies.
   for (auto* p : f.parameters()) p->zero_grad();
-  GradcheckReport rep = gradcheck([&f](Tape<double>& tt, std::span<const Var<double>> v) { return energy(f, tt, v[0]); },
-                                  {x0}, f.parameters());
+  GradcheckReport rep = gradcheck(
+      [&f](Tape<double>& tt, std::span<const Var<double>> v) { return energy(f, tt, v[0]); }, {x0},
+      f.parameters());
   fmt::print("\n{}\n", rep.str());
-  fmt::print("tape: {} nodes, {} forward GEMMs, {} backward GEMMs\n", t.size(), t.stats.gemm_forward,
-             t.stats.gemm_backward);
+  fmt::print("tape: {} nodes, {} forward GEMMs, {} backward GEMMs\n", t.size(),
+             t.stats.gemm_forward, t.stats.gemm_backward);
   return rep.ok ? 0 : 1;
 }
