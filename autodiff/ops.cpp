@@ -62,8 +62,8 @@ std::size_t norm_axis(const char* op, std::ptrdiff_t axis, const Shape& s) {
   return static_cast<std::size_t>(axis < 0 ? axis + r : axis);
 }
 
-// An axis reduction views the array as [outer, n, inner]: element (o, k, j) sits at (o*n + k)*inner
-// + j.
+// An axis reduction views the array as [outer, n, inner]:
+// element (o, k, j) sits at (o*n + k)*inner + j.
 struct AxisView {
   std::size_t outer = 1, n = 1, inner = 1;
 };

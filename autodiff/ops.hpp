@@ -3,44 +3,45 @@
 // added into the inputs; "sum_to" reduces a broadcast cotangent back to the input's shape. The
 // implementations live in ops.cpp, each VJP right under its forward code.
 //
+// clang-format off
 //  op                         forward y                               VJP
-//  -------------------------  --------------------------------------
-//  ------------------------------------ add(a, b)                  a + b  (broadcast) ga +=
-//  sum_to(gy); gb += sum_to(gy) sub(a, b)                  a - b ga += sum_to(gy); gb -= sum_to(gy)
-//  mul(a, b)                  a * b                                   ga += sum_to(gy*b); gb +=
-//  sum_to(gy*a) div(a, b)                  a / b                                   ga +=
-//  sum_to(gy/b); gb -= sum_to(gy*y/b) neg(a)                     -a ga -= gy affine(a, s, t) s*a +
-//  t   (a±t, a*s, a/s, t-a)          ga += s*gy rdiv(s, a)                 s / a ga -= gy*y/a
-//  matmul(a, b, ta, tb)       op(a) op(b), op = transpose if flag     ga += gy op(b)^T (or op(b)
-//  gy^T if ta)
-//                                                                     gb += op(a)^T gy (or gy^T
-//                                                                     op(a) if tb)
-//  linear(x, W, b)            x W + b   (x:[n,i], W:[i,o], b:[o])      gx += gy W^T; gW += x^T gy;
-//  gb += Σ_rows gy sum(a) / sum(a, ax, kd)    Σ a                                     ga +=
-//  broadcast(gy) mean(a) / mean(a, ax, kd)  Σ a / n                                 ga +=
-//  broadcast(gy) / n exp(a)                     e^a                                     ga += gy*y
+//  -------------------------  --------------------------------------  ------------------------------------
+//  add(a, b)                  a + b  (broadcast)                      ga += sum_to(gy); gb += sum_to(gy)
+//  sub(a, b)                  a - b                                   ga += sum_to(gy); gb -= sum_to(gy)
+//  mul(a, b)                  a * b                                   ga += sum_to(gy*b); gb += sum_to(gy*a)
+//  div(a, b)                  a / b                                   ga += sum_to(gy/b); gb -= sum_to(gy*y/b)
+//  neg(a)                     -a                                      ga -= gy
+//  affine(a, s, t)            s*a + t   (a±t, a*s, a/s, t-a)          ga += s*gy
+//  rdiv(s, a)                 s / a                                   ga -= gy*y/a
+//  matmul(a, b, ta, tb)       op(a) op(b), op = transpose if flag     ga += gy op(b)^T (or op(b) gy^T if ta)
+//                                                                     gb += op(a)^T gy (or gy^T op(a) if tb)
+//  linear(x, W, b)            x W + b   (x:[n,i], W:[i,o], b:[o])      gx += gy W^T; gW += x^T gy; gb += Σ_rows gy
+//  sum(a) / sum(a, ax, kd)    Σ a                                     ga += broadcast(gy)
+//  mean(a) / mean(a, ax, kd)  Σ a / n                                 ga += broadcast(gy) / n
+//  exp(a)                     e^a                                     ga += gy*y
 //  log(a)                     ln a                                    ga += gy/a
 //  sqrt(a)                    √a                                      ga += gy/(2y)
 //  square(a)                  a²                                      ga += 2a gy
 //  pow(a, p)                  a^p  (scalar p)                         ga += p a^(p-1) gy
-//  abs(a)                     |a|                                     ga += sign(a) gy        (0 at
-//  a = 0) relu(a)                    max(a, 0)                               ga += [a > 0] gy (0 at
-//  a = 0) leaky_relu(a, s)           a > 0 ? a : s a                         ga += (a > 0 ? 1 : s)
-//  gy sigmoid(a)                 σ(a) = 1/(1+e^-a)                       ga += y(1-y) gy tanh(a)
-//  tanh a                                  ga += (1-y²) gy softplus(a)                ln(1+e^a) =
-//  max(a,0)+ln1p(e^-|a|)        ga += σ(a) gy = -expm1(-y) gy silu(a)                    a σ(a) ga
-//  += σ(a)(1 + a(1-σ(a))) gy logsumexp(a, ax, kd)       m + ln Σ e^(a-m), m = max a             ga
-//  += e^(a-y) gy        (0 if y = ±inf) log_softmax(a, ax)         a - logsumexp(a) ga += gy - e^y
-//  Σ gy softmax(a, ax)             e^(a - logsumexp(a))                    ga += y (gy - Σ gy y)
-//  max(a, ax, kd) / min       a at the first arg-max / arg-min        ga[argmax] += gy (ties: first
-//  index) clamp(a, lo, hi)           min(max(a, lo), hi)                     ga += [lo ≤ a ≤ hi] gy
-//  (passes at the bounds) reshape(a, shape)          same data, new shape (one -1 allowed)   ga +=
-//  reshape(gy) transpose(a)               a^T  (2-D)                              ga += gy^T
+//  abs(a)                     |a|                                     ga += sign(a) gy        (0 at a = 0)
+//  relu(a)                    max(a, 0)                               ga += [a > 0] gy        (0 at a = 0)
+//  leaky_relu(a, s)           a > 0 ? a : s a                         ga += (a > 0 ? 1 : s) gy
+//  sigmoid(a)                 σ(a) = 1/(1+e^-a)                       ga += y(1-y) gy
+//  tanh(a)                    tanh a                                  ga += (1-y²) gy
+//  softplus(a)                ln(1+e^a) = max(a,0)+ln1p(e^-|a|)        ga += σ(a) gy = -expm1(-y) gy
+//  silu(a)                    a σ(a)                                  ga += σ(a)(1 + a(1-σ(a))) gy
+//  logsumexp(a, ax, kd)       m + ln Σ e^(a-m), m = max a             ga += e^(a-y) gy        (0 if y = ±inf)
+//  log_softmax(a, ax)         a - logsumexp(a)                        ga += gy - e^y Σ gy
+//  softmax(a, ax)             e^(a - logsumexp(a))                    ga += y (gy - Σ gy y)
+//  max(a, ax, kd) / min       a at the first arg-max / arg-min        ga[argmax] += gy        (ties: first index)
+//  clamp(a, lo, hi)           min(max(a, lo), hi)                     ga += [lo ≤ a ≤ hi] gy  (passes at the bounds)
+//  reshape(a, shape)          same data, new shape (one -1 allowed)   ga += reshape(gy)
+//  transpose(a)               a^T  (2-D)                              ga += gy^T
 //  rows(a, idx)               a[idx, :]                               ga[idx[r], :] += gy[r, :]
 //  cols(a, idx)               a[:, idx]                               ga[:, idx[c]] += gy[:, c]
 //  gather(a, idx)             y[r] = a[r, idx[r]]   (one per row)     ga[r, idx[r]] += gy[r]
-//  concat({a, b, ...}, ax)    joined along ax                         each input gets its slice of
-//  gy
+//  concat({a, b, ...}, ax)    joined along ax                         each input gets its slice of gy
+// clang-format on
 #pragma once
 
 #include <cstddef>
