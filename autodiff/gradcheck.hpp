@@ -83,18 +83,10 @@ inline GradcheckReport gradcheck(const GradcheckFn& f, std::vector<Array<double>
   Rng rng(opt.seed);
   Array<double> w = rng.normal_array<double>(y.shape());
   Var<double> loss = sum(mul(y, tape.constant(w)));
-  std::vector<Array<double>> saved_grads;
-  for (auto* p : params) {
-    saved_grads.push_back(p->grad);
-    p->zero_grad();
-  }
-  tape.backward(loss, xs, params);
+  std::vector<Array<double>> param_grads = param_gradients<double>(loss, params, xs);
   std::vector<Array<double>> analytic;
   for (auto& x : xs) analytic.push_back(tape.grad(x));
-  for (std::size_t k = 0; k < params.size(); ++k) {
-    analytic.push_back(params[k]->grad);
-    params[k]->grad = saved_grads[k];
-  }
+  for (auto& g : param_grads) analytic.push_back(std::move(g));
 
   auto loss_at = [&]() {
     Var<double> yy = build();

@@ -90,11 +90,13 @@ class Linear {
 template <class T>
 class MLP {
  public:
-  MLP(const std::vector<std::size_t>& sizes, Activation act, Rng& rng) : act_(act) {
+  /// Parameters are named "<name><l>.W" and "<name><l>.b" for layer l.
+  MLP(const std::vector<std::size_t>& sizes, Activation act, Rng& rng, const std::string& name = "layer")
+      : act_(act) {
     if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least input and output sizes");
     layers_.reserve(sizes.size() - 1);
     for (std::size_t l = 0; l + 1 < sizes.size(); ++l)
-      layers_.emplace_back(sizes[l], sizes[l + 1], rng, fmt::format("layer{}", l));
+      layers_.emplace_back(sizes[l], sizes[l + 1], rng, fmt::format("{}{}", name, l));
   }
 
   Var<T> operator()(Tape<T>& t, Var<T> x) {

@@ -197,6 +197,27 @@ std::vector<Array<T>> grad(Var<T> y, std::initializer_list<Var<T>> wrt) {
   return out;
 }
 
+/// This tape's gradients of y for the given parameters, returned as copies (together with the
+/// gradients of the leaves in wrt, which stay readable through grad()), without touching the
+/// parameters' accumulated .grad: each is saved, zeroed, read after backward, and restored.
+template <class T>
+std::vector<Array<T>> param_gradients(Var<T> y, std::span<Parameter<T>* const> params,
+                                      std::span<const Var<T>> wrt = {}) {
+  std::vector<Array<T>> saved, out;
+  saved.reserve(params.size());
+  out.reserve(params.size());
+  for (auto* p : params) {
+    saved.push_back(p->grad);
+    p->zero_grad();
+  }
+  y.tape->backward(y, wrt, params);
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    out.push_back(params[k]->grad);
+    params[k]->grad = std::move(saved[k]);
+  }
+  return out;
+}
+
 extern template class Tape<float>;
 extern template class Tape<double>;
 extern template struct Var<float>;
