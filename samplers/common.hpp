@@ -1,0 +1,79 @@
+// What every sampler shares: the energy as a function of a batch, its value and gradient in x
+// from one reused tape, and the diagnostics a run reports.
+//
+// Samplers know nothing about models: an energy is any function that maps a batch x [n, d] on a
+// tape to one energy per row [n]. Each row of x is an independent chain. The target density at
+// temperature T is p(x) ∝ exp(-E(x) / T).
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/random.hpp"
+
+namespace ebl {
+
+template <class T>
+using EnergyFn = std::function<Var<T>(Tape<T>&, Var<T>)>;
+
+/// Evaluates E(x) and ∇x E(x) for a batch on a tape it keeps, so repeated calls allocate nothing.
+/// Only ∇x is computed: the energy's parameters get no gradient and no weight-gradient GEMM runs.
+template <class T>
+class EnergyGrad {
+ public:
+  explicit EnergyGrad(EnergyFn<T> f) : f_(std::move(f)) {}
+  /// Fills energy [n] and grad [n, d] (both resized only if their sizes change).
+  void operator()(const Array<T>& x, Array<T>& energy, Array<T>& grad) {
+    tape_.clear();
+    Var<T> xv = tape_.input(x, true);
+    Var<T> e = f_(tape_, xv);
+    if (e.shape().size() != 1 || e.shape()[0] != x.shape()[0])
+      throw ShapeError(fmt::format("sampler: the energy of a batch {} must have shape [{}], got {}",
+                                   shape_str(x.shape()), x.shape()[0], shape_str(e.shape())));
+    tape_.backward(sum(e), {xv});  // rows are independent chains: ∇x Σ_i E(x_i) = [∇E(x_i)]_i
+    energy.resize(e.shape());
+    std::copy(e.value().begin(), e.value().end(), energy.begin());
+    const Array<T>& g = tape_.grad(xv);
+    grad.resize(g.shape());
+    std::copy(g.begin(), g.end(), grad.begin());
+  }
+  /// E(x) only.
+  void energy(const Array<T>& x, Array<T>& energy) {
+    tape_.clear();
+    Var<T> e = f_(tape_, tape_.input(x));
+    energy.resize(e.shape());
+    std::copy(e.value().begin(), e.value().end(), energy.begin());
+  }
+
+ private:
+  EnergyFn<T> f_;
+  Tape<T> tape_;
+};
+
+/// Diagnostics of one sampler run, per step: mean energy over chains, mean ‖∇x E‖ over chains,
+/// and the acceptance rate (1 for unadjusted Langevin).
+struct ChainStats {
+  std::vector<double> mean_energy;
+  std::vector<double> mean_grad_norm;
+  double acceptance = 1;
+  std::size_t proposals = 0, accepted = 0;
+
+  void record(const auto& energy, const auto& grad) {
+    const std::size_t n = energy.size(), d = n ? grad.size() / n : 0;
+    double se = 0, sg = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      se += double(energy.data()[i]);
+      double g2 = 0;
+      for (std::size_t k = 0; k < d; ++k) g2 += double(grad.data()[i * d + k]) * double(grad.data()[i * d + k]);
+      sg += std::sqrt(g2);
+    }
+    mean_energy.push_back(n ? se / double(n) : 0);
+    mean_grad_norm.push_back(n ? sg / double(n) : 0);
+  }
+  void finish() { acceptance = proposals ? double(accepted) / double(proposals) : 1.0; }
+};
+
+}  // namespace ebl
