@@ -6,14 +6,28 @@
 #pragma once
 
 #include <cmath>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "autodiff/tape.hpp"
 
 namespace ebl {
 
+/// What a training loop needs of an optimizer; state() exposes its buffers for checkpoints.
 template <class T>
-class SGD {
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual void step() = 0;
+  virtual void zero_grad() = 0;
+  /// Named state arrays (momenta) and the step counter, for saving and restoring.
+  virtual std::vector<std::pair<std::string, Array<T>*>> state() = 0;
+  virtual long& steps() = 0;
+};
+
+template <class T>
+class SGD : public Optimizer<T> {
  public:
   struct Options {
     double lr = 1e-2, momentum = 0, weight_decay = 0;
@@ -21,7 +35,8 @@ class SGD {
   SGD(std::vector<Parameter<T>*> params, Options opt) : params_(std::move(params)), opt_(opt) {
     for (auto* p : params_) velocity_.emplace_back(Array<T>(p->value.shape(), T(0)));
   }
-  void step() {
+  void step() override {
+    ++t_;
     const T lr = T(opt_.lr), mu = T(opt_.momentum), wd = T(opt_.weight_decay);
     for (std::size_t k = 0; k < params_.size(); ++k) {
       T* th = params_[k]->value.data();
@@ -34,19 +49,26 @@ class SGD {
       }
     }
   }
-  void zero_grad() {
+  void zero_grad() override {
     for (auto* p : params_) p->zero_grad();
   }
+  std::vector<std::pair<std::string, Array<T>*>> state() override {
+    std::vector<std::pair<std::string, Array<T>*>> s;
+    for (std::size_t k = 0; k < params_.size(); ++k) s.emplace_back(params_[k]->name + ".velocity", &velocity_[k]);
+    return s;
+  }
+  long& steps() override { return t_; }
   Options& options() { return opt_; }
 
  private:
   std::vector<Parameter<T>*> params_;
   std::vector<Array<T>> velocity_;
   Options opt_;
+  long t_ = 0;
 };
 
 template <class T>
-class Adam {
+class Adam : public Optimizer<T> {
  public:
   struct Options {
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
@@ -57,7 +79,7 @@ class Adam {
       v_.emplace_back(Array<T>(p->value.shape(), T(0)));
     }
   }
-  void step() {
+  void step() override {
     ++t_;
     const double c1 = 1 - std::pow(opt_.beta1, double(t_)),
                  c2 = 1 - std::pow(opt_.beta2, double(t_));
@@ -75,11 +97,19 @@ class Adam {
       }
     }
   }
-  void zero_grad() {
+  void zero_grad() override {
     for (auto* p : params_) p->zero_grad();
   }
+  std::vector<std::pair<std::string, Array<T>*>> state() override {
+    std::vector<std::pair<std::string, Array<T>*>> s;
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      s.emplace_back(params_[k]->name + ".adam_m", &m_[k]);
+      s.emplace_back(params_[k]->name + ".adam_v", &v_[k]);
+    }
+    return s;
+  }
+  long& steps() override { return t_; }
   Options& options() { return opt_; }
-  long steps() const { return t_; }
 
  private:
   std::vector<Parameter<T>*> params_;

@@ -48,6 +48,19 @@ class Rng {
     for (auto& v : a) v = static_cast<T>(normal(mean, stddev));
   }
 
+  /// The complete state, for checkpoints: restoring it continues the stream exactly.
+  struct State {
+    std::uint64_t s[4];
+    double cached_normal;
+    bool has_cached;
+  };
+  State state() const { return {{s_[0], s_[1], s_[2], s_[3]}, cached_normal_, has_cached_}; }
+  void set_state(const State& st) {
+    for (int k = 0; k < 4; ++k) s_[k] = st.s[k];
+    cached_normal_ = st.cached_normal;
+    has_cached_ = st.has_cached;
+  }
+
   /// A generator for an independent stream, derived from this one's next output.
   Rng split() { return Rng(next_u64()); }
 

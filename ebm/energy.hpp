@@ -100,6 +100,33 @@ class GaussianEnergy : public Energy<T> {
   Parameter<T> mu_, a_;
 };
 
+/// Composition: E(x) = Σ_k w_k E_k(x), a product of experts p ∝ Π_k p_k^{w_k}. The parts are
+/// referenced, not owned; parameters are the union of theirs.
+template <class T>
+class SumEnergy : public Energy<T> {
+ public:
+  SumEnergy(std::vector<Energy<T>*> parts, std::vector<T> weights = {}) : parts_(std::move(parts)), w_(std::move(weights)) {
+    if (w_.empty()) w_.assign(parts_.size(), T(1));
+    if (parts_.empty() || w_.size() != parts_.size())
+      throw std::invalid_argument("SumEnergy: needs at least one part and one weight per part");
+  }
+  Var<T> operator()(Tape<T>& t, Var<T> x) override {
+    Var<T> e = w_[0] * (*parts_[0])(t, x);
+    for (std::size_t k = 1; k < parts_.size(); ++k) e = e + w_[k] * (*parts_[k])(t, x);
+    return e;
+  }
+  std::vector<Parameter<T>*> parameters() override {
+    std::vector<Parameter<T>*> ps;
+    for (auto* p : parts_)
+      for (auto* q : p->parameters()) ps.push_back(q);
+    return ps;
+  }
+
+ private:
+  std::vector<Energy<T>*> parts_;
+  std::vector<T> w_;
+};
+
 /// E(W, Y, X) over a discrete answer set: an MLP with one output energy per answer,
 /// X [n, d] -> energy matrix [n, |Y|].
 template <class T>

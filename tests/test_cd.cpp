@@ -1,0 +1,193 @@
+// Contrastive divergence: the CD gradient against the exact maximum-likelihood gradient, the
+// divergence guard, checkpoints and resuming.
+#include <cmath>
+#include <filesystem>
+
+#include <xtensor/xview.hpp>
+
+#include "ebm/boltzmann.hpp"
+#include "ebm/cd.hpp"
+#include "tests/helpers.hpp"
+
+using namespace ebl;
+using namespace ebl::test;
+using Catch::Matchers::Contains;
+
+namespace {
+// A non-Gaussian, confined energy whose exact gradient a grid can compute:
+// E(x) = MLP(x) + ½ ||A(x - μ)||²
+struct Model {
+  Rng rng{21};
+  MlpEnergy<double> mlp{2, {16}, Activation::Tanh, rng};
+  GaussianEnergy<double> confine{Array<double>{0.2, -0.1}, Array<double>{{0.9, 0.2}, {0.0, 0.8}}};
+  SumEnergy<double> energy{{&mlp, &confine}};
+};
+}  // namespace
+
+TEST_CASE("the CD gradient with long chains matches the exact MLE gradient", "[cd]") {
+  Model m;
+  Array<double> data = randn({64, 2}, 22);
+  Domain<double> grid = grid_2d<double>(-8, 8, 200, -8, 8, 200);
+  auto exact = exact_mle_gradient(m.energy, grid, data).nll_gradient();
+
+  // Long Langevin chains from noise: 4000 chains, 3000 steps of ε = 0.005 (ULA's bias on the
+  // dream term is of order ε/2 relative, well under the Monte Carlo error below).
+  Adam<double> opt(m.energy.parameters(), {});
+  CdOptions o;
+  o.init = ChainInit::Noise;
+  o.noise_lo = -3;
+  o.noise_hi = 3;
+  o.langevin = {.steps = 3000, .step_size = 0.005};
+  ContrastiveDivergence<double> cd(m.energy, opt, o, 23, 2);
+  Array<double> x_neg, x_pos_big(Shape{4000, 2});
+  cd.sample_negatives(x_pos_big, x_neg);  // x_pos only sets the batch size here
+  TD t;
+  auto cd_grad = param_gradients<double>(cd.loss(t, data, x_neg), m.energy.parameters());
+
+  // Tolerance: 5 standard errors of the dream term, from the spread of per-chain gradients.
+  auto params = m.energy.parameters();
+  std::vector<Array<double>> s1, s2;
+  for (auto* p : params) {
+    s1.emplace_back(p->value.shape(), 0.0);
+    s2.emplace_back(p->value.shape(), 0.0);
+  }
+  const std::size_t n = x_neg.shape()[0];
+  for (std::size_t i = 0; i < n; ++i) {
+    TD ti;
+    Array<double> xi = xt::view(x_neg, xt::range(i, i + 1), xt::all());
+    auto gi = param_gradients<double>(sum(m.energy(ti, ti.constant(xi))), params);
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      s1[k] += gi[k];
+      s2[k] += gi[k] * gi[k];
+    }
+  }
+  std::size_t checked = 0;
+  for (std::size_t k = 0; k < params.size(); ++k)
+    for (std::size_t j = 0; j < exact[k].size(); ++j) {
+      double mean = s1[k].data()[j] / n, var = s2[k].data()[j] / n - mean * mean;
+      double se = std::sqrt(std::max(var, 0.0) / n);
+      INFO(params[k]->name << "[" << j << "] CD " << cd_grad[k].data()[j] << " exact " << exact[k].data()[j]
+                           << " SE " << se);
+      CHECK(std::abs(cd_grad[k].data()[j] - exact[k].data()[j]) < 5 * se + 1e-9);
+      ++checked;
+    }
+  CHECK(checked == 2 * 16 + 16 + 16 + 1 + 2 + 4);
+}
+
+TEST_CASE("persistent CD lowers the exact NLL of 2-D data", "[cd]") {
+  Model m;
+  Rng data_rng(31);
+  Array<double> data = data_rng.normal_array<double>({512, 2}, 0.0, 0.7);
+  for (std::size_t i = 0; i < 512; ++i) data(i, 0) += i % 2 ? 1.5 : -1.5;  // two blobs
+  Domain<double> grid = grid_2d<double>(-8, 8, 120, -8, 8, 120);
+  const double nll0 = nll(m.energy, grid, data);
+  Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
+  CdOptions o;
+  o.langevin = {.steps = 20, .step_size = 0.05};
+  o.noise_lo = -4;
+  o.noise_hi = 4;
+  o.buffer_size = 1000;
+  ContrastiveDivergence<double> cd(m.energy, opt, o, 32, 2);
+  Array<double> batch(Shape{64, 2});
+  for (int s = 0; s < 300; ++s) {
+    for (std::size_t i = 0; i < 64; ++i) {
+      std::size_t r = cd.rng().below(512);
+      batch(i, 0) = data(r, 0);
+      batch(i, 1) = data(r, 1);
+    }
+    cd.step(batch);
+  }
+  const double nll1 = nll(m.energy, grid, data);
+  INFO("NLL before " << nll0 << " after " << nll1);
+  CHECK(nll1 < nll0 - 0.2);
+}
+
+TEST_CASE("the divergence guard stops a run whose energies blow up and changes nothing", "[cd]") {
+  Model m;
+  Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
+  CdOptions o;
+  o.langevin = {.steps = 5, .step_size = 0.05};
+  o.buffer_size = 50;
+  ContrastiveDivergence<double> cd(m.energy, opt, o, 41, 2);
+  Array<double> batch = randn({16, 2}, 42);
+  for (int s = 0; s < 3; ++s) cd.step(batch);
+  Checkpoint good = cd.checkpoint();
+
+  cd.sampler().options().step_size = 1e200;  // the chains fly off: energies overflow
+  CHECK_THROWS_AS(cd.step(batch), DivergenceError);
+  CHECK_THROWS_WITH(cd.step(batch), Contains("diverged at step 4") && Contains("non-finite"));
+  Checkpoint after = cd.checkpoint();
+  for (const auto& [name, a] : good.arrays) {
+    if (name.rfind("rng/", 0) == 0) continue;  // the generator did advance
+    INFO(name);
+    CHECK(same(a, after.arrays.at(name)));
+  }
+  CHECK(cd.steps_done() == 3);
+
+  cd.sampler().options().step_size = 0.05;
+  cd.options().loss_bound = 1e-12;  // a bound any real loss exceeds
+  CHECK_THROWS_WITH(cd.step(batch), Contains("|loss| >"));
+}
+
+TEST_CASE("resuming from a checkpoint file continues the same run bit for bit", "[cd]") {
+  const auto path = std::filesystem::temp_directory_path() / "ebl_test_cd_resume.ckpt";
+  auto run = [&](int steps, const Checkpoint* resume, Checkpoint* out) {
+    Model m;  // same construction; parameters replaced on resume
+    Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
+    CdOptions o;
+    o.langevin = {.steps = 5, .step_size = 0.05};
+    o.buffer_size = 100;
+    o.alpha = 0.1;
+    ContrastiveDivergence<double> cd(m.energy, opt, o, 51, 2);
+    if (resume) cd.restore(*resume);
+    Array<double> batch(Shape{16, 2});
+    for (int s = 0; s < steps; ++s) {
+      for (auto& v : batch) v = cd.rng().normal();
+      cd.step(batch);
+    }
+    *out = cd.checkpoint();
+  };
+  Checkpoint straight, half, resumed;
+  run(10, nullptr, &straight);
+  run(5, nullptr, &half);
+  half.save(path);
+  Checkpoint loaded = Checkpoint::load(path);
+  run(5, &loaded, &resumed);
+  REQUIRE(resumed.integer("step") == 10);
+  for (const auto& [name, a] : straight.arrays) {
+    INFO(name);
+    CHECK(same(a, resumed.arrays.at(name)));
+  }
+  CHECK(straight.integers == resumed.integers);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("checkpoint files: round trip and clear errors for bad files", "[cd][io]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  Checkpoint c;
+  c.put("a", randn({3, 2}, 1));
+  c.put("f", Array<float>(Shape{4}, 0.1f));
+  c.integers["n"] = 7;
+  c.save(dir / "ebl_ck.bin");
+  Checkpoint d = Checkpoint::load(dir / "ebl_ck.bin");
+  CHECK(same(d.arrays.at("a"), c.arrays.at("a")));
+  Array<float> f(Shape{4});
+  d.get("f", f);
+  CHECK(f(2) == 0.1f);
+  CHECK(d.integer("n") == 7);
+  CHECK_FALSE(std::filesystem::exists(dir / "ebl_ck.bin.tmp"));
+  Array<float> wrong(Shape{5});
+  CHECK_THROWS_WITH(d.get("f", wrong), Contains("shape [4], expected [5]"));
+
+  CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_no_such_file"), Contains("cannot read checkpoint"));
+  write_file_atomic(dir / "ebl_bad.bin", "NOTACKPTxxxxxxxx");
+  CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_bad.bin"), Contains("not an ebl checkpoint"));
+  std::string full;
+  {
+    std::ifstream in(dir / "ebl_ck.bin", std::ios::binary);
+    full.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  write_file_atomic(dir / "ebl_trunc.bin", full.substr(0, full.size() - 5));
+  CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_trunc.bin"), Contains("truncated"));
+  for (auto n : {"ebl_ck.bin", "ebl_bad.bin", "ebl_trunc.bin"}) std::filesystem::remove(dir / n);
+}
