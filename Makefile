@@ -16,7 +16,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/experiments/demo
+	$(BUILD)/experiments/toy2d
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -53,9 +53,10 @@ inline double log_add(double a, double b) {
 }
 }  // namespace detail
 
-/// Eight Gaussians of standard deviation 0.15 at radius 2.
+/// Eight Gaussians of standard deviation 0.25 at radius 2 (the proportions of FFJORD's toy set:
+/// std/radius = 1/8, so that Langevin chains at T = 1 can still cross between the modes).
 inline Dataset eight_gaussians() {
-  constexpr double r = 2.0, s = 0.15;
+  constexpr double r = 2.0, s = 0.25;
   Dataset d{"8gaussians", {}, {}};
   d.draw = [](Rng& rng, double& x, double& y) {
     double a = double(rng.below(8)) * kPi / 4;

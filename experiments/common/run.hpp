@@ -1,0 +1,138 @@
+// What every experiment binary shares: flag parsing with one-line errors, a fresh run folder that
+// never overwrites an earlier run, atomic JSON/CSV output, a progress line on stderr, and
+// pictures drawn by gnuplot.
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "ebm/checkpoint.hpp"
+
+namespace ebl::xp {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+/// Parse flags. Returns an exit code when the program should stop now: 0 after --help, 2 after a
+/// bad flag (one line on stderr, naming the program).
+inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "{}: {}\n", app.get_name(), e.what());
+    return 2;
+  }
+  return std::nullopt;
+}
+
+/// A new folder base/<name>/<tag>, or <tag>-2, -3, ... if that exists: never an earlier run's.
+inline fs::path make_run_dir(const fs::path& base, const std::string& name, const std::string& tag) {
+  fs::path parent = base / name;
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw IoError(fmt::format("cannot create {}: {}", parent.string(), ec.message()));
+  for (int k = 1; k < 10000; ++k) {
+    fs::path dir = parent / (k == 1 ? tag : fmt::format("{}-{}", tag, k));
+    if (fs::create_directory(dir, ec)) return dir;
+    if (ec) throw IoError(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  }
+  throw IoError(fmt::format("too many runs named {} in {}", tag, parent.string()));
+}
+
+template <class Json>
+void write_json(const fs::path& path, const Json& j) {
+  write_file_atomic(path, j.dump(2) + "\n");
+}
+
+/// A CSV table kept in memory and written whole, atomically.
+class Csv {
+ public:
+  explicit Csv(std::vector<std::string> header) : cols_(header.size()) {
+    for (std::size_t k = 0; k < header.size(); ++k) text_ += (k ? "," : "") + header[k];
+    text_ += "\n";
+  }
+  void row(const std::vector<double>& values) {
+    if (values.size() != cols_) throw std::logic_error("Csv::row: wrong number of values");
+    for (std::size_t k = 0; k < values.size(); ++k) text_ += fmt::format("{}{:.9g}", k ? "," : "", values[k]);
+    text_ += "\n";
+    ++rows_;
+  }
+  std::size_t rows() const { return rows_; }
+  void save(const fs::path& path) const { write_file_atomic(path, text_); }
+
+ private:
+  std::size_t cols_, rows_ = 0;
+  std::string text_;
+};
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise.
+class Progress {
+ public:
+  Progress(std::string label, long total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
+  void update(long done, const std::string& info = "") {
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - start_).count();
+    int pct = total_ > 0 ? int(100 * done / total_) : 100;
+    if (tty_) {
+      if (done < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+      last_ = now;
+    } else {
+      if (pct < next_pct_ && done < total_) return;
+      next_pct_ = pct / 10 * 10 + 10;
+    }
+    double eta = done > 0 ? elapsed * double(total_ - done) / double(done) : 0;
+    const int width = 30, filled = width * pct / 100;
+    std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
+    fmt::print(stderr, "{}{} [{}] {:3d}% {}/{} {:.0f}s eta {:.0f}s {}{}", tty_ ? "\r" : "", label_, bar, pct, done,
+               total_, elapsed, eta, info, tty_ ? "\033[K" : "\n");
+    if (tty_ && done >= total_) fmt::print(stderr, "\n");
+  }
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  std::string label_;
+  long total_;
+  bool tty_;
+  int next_pct_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
+};
+
+inline bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+/// Runs a gnuplot script in dir. The script writes each picture to "<name>.png.tmp"; those listed
+/// in `outputs` are renamed to "<name>.png" only if gnuplot succeeds. Returns false (after one
+/// warning line) if gnuplot is missing or fails: pictures are a convenience, the data is in CSV.
+inline bool plot(const fs::path& dir, const std::string& script_name, const std::string& script,
+                 const std::vector<std::string>& outputs) {
+  write_file_atomic(dir / script_name, script);
+  if (!have_gnuplot()) {
+    fmt::print(stderr, "warning: gnuplot not found; pictures not drawn (script left in {})\n", (dir / script_name).string());
+    return false;
+  }
+  std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2> gnuplot.log", dir.string(), script_name);
+  if (std::system(cmd.c_str()) != 0) {
+    fmt::print(stderr, "warning: gnuplot failed on {}; see {}\n", script_name, (dir / "gnuplot.log").string());
+    return false;
+  }
+  for (const auto& o : outputs) fs::rename(dir / (o + ".tmp"), dir / o);
+  std::error_code ec;
+  if (fs::file_size(dir / "gnuplot.log", ec) == 0) fs::remove(dir / "gnuplot.log", ec);
+  return true;
+}
+
+}  // namespace ebl::xp

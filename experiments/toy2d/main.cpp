@@ -1,0 +1,291 @@
+// toy2d: learn a 2-D density with an MLP energy by persistent contrastive divergence and Langevin
+// dynamics (the seed's Algorithm 1), and measure it exactly: the test NLL of the learned model
+// with log Z by quadrature on a grid, next to the data's own NLL where its density is known, and
+// the MMD between model samples and held-out data.
+//
+// Output, in a new folder runs/toy2d/<dataset>-seed<seed>[-k]:
+//   config.json, metrics.json        flags; final metrics (byte-identical for the same flags)
+//   train.csv, eval.csv              curves: loss, E(x+), E(x-), |grad|; test NLL and MMD
+//   density.csv, samples.csv, ...    the data behind the pictures
+//   density.png, energy.png, samples.png, curves.png   (drawn by gnuplot)
+//   checkpoint.bin                   the last good state; --resume continues from it
+#include <cmath>
+
+#include <xtensor/xview.hpp>
+
+#include "ebm/boltzmann.hpp"
+#include "ebm/cd.hpp"
+#include "ebm/metrics.hpp"
+#include "ebm/toy2d.hpp"
+#include "experiments/common/run.hpp"
+
+using namespace ebl;
+using namespace ebl::xp;
+using T = float;
+
+namespace {
+
+struct Flags {
+  std::string dataset = "8gaussians";
+  long steps = 12000;
+  std::size_t batch = 256, hidden = 128, layers = 2;
+  std::string activation = "silu";
+  double lr = 1e-3, lr_final = 1e-4;
+  int langevin_steps = 20;
+  double step_size = 0.005, temperature = 1.0, alpha = 0.01, grad_clip = 0;
+  std::string init = "persistent";
+  std::size_t buffer = 10000;
+  double restart = 0.05, noise_box = 4.0, box = 4.0;
+  std::size_t grid = 200, train_size = 50000, test_size = 5000, eval_samples = 1000;
+  int sample_steps = 1000;
+  long eval_every = 500;
+  std::uint64_t seed = 0;
+  std::string out = "runs", resume;
+  bool smoke = false;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers, activation, lr, lr_final, langevin_steps, step_size,
+                                   temperature, alpha, grad_clip, init, buffer, restart, noise_box, box, grid, train_size,
+                                   test_size, eval_samples, sample_steps, eval_every, seed, out, resume, smoke)
+
+void add_flags(CLI::App& app, Flags& f) {
+  app.add_option("--dataset", f.dataset, "8gaussians, 2spirals, checkerboard, rings, moons, pinwheel")
+      ->check(CLI::IsMember(toy2d::dataset_names()))
+      ->capture_default_str();
+  app.add_option("--steps", f.steps, "training steps")->check(CLI::Range(1L, 100000000L))->capture_default_str();
+  app.add_option("--batch", f.batch, "data batch = number of chains per step")->check(CLI::Range(2, 1 << 20))->capture_default_str();
+  app.add_option("--hidden", f.hidden, "width of the energy MLP")->check(CLI::Range(1, 1 << 16))->capture_default_str();
+  app.add_option("--layers", f.layers, "hidden layers of the energy MLP")->check(CLI::Range(1, 16))->capture_default_str();
+  app.add_option("--activation", f.activation, "relu, leaky_relu, tanh, sigmoid, softplus, silu")
+      ->check(CLI::IsMember({"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "silu", "swish"}))
+      ->capture_default_str();
+  app.add_option("--lr", f.lr, "Adam learning rate at the first step")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr-final", f.lr_final, "learning rate at the last step (linear decay)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--langevin-steps", f.langevin_steps, "k: Langevin steps per training step")->check(CLI::Range(0, 100000))->capture_default_str();
+  app.add_option("--step-size", f.step_size, "Langevin step size epsilon")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--temperature", f.temperature, "Langevin temperature T (noise variance 2 eps T)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--alpha", f.alpha, "weight of alpha (E(x+)^2 + E(x-)^2)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--grad-clip", f.grad_clip, "clip each component of grad_x E (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--init", f.init, "chain start: persistent, data (CD-k), noise")
+      ->check(CLI::IsMember({"persistent", "data", "noise"}))
+      ->capture_default_str();
+  app.add_option("--buffer", f.buffer, "persistent chains kept")->check(CLI::Range(1, 1 << 24))->capture_default_str();
+  app.add_option("--restart", f.restart, "probability a persistent chain restarts from noise")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_option("--noise-box", f.noise_box, "noise is uniform on [-b, b]^2")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--box", f.box, "quadrature box [-b, b]^2 for log Z")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--grid", f.grid, "quadrature cells per axis")->check(CLI::Range(10, 4000))->capture_default_str();
+  app.add_option("--train-size", f.train_size, "training set size")->check(CLI::Range(2, 1 << 26))->capture_default_str();
+  app.add_option("--test-size", f.test_size, "held-out set size")->check(CLI::Range(2, 1 << 26))->capture_default_str();
+  app.add_option("--eval-samples", f.eval_samples, "model samples (and test points) for the MMD")->check(CLI::Range(2, 100000))->capture_default_str();
+  app.add_option("--sample-steps", f.sample_steps, "Langevin steps from noise for the final model samples")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--eval-every", f.eval_every, "steps between evaluations and checkpoints")->check(CLI::Range(1L, 100000000L))->capture_default_str();
+  app.add_option("--seed", f.seed, "seed of data, initialisation and chains")->capture_default_str();
+  app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
+  app.add_option("--resume", f.resume, "continue from a checkpoint.bin of an earlier run with the same flags")->check(CLI::ExistingFile);
+  app.add_flag("--smoke", f.smoke, "a few steps on a small model, for CI");
+}
+
+// Exact evaluation on the grid: test NLL with log Z by quadrature over the box.
+struct Eval {
+  double test_nll = 0, log_z = 0, mmd2 = 0;
+};
+
+std::string curves_script(const std::string& dataset, bool has_data_nll, double data_nll) {
+  std::string s = R"(set terminal pngcairo size 1200,380 font ",10"
+set output 'curves.png.tmp'
+set datafile separator ','
+set key autotitle columnhead
+set multiplot layout 1,3
+set xlabel 'step'
+set title 'CD loss'
+plot 'train.csv' using 1:2 with lines lw 1 notitle
+set title 'energies'
+plot 'train.csv' using 1:3 with lines title 'E(x+)', '' using 1:4 with lines title 'E(x-)'
+set title 'test NLL (exact, quadrature)'
+)";
+  if (has_data_nll)
+    s += fmt::format("plot 'eval.csv' using 1:2 with linespoints title 'model', {:.9g} with lines dt 2 title 'data density ({})'\n",
+                     data_nll, dataset);
+  else
+    s += "plot 'eval.csv' using 1:2 with linespoints title 'model'\n";
+  s += "unset multiplot\n";
+  return s;
+}
+
+std::string maps_script(double box) {
+  return fmt::format(R"(set datafile separator ','
+set terminal pngcairo size 560,500 font ",10"
+set size ratio -1
+set xrange [{0}:{1}]
+set yrange [{0}:{1}]
+set palette defined (0 '#000004', 1 '#51127c', 2 '#b73779', 3 '#fc8961', 4 '#fcfdbf')
+set output 'density.png.tmp'
+set title 'learned density p(x) = exp(-E(x)) / Z'
+plot 'density.csv' using 1:2:3 with image notitle
+set output 'energy.png.tmp'
+set title 'energy E(x)'
+plot 'density.csv' using 1:2:4 with image notitle
+set output 'samples.png.tmp'
+set title 'model samples (red) over held-out data (grey)'
+plot 'test_points.csv' using 1:2 with dots lc rgb '#808080' notitle, 'samples.csv' using 1:2 with points pt 7 ps 0.3 lc rgb '#d62728' notitle
+)",
+                     -box, box);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"toy2d: learn a 2-D density with an MLP energy by persistent CD + Langevin, measured exactly", "toy2d"};
+  Flags f;
+  add_flags(app, f);
+  if (auto code = parse_flags(app, argc, argv)) return *code;
+  if (f.smoke) {
+    f.steps = 30;
+    f.hidden = 32;
+    f.eval_every = 15;
+    f.grid = 40;
+    f.train_size = 2000;
+    f.test_size = 500;
+    f.eval_samples = 200;
+    f.sample_steps = 50;
+    f.buffer = 500;
+  }
+
+  try {
+    const toy2d::Dataset data_law = toy2d::dataset(f.dataset);
+    // Data: a training set and a held-out set, both drawn from the dataset's generator.
+    Rng data_rng(f.seed);
+    Array<T> train = toy2d::sample<T>(data_law, f.train_size, data_rng);
+    Array<T> test = toy2d::sample<T>(data_law, f.test_size, data_rng);
+    std::optional<double> data_nll = toy2d::true_nll(data_law, test);
+
+    // Model, optimizer, trainer.
+    Rng init_rng(f.seed + 1);
+    MlpEnergy<T> energy(2, std::vector<std::size_t>(f.layers, f.hidden), parse_activation(f.activation), init_rng);
+    Adam<T> opt(energy.parameters(), {.lr = f.lr});
+    CdOptions cdo;
+    cdo.init = parse_chain_init(f.init);
+    cdo.langevin = {.steps = f.langevin_steps, .step_size = f.step_size, .temperature = f.temperature, .grad_clip = f.grad_clip};
+    cdo.alpha = f.alpha;
+    cdo.noise_lo = -f.noise_box;
+    cdo.noise_hi = f.noise_box;
+    cdo.buffer_size = f.buffer;
+    cdo.restart_prob = f.restart;
+    ContrastiveDivergence<T> cd(energy, opt, cdo, f.seed + 2, 2);
+    if (!f.resume.empty()) {
+      cd.restore(Checkpoint::load(f.resume));
+      fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
+    }
+
+    // Only now, with the inputs known to be good, is the run folder made.
+    fs::path dir = make_run_dir(f.out, "toy2d", fmt::format("{}-seed{}", f.dataset, f.seed));
+    nlohmann::json config = f;  // the effective values, after --smoke
+    write_json(dir / "config.json", config);
+    fmt::print("toy2d: {} -> {}\n{}\n", f.dataset, dir.string(), config.dump());
+
+
+    const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
+    Array<T> eval_test = xt::view(test, xt::range(0, std::min(f.eval_samples, f.test_size)), xt::all());
+    auto model_samples = [&](std::size_t n, int steps) {
+      // fresh chains from noise, run long: samples of the model as its own sampler sees it
+      Rng srng(f.seed + 3);
+      Array<T> x = srng.uniform_array<T>({n, 2}, -f.noise_box, f.noise_box);
+      Langevin<T>([&](Tape<T>& t, Var<T> v) { return energy(t, v); },
+                  {.steps = steps, .step_size = f.step_size, .temperature = f.temperature, .grad_clip = f.grad_clip})
+          .run(x, srng);
+      return x;
+    };
+
+    Csv train_csv({"step", "loss", "e_pos", "e_neg", "grad_norm", "chain_grad_norm"});
+    Csv eval_csv({"step", "test_nll", "log_z"});
+    Progress bar("toy2d", f.steps);
+    Array<T> batch(Shape{f.batch, 2});
+    double last_nll = NAN;
+    CdStepStats last{};
+    std::string status = "ok", divergence;
+    cd.checkpoint().save(dir / "checkpoint.bin");  // there is always a good state to go back to
+    try {
+      for (long s = cd.steps_done(); s < f.steps; ++s) {
+        for (std::size_t i = 0; i < f.batch; ++i) {
+          std::size_t r = cd.rng().below(f.train_size);
+          batch(i, 0) = train(r, 0);
+          batch(i, 1) = train(r, 1);
+        }
+        opt.options().lr = f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
+        last = cd.step(batch);
+        if ((s + 1) % 10 == 0 || s + 1 == f.steps)
+          train_csv.row({double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
+                         last.chain.mean_grad_norm.empty() ? 0.0 : last.chain.mean_grad_norm.back()});
+        if ((s + 1) % f.eval_every == 0 || s + 1 == f.steps) {
+          double lz = log_partition(energy, grid);
+          last_nll = nll(energy, grid, test);
+          eval_csv.row({double(s + 1), last_nll, lz});
+          cd.checkpoint().save(dir / "checkpoint.bin");
+          train_csv.save(dir / "train.csv");
+          eval_csv.save(dir / "eval.csv");
+        }
+        bar.update(s + 1, fmt::format("loss {:+.3f} E+ {:+.2f} E- {:+.2f} test NLL {}", last.loss, last.e_pos, last.e_neg,
+                                      std::isnan(last_nll) ? "-" : fmt::format("{:.3f}", last_nll)));
+      }
+    } catch (const DivergenceError& e) {
+      divergence = e.what();
+      fmt::print(stderr, "\ntoy2d: {}\n", e.what());
+      fmt::print(stderr, "toy2d: the last good state is {} (resume with --resume)\n", (dir / "checkpoint.bin").string());
+      status = "diverged";
+    }
+    train_csv.save(dir / "train.csv");
+    eval_csv.save(dir / "eval.csv");
+
+    json metrics;
+    metrics["status"] = status;
+    metrics["dataset"] = f.dataset;
+    metrics["steps"] = cd.steps_done();
+    if (!divergence.empty()) metrics["message"] = divergence;
+    if (status == "ok") {
+      // Final exact evaluation and pictures.
+      Array<T> e_grid = energies_on(energy, grid);
+      Array<T> p_grid = density(energy, grid);
+      const double log_z = log_partition(energy, grid), test_nll = nll(energy, grid, test);
+      Array<T> samples = model_samples(f.eval_samples, f.sample_steps);
+      const double mmd2 = mmd2_unbiased(samples, eval_test, {0.1, 0.3, 1.0});
+      metrics["test_nll_model"] = test_nll;
+      metrics["test_nll_data"] = data_nll ? json(*data_nll) : json(nullptr);
+      metrics["nll_gap"] = data_nll ? json(test_nll - *data_nll) : json(nullptr);
+      metrics["log_z"] = log_z;
+      metrics["mmd2_samples_vs_test"] = mmd2;
+      metrics["final_loss"] = last.loss;
+      metrics["final_e_pos"] = last.e_pos;
+      metrics["final_e_neg"] = last.e_neg;
+      metrics["quadrature"] = {{"box", f.box}, {"cells_per_axis", f.grid}};
+
+      Csv dens({"x", "y", "p", "energy"});
+      for (std::size_t i = 0; i < grid.size(); ++i)
+        dens.row({double(grid.points(i, 0)), double(grid.points(i, 1)), double(p_grid(i)), double(e_grid(i))});
+      dens.save(dir / "density.csv");
+      Csv smp({"x", "y"}), tst({"x", "y"});
+      for (std::size_t i = 0; i < samples.shape()[0]; ++i) smp.row({double(samples(i, 0)), double(samples(i, 1))});
+      for (std::size_t i = 0; i < test.shape()[0]; ++i) tst.row({double(test(i, 0)), double(test(i, 1))});
+      smp.save(dir / "samples.csv");
+      tst.save(dir / "test_points.csv");
+      plot(dir, "maps.gp", maps_script(f.box), {"density.png", "energy.png", "samples.png"});
+      if (train_csv.rows() > 0 && eval_csv.rows() > 0)
+        plot(dir, "curves.gp", curves_script(f.dataset, data_nll.has_value(), data_nll.value_or(0)), {"curves.png"});
+    }
+    write_json(dir / "metrics.json", metrics);
+
+    fmt::print("\n{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>8}\n", "dataset", "steps", "test NLL model", "test NLL data",
+               "gap", "MMD^2", "time");
+    auto num = [&](const char* k) {
+      return metrics.contains(k) && metrics[k].is_number() ? fmt::format("{:.4f}", metrics[k].get<double>()) : std::string("n/a");
+    };
+    fmt::print("{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>7.0f}s\n", f.dataset, cd.steps_done(), num("test_nll_model"),
+               num("test_nll_data"), num("nll_gap"), num("mmd2_samples_vs_test"), bar.seconds());
+    fmt::print("outputs in {}\n", dir.string());
+    return status == "ok" ? 0 : 3;
+  } catch (const IoError& e) {
+    fmt::print(stderr, "toy2d: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "toy2d: {}\n", e.what());
+    return 1;
+  }
+}
