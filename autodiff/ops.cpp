@@ -66,6 +66,7 @@ std::size_t norm_axis(const char* op, std::ptrdiff_t axis, const Shape& s) {
 // element (o, k, j) sits at (o*n + k)*inner + j.
 struct AxisView {
   std::size_t outer = 1, n = 1, inner = 1;
+  std::size_t at(std::size_t o, std::size_t k, std::size_t j) const { return (o * n + k) * inner + j; }
 };
 AxisView axis_view(const Shape& s, std::size_t ax) {
   AxisView v;
@@ -74,6 +75,18 @@ AxisView axis_view(const Shape& s, std::size_t ax) {
   for (std::size_t d = ax + 1; d < s.size(); ++d) v.inner *= s[d];
   return v;
 }
+// log Σ_k exp(x[o,k,j]) for one fibre along the axis, shifted by its maximum; ±inf when the
+// maximum is infinite.
+template <class T>
+T fibre_logsumexp(const T* x, const AxisView& v, std::size_t o, std::size_t j) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (std::size_t k = 0; k < v.n; ++k) m = std::max(m, x[v.at(o, k, j)]);
+  if (!std::isfinite(m)) return m;
+  T s = 0;
+  for (std::size_t k = 0; k < v.n; ++k) s += std::exp(x[v.at(o, k, j)] - m);
+  return m + std::log(s);
+}
+
 Shape reduced_shape(const Shape& s, std::size_t ax, bool keepdims) {
   Shape r;
   for (std::size_t d = 0; d < s.size(); ++d) {
@@ -302,7 +315,7 @@ Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
     for (std::size_t o = 0; o < v.outer; ++o)
       for (std::size_t k = 0; k < v.n; ++k)
         for (std::size_t j = 0; j < v.inner; ++j)
-          ga[(o * v.n + k) * v.inner + j] += gy[o * v.inner + j];
+          ga[v.at(o, k, j)] += gy[o * v.inner + j];
   });
   auto& nd = y.tape->node_(y.id);
   nd.axis = static_cast<std::ptrdiff_t>(ax);
@@ -314,7 +327,7 @@ Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
   for (std::size_t o = 0; o < v.outer; ++o)
     for (std::size_t k = 0; k < v.n; ++k)
       for (std::size_t j = 0; j < v.inner; ++j)
-        dst[o * v.inner + j] += src[(o * v.n + k) * v.inner + j];
+        dst[o * v.inner + j] += src[v.at(o, k, j)];
   return y;
 }
 
@@ -474,7 +487,7 @@ Var<T> logsumexp(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
         T yo = y[o * v.inner + j], g = gy[o * v.inner + j];
         if (!std::isfinite(yo)) continue;
         for (std::size_t k = 0; k < v.n; ++k) {
-          std::size_t e = (o * v.n + k) * v.inner + j;
+          std::size_t e = v.at(o, k, j);
           ga[e] += std::exp(x[e] - yo) * g;
         }
       }
@@ -486,17 +499,7 @@ Var<T> logsumexp(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
   const T* x = a.value().data();
   T* out = nd.own.data();
   for (std::size_t o = 0; o < v.outer; ++o)
-    for (std::size_t j = 0; j < v.inner; ++j) {
-      T m = -std::numeric_limits<T>::infinity();
-      for (std::size_t k = 0; k < v.n; ++k) m = std::max(m, x[(o * v.n + k) * v.inner + j]);
-      if (!std::isfinite(m)) {
-        out[o * v.inner + j] = m;
-        continue;
-      }
-      T s = 0;
-      for (std::size_t k = 0; k < v.n; ++k) s += std::exp(x[(o * v.n + k) * v.inner + j] - m);
-      out[o * v.inner + j] = m + std::log(s);
-    }
+    for (std::size_t j = 0; j < v.inner; ++j) out[o * v.inner + j] = fibre_logsumexp(x, v, o, j);
   return y;
 }
 
@@ -511,9 +514,9 @@ Var<T> log_softmax(Var<T> a, std::ptrdiff_t axis) {
     for (std::size_t o = 0; o < v.outer; ++o)
       for (std::size_t j = 0; j < v.inner; ++j) {
         T s = 0;
-        for (std::size_t k = 0; k < v.n; ++k) s += gy[(o * v.n + k) * v.inner + j];
+        for (std::size_t k = 0; k < v.n; ++k) s += gy[v.at(o, k, j)];
         for (std::size_t k = 0; k < v.n; ++k) {
-          std::size_t e = (o * v.n + k) * v.inner + j;
+          std::size_t e = v.at(o, k, j);
           ga[e] += gy[e] - std::exp(y[e]) * s;
         }
       }
@@ -526,15 +529,8 @@ Var<T> log_softmax(Var<T> a, std::ptrdiff_t axis) {
   T* out = nd.own.data();
   for (std::size_t o = 0; o < v.outer; ++o)
     for (std::size_t j = 0; j < v.inner; ++j) {
-      T m = -std::numeric_limits<T>::infinity();
-      for (std::size_t k = 0; k < v.n; ++k) m = std::max(m, x[(o * v.n + k) * v.inner + j]);
-      T s = 0;
-      for (std::size_t k = 0; k < v.n; ++k) s += std::exp(x[(o * v.n + k) * v.inner + j] - m);
-      T lse = m + std::log(s);
-      for (std::size_t k = 0; k < v.n; ++k) {
-        std::size_t e = (o * v.n + k) * v.inner + j;
-        out[e] = x[e] - lse;
-      }
+      const T lse = fibre_logsumexp(x, v, o, j);
+      for (std::size_t k = 0; k < v.n; ++k) out[v.at(o, k, j)] = x[v.at(o, k, j)] - lse;
     }
   return y;
 }
@@ -551,11 +547,11 @@ Var<T> softmax(Var<T> a, std::ptrdiff_t axis) {
       for (std::size_t j = 0; j < v.inner; ++j) {
         T s = 0;
         for (std::size_t k = 0; k < v.n; ++k) {
-          std::size_t e = (o * v.n + k) * v.inner + j;
+          std::size_t e = v.at(o, k, j);
           s += gy[e] * y[e];
         }
         for (std::size_t k = 0; k < v.n; ++k) {
-          std::size_t e = (o * v.n + k) * v.inner + j;
+          std::size_t e = v.at(o, k, j);
           ga[e] += y[e] * (gy[e] - s);
         }
       }
@@ -568,15 +564,8 @@ Var<T> softmax(Var<T> a, std::ptrdiff_t axis) {
   T* out = nd.own.data();
   for (std::size_t o = 0; o < v.outer; ++o)
     for (std::size_t j = 0; j < v.inner; ++j) {
-      T m = -std::numeric_limits<T>::infinity();
-      for (std::size_t k = 0; k < v.n; ++k) m = std::max(m, x[(o * v.n + k) * v.inner + j]);
-      T s = 0;
-      for (std::size_t k = 0; k < v.n; ++k) {
-        std::size_t e = (o * v.n + k) * v.inner + j;
-        out[e] = std::exp(x[e] - m);
-        s += out[e];
-      }
-      for (std::size_t k = 0; k < v.n; ++k) out[(o * v.n + k) * v.inner + j] /= s;
+      const T lse = fibre_logsumexp(x, v, o, j);
+      for (std::size_t k = 0; k < v.n; ++k) out[v.at(o, k, j)] = std::exp(x[v.at(o, k, j)] - lse);
     }
   return y;
 }
@@ -604,7 +593,7 @@ Var<T> extremum(const char* op, Var<T> a, std::ptrdiff_t axis, bool keepdims, Be
     for (std::size_t j = 0; j < v.inner; ++j) {
       std::size_t best = o * v.n * v.inner + j;
       for (std::size_t k = 1; k < v.n; ++k) {
-        std::size_t e = (o * v.n + k) * v.inner + j;
+        std::size_t e = v.at(o, k, j);
         if (better(x[e], x[best])) best = e;
       }
       nd.idx[o * v.inner + j] = best;

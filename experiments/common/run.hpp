@@ -72,6 +72,14 @@ class Csv {
     text_ += "\n";
     ++rows_;
   }
+  /// A row whose first column is a label (the header's first name), then numbers.
+  void row(const std::string& label, const std::vector<double>& values) {
+    if (values.size() + 1 != cols_) throw std::logic_error("Csv::row: wrong number of values");
+    text_ += label;
+    for (double v : values) text_ += fmt::format(",{:.9g}", v);
+    text_ += "\n";
+    ++rows_;
+  }
   std::size_t rows() const { return rows_; }
   void save(const fs::path& path) const { write_file_atomic(path, text_); }
 

@@ -6,10 +6,10 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <CLI/CLI.hpp>
 
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/layers.hpp"
+#include "experiments/common/run.hpp"
 
 using namespace ebl;
 
@@ -30,7 +30,7 @@ Var<double> energy(MLP<double>& f, Tape<double>& t, Var<double> x) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"demo: an MLP energy E(x), its gradients in θ and x, and their gradient check"};
+  CLI::App app{"demo: an MLP energy E(x), its gradients in θ and x, and their gradient check", "demo"};
   std::size_t batch = 4, in = 2, hidden = 16, layers = 2;
   std::string act_name = "silu";
   std::uint64_t seed = 0;
@@ -49,15 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--activation", act_name, "relu, leaky_relu, tanh, sigmoid, softplus, silu")
       ->capture_default_str();
   app.add_option("--seed", seed, "seed of the generator")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::fputs(app.help().c_str(), stdout);
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "demo: {}\n", e.what());
-    return 2;
-  }
+  if (auto code = ebl::xp::parse_flags(app, argc, argv)) return *code;
   Activation act;
   try {
     act = parse_activation(act_name);

@@ -28,15 +28,15 @@ struct Flags {
   std::size_t seeds = 5, epochs = 60, batch = 32, hidden = 64, test_size = 500;
   double lr = 1e-3, margin = 1.0, saturation = 1.0, gamma = 1.0, beta = 1.0;
   // study 1
-  std::size_t study_steps = 3000, grid = 61;
-  double study_lr = 3e-3, study_margin = 0.5, study_beta = 5.0;
+  std::size_t study_steps = 20000, grid = 61;
+  double study_lr = 3e-3, study_margin = 0.5, study_beta = 5.0, flat_tol = 0.1;
   std::size_t exclude = 2;
   std::uint64_t seed = 0;
   bool fashion = false, smoke = false;
   std::string out = "runs";
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, seeds, epochs, batch, hidden, test_size, lr, margin, saturation, gamma, beta,
-                                   study_steps, grid, study_lr, study_margin, study_beta, exclude, seed, fashion, smoke, out)
+                                   study_steps, grid, study_lr, study_margin, study_beta, flat_tol, exclude, seed, fashion, smoke, out)
 
 // ---- study 1 -------------------------------------------------------------------------------
 
@@ -79,7 +79,7 @@ StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, c
   r.surface = e->on_grid(t, t.input(xs), t.constant(grid)).value();
   std::vector<std::size_t> ystar = infer(r.surface);
   for (std::size_t i = 0; i < nx; ++i) r.argmin_error += std::abs(double(grid(ystar[i])) - double(xs(i, 0) * xs(i, 0))) / double(nx);
-  r.collapse = detect_collapse(r.surface, 1e-2);
+  r.collapse = detect_collapse(r.surface, f.flat_tol);
   return r;
 }
 
@@ -150,6 +150,9 @@ int main(int argc, char** argv) {
   app.add_option("--study-lr", f.study_lr, "Adam learning rate in the study")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--study-margin", f.study_margin, "m of hinge and square-square in the study")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--study-beta", f.study_beta, "beta of NLL and MEE in the study")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--flat-tol", f.flat_tol, "study: E(x, .) is flat (collapsed) when max_y E - min_y E is below this")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--exclude", f.exclude, "grid cells around Y excluded from the most offending answer")->check(CLI::Range(0, 1000))->capture_default_str();
   app.add_option("--seed", f.seed, "base seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
@@ -235,11 +238,11 @@ int main(int argc, char** argv) {
 
     // Tables.
     json results = json::array();
-    Csv table({"row", "test_error_mean", "test_error_std", "gap_mean", "gap_std", "flat_fraction", "A_collapsed", "A_argmin_error",
-               "B_collapsed", "B_argmin_error"});
+    Csv table({"loss", "test_error_mean", "test_error_std", "gap_mean", "gap_std", "flat_fraction", "A_energy_range", "A_collapsed",
+               "A_argmin_error", "B_energy_range", "B_collapsed", "B_argmin_error"});
     std::string md = fmt::format(
-        "| loss | eq. | margin | test error (mean ± std, {} seeds) | E(Ȳ) − E(Yⁱ) | collapsed samples | A: collapsed | A: mean abs(y* − x²) | B: collapsed | B: mean abs(y* − x²) |\n"
-        "|---|---|---|---:|---:|---:|---|---:|---|---:|\n",
+        "| loss | eq. | margin | test error (mean ± std, {} seeds) | E(Ȳ) − E(Yⁱ) | collapsed samples | A: E range in y | A: mean abs(y* − x²) | B: E range in y | B: mean abs(y* − x²) |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         f.seeds);
     for (std::size_t li = 0; li < std::size(kLossTable); ++li) {
       const LossInfo& l = kLossTable[li];
@@ -252,12 +255,15 @@ int main(int argc, char** argv) {
       const StudyResult &a = study[li], &b = study[std::size(kLossTable) + li];
       int diverged = 0;
       for (int ok : finished[li]) diverged += !ok;
+      auto range = [](const StudyResult& r) {
+        return fmt::format("{:.3g}{}", r.collapse.mean_range, r.collapse.collapsed ? " (collapsed)" : "");
+      };
       md += fmt::format("| {} | {} | {} | {:.3f} ± {:.3f}{} | {:.3f} ± {:.3f} | {:.2f} | {} | {:.3f} | {} | {:.3f} |\n", l.name, l.equation,
                         l.margin, mean_of(fe), std_of(fe), diverged ? fmt::format(" ({} stopped: loss not finite)", diverged) : "",
-                        mean_of(fg), std_of(fg), mean_of(ff), a.collapse.collapsed ? "yes" : "no", a.argmin_error,
-                        b.collapse.collapsed ? "yes" : "no", b.argmin_error);
-      table.row({double(li), mean_of(fe), std_of(fe), mean_of(fg), std_of(fg), mean_of(ff), double(a.collapse.collapsed), a.argmin_error,
-                 double(b.collapse.collapsed), b.argmin_error});
+                        mean_of(fg), std_of(fg), mean_of(ff), range(a), a.argmin_error, range(b), b.argmin_error);
+      table.row(l.name, {mean_of(fe), std_of(fe), mean_of(fg), std_of(fg), mean_of(ff), a.collapse.mean_range,
+                         double(a.collapse.collapsed), a.argmin_error, b.collapse.mean_range, double(b.collapse.collapsed),
+                         b.argmin_error});
       results.push_back({{"loss", l.name},
                          {"equation", l.equation},
                          {"margin", l.margin},
