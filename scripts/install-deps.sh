@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
-  libfmt-dev catch2 libcli11-dev nlohmann-json3-dev libpng-dev
+  libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
   libbenchmark-dev gnuplot-nox zlib1g-dev
   "$@"
 )
