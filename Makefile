@@ -27,8 +27,8 @@ sanitize: deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	@scripts/install-deps.sh python3
-	bench/report.py $(BUILD)/bench/bench_mlp
+	@scripts/install-deps.sh python3 python3-torch
+	bench/compare.py $(BUILD)/bench/bench_mlp
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -1,11 +1,23 @@
-// MLP energy microbenchmarks: E(x) = Linear-SiLU-Linear-SiLU-Linear(->1), forward, forward + ∇θ,
-// forward + ∇x, at the three (in, hidden, batch) configurations of the issues, next to the
-// "GEMM floor": the time OpenBLAS alone needs for exactly the matrix products of each workload.
-// bench/report.py turns the JSON output into the table of bench/README.md.
+// Microbenchmarks of the library, each next to its "GEMM floor": the time OpenBLAS alone needs for
+// exactly the matrix products of the workload (same shapes, same transposes, preallocated).
+//
+// MLP energy E(x) = Linear-SiLU-Linear-SiLU-Linear(->1) at (in, hidden, batch) = (2,128,256),
+// (64,256,128), (784,512,128), in float32 and float64:
+//   forward     Σ E(x)
+//   grad_theta  forward + backward to the parameters
+//   grad_x      forward + backward to x only (no weight gradient)
+//   langevin20  a 20-step Langevin chain (forward + ∇x per step)
+//   cd_step     one CD training step: E(x+), a 20-step chain from the data, E(x-),
+//               L = mean E+ - mean E- + α(mean E+² + mean E-²), backward to θ, Adam
+// plus per-op overhead: a chain of 100 elementwise ops on 16 floats, forward + backward.
+// bench/compare.py runs this next to the same workloads in PyTorch and prints the table.
+#include <sys/resource.h>
+
 #include <benchmark/benchmark.h>
 
 #include "autodiff/blas.hpp"
 #include "autodiff/layers.hpp"
+#include "ebm/cd.hpp"
 
 using namespace ebl;
 
@@ -16,7 +28,8 @@ struct Config {
 };
 constexpr Config kConfigs[] = {{2, 128, 256}, {64, 256, 128}, {784, 512, 128}};
 
-enum class Mode { Forward, GradTheta, GradX };
+enum class Mode { Forward, GradTheta, GradX, Langevin20, CdStep };
+constexpr int kChainSteps = 20;
 
 // One matrix product C[m,n] = op(A) op(B) with inner dimension k.
 struct Product {
@@ -24,17 +37,28 @@ struct Product {
   std::size_t m, n, k;
 };
 
-// The products a workload runs, in the order the tape runs them.
+// The products a workload runs.
 std::vector<Product> products(const Config& c, Mode mode) {
   const std::size_t sizes[] = {c.in, c.hidden, c.hidden, 1};
-  std::vector<Product> ps;
-  for (int l = 0; l < 3; ++l) ps.push_back({false, false, c.batch, sizes[l + 1], sizes[l]});
-  if (mode == Mode::Forward) return ps;
+  std::vector<Product> fwd, gx_all, gx_upper, gw;
+  for (int l = 0; l < 3; ++l) fwd.push_back({false, false, c.batch, sizes[l + 1], sizes[l]});
   for (int l = 2; l >= 0; --l) {
-    if (mode == Mode::GradTheta)
-      ps.push_back({true, false, sizes[l], sizes[l + 1], c.batch});  // gW = x^T gy
-    if (mode == Mode::GradX || l > 0)
-      ps.push_back({false, true, c.batch, sizes[l], sizes[l + 1]});  // gx = gy W^T
+    gw.push_back({true, false, sizes[l], sizes[l + 1], c.batch});  // gW = xᵀ gy
+    gx_all.push_back({false, true, c.batch, sizes[l], sizes[l + 1]});  // gx = gy Wᵀ
+    if (l > 0) gx_upper.push_back(gx_all.back());
+  }
+  std::vector<Product> ps;
+  auto add = [&ps](const std::vector<Product>& v, int times = 1) {
+    for (int t = 0; t < times; ++t) ps.insert(ps.end(), v.begin(), v.end());
+  };
+  switch (mode) {
+    case Mode::Forward: add(fwd); break;
+    case Mode::GradTheta: add(fwd), add(gw), add(gx_upper); break;
+    case Mode::GradX: add(fwd), add(gx_all); break;
+    case Mode::Langevin20: add(fwd, kChainSteps), add(gx_all, kChainSteps); break;
+    case Mode::CdStep:  // the chain, then E(x+) and E(x-) forward and backward to θ
+      add(fwd, kChainSteps), add(gx_all, kChainSteps), add(fwd, 2), add(gw, 2), add(gx_upper, 2);
+      break;
   }
   return ps;
 }
@@ -46,23 +70,52 @@ double flops(const std::vector<Product>& ps) {
 }
 
 template <class T>
-void BM_mlp(benchmark::State& state, Mode mode) {
+void BM_ours(benchmark::State& state, Mode mode) {
   const Config c = kConfigs[state.range(0)];
   Rng rng(0);
-  MLP<T> f({c.in, c.hidden, c.hidden, 1}, Activation::Silu, rng);
+  MlpEnergy<T> energy(c.in, {c.hidden, c.hidden}, Activation::Silu, rng);
   Array<T> x0 = rng.normal_array<T>({c.batch, c.in});
-  auto params = f.parameters();
+  auto params = energy.parameters();
   Tape<T> t;
+  Adam<T> opt(params, {.lr = 1e-4});
+  CdOptions o;
+  o.init = ChainInit::Data;
+  o.alpha = 0.1;
+  o.langevin = {.steps = kChainSteps, .step_size = 1e-4};
+  ContrastiveDivergence<T> cd(energy, opt, o, 1, c.in);
+  Langevin<T> chain([&energy](Tape<T>& tt, Var<T> v) { return energy(tt, v); }, o.langevin);
+  Array<T> xs;
+  auto minor_faults = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_minflt);
+  };
+  double faults = 0;
   for (auto _ : state) {
-    t.clear();
-    Var<T> x = t.input(x0, mode == Mode::GradX);
-    Var<T> e = sum(f(t, x));
-    if (mode == Mode::GradTheta) t.backward(e, {}, params);
-    if (mode == Mode::GradX) t.backward(e, {x});
-    benchmark::DoNotOptimize(e.value().data());
+    switch (mode) {
+      case Mode::Forward:
+      case Mode::GradTheta:
+      case Mode::GradX: {
+        t.clear();
+        Var<T> x = t.input(x0, mode == Mode::GradX);
+        Var<T> e = sum(energy(t, x));
+        if (mode == Mode::GradTheta) t.backward(e, {}, params);
+        if (mode == Mode::GradX) t.backward(e, {x});
+        benchmark::DoNotOptimize(e.value().data());
+        break;
+      }
+      case Mode::Langevin20:
+        xs = x0;
+        chain.run(xs, rng);
+        benchmark::DoNotOptimize(xs.data());
+        break;
+      case Mode::CdStep: benchmark::DoNotOptimize(cd.step(x0).loss); break;
+    }
+    if (faults == 0) faults = -minor_faults();  // start counting after the first (warm-up) step
   }
-  state.counters["gemm_flops"] =
-      benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
+  faults += minor_faults();
+  state.counters["page_faults_per_step"] = benchmark::Counter(faults / double(std::max<std::int64_t>(1, state.iterations() - 1)));
+  state.counters["gemm_flops"] = benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class T>
@@ -79,13 +132,12 @@ void BM_floor(benchmark::State& state, Mode mode) {
   for (auto _ : state) {
     for (std::size_t i = 0; i < ps.size(); ++i) {
       const Product& p = ps[i];
-      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[i].data(), a[i].shape()[1], b[i].data(),
-              b[i].shape()[1], T(0), out[i].data(), p.n);
+      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[i].data(), a[i].shape()[1], b[i].data(), b[i].shape()[1], T(0),
+              out[i].data(), p.n);
     }
     benchmark::DoNotOptimize(out.back().data());
   }
-  state.counters["gemm_flops"] =
-      benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] = benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // The BLAS peak on this machine: a large square product, n = 1024.
@@ -98,18 +150,35 @@ void BM_peak(benchmark::State& state) {
     gemm<T>(false, false, n, n, n, T(1), a.data(), n, b.data(), n, T(0), c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["gemm_flops"] =
-      benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Per-op overhead: 100 elementwise ops (sigmoid and affine, alternating) on 16 floats, forward and
+// backward. Reported per op.
+void BM_per_op(benchmark::State& state) {
+  Rng rng(0);
+  Array<float> x0 = rng.normal_array<float>({16});
+  Tape<float> t;
+  for (auto _ : state) {
+    t.clear();
+    Var<float> x = t.input(x0, true);
+    Var<float> y = x;
+    for (int k = 0; k < 50; ++k) y = sigmoid(y) * 1.01f + 0.01f;
+    t.backward(sum(y), {x});
+    benchmark::DoNotOptimize(t.grad(x).data());
+  }
+  state.counters["per_op_ns"] =
+      benchmark::Counter(100e9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 template <class T>
 void register_all(const char* dtype) {
-  const std::pair<Mode, const char*> modes[] = {
-      {Mode::Forward, "forward"}, {Mode::GradTheta, "grad_theta"}, {Mode::GradX, "grad_x"}};
-  benchmark::RegisterBenchmark(fmt::format("peak/{}/gemm1024/config:0", dtype).c_str(), BM_peak<T>)
-      ->Unit(benchmark::kMicrosecond);
+  const std::pair<Mode, const char*> modes[] = {{Mode::Forward, "forward"},       {Mode::GradTheta, "grad_theta"},
+                                                {Mode::GradX, "grad_x"},          {Mode::Langevin20, "langevin20"},
+                                                {Mode::CdStep, "cd_step"}};
+  benchmark::RegisterBenchmark(fmt::format("peak/{}/gemm1024/config:0", dtype).c_str(), BM_peak<T>)->Unit(benchmark::kMicrosecond);
   for (auto [mode, name] : modes) {
-    benchmark::RegisterBenchmark(fmt::format("ebl/{}/{}", dtype, name).c_str(), BM_mlp<T>, mode)
+    benchmark::RegisterBenchmark(fmt::format("ebl/{}/{}", dtype, name).c_str(), BM_ours<T>, mode)
         ->ArgName("config")
         ->DenseRange(0, 2)
         ->Unit(benchmark::kMicrosecond);
@@ -124,6 +193,8 @@ void register_all(const char* dtype) {
 
 int main(int argc, char** argv) {
   register_all<float>("f32");
+  register_all<double>("f64");
+  benchmark::RegisterBenchmark("ebl/f32/per_op/config:0", BM_per_op)->Unit(benchmark::kNanosecond);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

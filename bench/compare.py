@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""Side by side: bench_mlp (this library, with its GEMM floor) and torch_bench.py (PyTorch), run
+in alternating rounds in one session so that both see the same machine, then a markdown table of
+medians over rounds: times, PyTorch / ours, and the fraction of the GEMM floor each reaches.
+
+usage: bench/compare.py BENCH_BINARY [--rounds 3] [--repetitions 5] [--filter cd_step]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = {0: "(2, 128, 256)", 1: "(64, 256, 128)", 2: "(784, 512, 128)"}
+ORDER = ["forward", "grad_theta", "grad_x", "langevin20", "cd_step"]
+
+
+def run_ours(binary, reps, flt):
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={reps}", "--benchmark_report_aggregates_only=true",
+           "--benchmark_min_time=0.05", "--benchmark_enable_random_interleaving=true"]
+    if flt:
+        cmd.append(f"--benchmark_filter={flt}|peak|per_op")
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    res = {}
+    for b in out["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        name = b["run_name"]
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+        t = b["real_time"] * scale
+        if "/per_op/" in name:
+            t /= 100
+        res[name] = (t, b.get("gemm_flops", 0.0))
+    return res
+
+
+def run_torch(reps, flt):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), f"--repetitions={reps}", f"--filter={flt}"]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binary")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--filter", default="")
+    args = ap.parse_args()
+    ours, torch_t, settings = {}, {}, {}
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds}: ours", file=sys.stderr)
+        for k, v in run_ours(args.binary, args.repetitions, args.filter).items():
+            ours.setdefault(k, []).append(v)
+        print(f"round {r + 1}/{args.rounds}: PyTorch", file=sys.stderr)
+        t = run_torch(args.repetitions, args.filter)
+        settings = t.pop("_settings")
+        for k, v in t.items():
+            torch_t.setdefault(k, []).append(v)
+    med = lambda xs: statistics.median(xs)
+    peak = {k.split("/")[1]: med([f for _, f in v]) for k, v in ours.items() if k.startswith("peak/")}
+    print(f"PyTorch {settings.get('torch')} with {settings.get('intra_op_threads')} intra-op thread(s); "
+          f"ours single-threaded around OpenBLAS (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}); "
+          f"medians of {args.rounds} alternating rounds x {args.repetitions} repetitions.")
+    for dt, f in sorted(peak.items()):
+        print(f"BLAS peak ({dt}, 1024^3 GEMM): {f / 1e9:.0f} GFLOP/s")
+    print()
+    print("| config (in, hidden, batch) | dtype | workload | ours | PyTorch | PyTorch / ours | GEMM floor | floor / ours | floor / PyTorch |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    fmt_t = lambda s: f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
+    for cfg in range(3):
+        for dt in ("f32", "f64"):
+            for w in ORDER:
+                key = f"{dt}/{w}/config:{cfg}"
+                if f"ebl/{key}" not in ours:
+                    continue
+                o = med([t for t, _ in ours[f"ebl/{key}"]])
+                fl = med([t for t, _ in ours[f"floor/{key}"]])
+                tt = med(torch_t[f"torch/{key}"]) if f"torch/{key}" in torch_t else float("nan")
+                print(f"| {CONFIGS[cfg]} | {dt} | {w} | {fmt_t(o)} | {fmt_t(tt)} | {tt / o:.2f} | {fmt_t(fl)} | "
+                      f"{100 * fl / o:.0f}% | {100 * fl / tt:.0f}% |")
+    if "ebl/f32/per_op/config:0" in ours:
+        o = med([t for t, _ in ours["ebl/f32/per_op/config:0"]])
+        tt = med(torch_t.get("torch/f32/per_op/config:0", [float("nan")]))
+        print(f"\nPer elementwise op on 16 floats, forward + backward: ours {o * 1e9:.0f} ns, PyTorch {tt * 1e9:.0f} ns "
+              f"(PyTorch / ours {tt / o:.1f}).")
+
+
+if __name__ == "__main__":
+    main()
