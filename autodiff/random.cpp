@@ -51,21 +51,49 @@ std::uint64_t Rng::below(std::uint64_t n) {
   return static_cast<std::uint64_t>(m >> 64);
 }
 
-double Rng::normal() {
-  if (has_cached_) {
-    has_cached_ = false;
-    return cached_normal_;
+// The ziggurat method (Marsaglia & Tsang 2000) in Doornik's formulation ("An improved ziggurat
+// method to generate normal random samples", 2005): 128 strips of equal area V under
+// f(x) = exp(-x²/2); a draw is one 64-bit number in 98.8% of cases (53 bits for u, 7 independent
+// bits for the strip), with exp() only near the strip edges and the Marsaglia tail beyond R.
+namespace {
+constexpr int kStrips = 128;
+constexpr double kR = 3.442619855899, kV = 9.91256303526217e-3;
+struct Ziggurat {
+  double x[kStrips + 1], ratio[kStrips];
+  Ziggurat() {
+    double f = std::exp(-0.5 * kR * kR);
+    x[0] = kV / f;
+    x[1] = kR;
+    x[kStrips] = 0;
+    for (int i = 2; i < kStrips; ++i) {
+      x[i] = std::sqrt(-2 * std::log(kV / x[i - 1] + f));
+      f = std::exp(-0.5 * x[i] * x[i]);
+    }
+    for (int i = 0; i < kStrips; ++i) ratio[i] = x[i + 1] / x[i];
   }
-  double u, v, s;
-  do {
-    u = 2.0 * uniform() - 1.0;
-    v = 2.0 * uniform() - 1.0;
-    s = u * u + v * v;
-  } while (s >= 1.0 || s == 0.0);
-  const double f = std::sqrt(-2.0 * std::log(s) / s);
-  cached_normal_ = v * f;
-  has_cached_ = true;
-  return u * f;
+};
+const Ziggurat kZig;
+}  // namespace
+
+double Rng::normal() {
+  for (;;) {
+    const std::uint64_t bits = next_u64();
+    const double u = 2 * (static_cast<double>(bits >> 11) * 0x1.0p-53) - 1;  // uniform on [-1, 1)
+    const int i = static_cast<int>(bits & (kStrips - 1));
+    if (std::abs(u) < kZig.ratio[i]) return u * kZig.x[i];  // inside the strip's rectangle
+    if (i == 0) {  // the base strip's tail beyond R (Marsaglia 1964)
+      double t, y;
+      do {
+        t = std::log(1 - uniform()) / kR;
+        y = std::log(1 - uniform());
+      } while (-2 * y < t * t);
+      return u < 0 ? t - kR : kR - t;
+    }
+    const double xx = u * kZig.x[i];
+    const double f0 = std::exp(-0.5 * (kZig.x[i] * kZig.x[i] - xx * xx));
+    const double f1 = std::exp(-0.5 * (kZig.x[i + 1] * kZig.x[i + 1] - xx * xx));
+    if (f1 + uniform() * (f0 - f1) < 1.0) return xx;
+  }
 }
 
 }  // namespace ebl

@@ -24,7 +24,7 @@ class Rng {
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject).
   std::uint64_t below(std::uint64_t n);
-  /// Standard normal by the Marsaglia polar method (pairs; the second is cached).
+  /// Standard normal by the ziggurat method (Marsaglia & Tsang 2000; Doornik 2005).
   double normal();
   double normal(double mean, double stddev) { return mean + stddev * normal(); }
   bool bernoulli(double p) { return uniform() < p; }
@@ -51,14 +51,10 @@ class Rng {
   /// The complete state, for checkpoints: restoring it continues the stream exactly.
   struct State {
     std::uint64_t s[4];
-    double cached_normal;
-    bool has_cached;
   };
-  State state() const { return {{s_[0], s_[1], s_[2], s_[3]}, cached_normal_, has_cached_}; }
+  State state() const { return {{s_[0], s_[1], s_[2], s_[3]}}; }
   void set_state(const State& st) {
     for (int k = 0; k < 4; ++k) s_[k] = st.s[k];
-    cached_normal_ = st.cached_normal;
-    has_cached_ = st.has_cached;
   }
 
   /// A generator for an independent stream, derived from this one's next output.
@@ -66,8 +62,6 @@ class Rng {
 
  private:
   std::uint64_t s_[4];
-  double cached_normal_ = 0;
-  bool has_cached_ = false;
 };
 
 }  // namespace ebl

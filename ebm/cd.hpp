@@ -151,8 +151,6 @@ class ContrastiveDivergence {
     if (buffer_) c.put("chains", buffer_->chains());
     Rng::State st = rng_.state();
     for (int k = 0; k < 4; ++k) c.integers[fmt::format("rng/s{}", k)] = st.s[k];
-    c.integers["rng/has_cached"] = st.has_cached;
-    c.put("rng/cached", Array<double>(Shape{1}, st.cached_normal));
     c.integers["step"] = std::uint64_t(step_);
     return c;
   }
@@ -163,10 +161,6 @@ class ContrastiveDivergence {
     if (buffer_) c.get("chains", buffer_->chains());
     Rng::State st{};
     for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("rng/s{}", k));
-    st.has_cached = c.integer("rng/has_cached") != 0;
-    Array<double> cached(Shape{1});
-    c.get("rng/cached", cached);
-    st.cached_normal = cached(0);
     rng_.set_state(st);
     step_ = long(c.integer("step"));
   }

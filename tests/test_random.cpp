@@ -70,3 +70,27 @@ TEST_CASE("below(n) is uniform over 0..n-1 by a chi-square test", "[random]") {
   for (int c : count) chi2 += (c - expect) * (c - expect) / expect;
   CHECK(chi2 < 22.46);  // the 0.999 quantile of chi-square with 6 degrees of freedom
 }
+
+TEST_CASE("normal draws have Gaussian tails, including beyond the ziggurat's base strip", "[random]") {
+  // P(|z| > 2), P(|z| > 3) and P(z > 3.5): the last lies beyond R = 3.4426, where draws come from
+  // the tail algorithm; each fraction within 5 binomial standard errors.
+  Rng rng(4);
+  const int n = 2000000;
+  double beyond2 = 0, beyond3 = 0, right35 = 0, left35 = 0;
+  for (int k = 0; k < n; ++k) {
+    double z = rng.normal();
+    beyond2 += std::abs(z) > 2;
+    beyond3 += std::abs(z) > 3;
+    right35 += z > 3.5;
+    left35 += z < -3.5;
+  }
+  auto tail = [](double t) { return 0.5 * std::erfc(t / std::sqrt(2.0)); };
+  auto check = [n](double count, double p) {
+    INFO("observed " << count / n << " expected " << p);
+    CHECK(std::abs(count / n - p) < 5 * std::sqrt(p * (1 - p) / n));
+  };
+  check(beyond2, 2 * tail(2));
+  check(beyond3, 2 * tail(3));
+  check(right35, tail(3.5));
+  check(left35, tail(3.5));
+}
