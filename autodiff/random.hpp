@@ -3,8 +3,8 @@
 // One explicit generator is passed to everything that draws (initialisers, samplers, data
 // shuffles); there is no global random state. The engine is xoshiro256++ (Blackman & Vigna,
 // 2019) seeded through splitmix64, and the uniform and normal draws are our own code over it, so
-// the same seed gives the same numbers with any C++ standard library (std::normal_distribution
-// is implementation-defined).
+// the same seed gives the same numbers with any C++ standard library (whose distributions are
+// implementation-defined).
 #pragma once
 
 #include <cstdint>

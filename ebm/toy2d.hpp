@@ -109,47 +109,42 @@ inline Dataset rings() {
   return d;
 }
 
-/// Two interleaved spirals (1.5 turns each, radius 0.25 → 2.5), Gaussian noise 0.1.
-inline Dataset two_spirals() {
-  constexpr double s = 0.1;
-  auto arm = [](int k, double t) {
-    double r = 0.25 + 2.25 * t, a = 3 * kPi * t + k * kPi;
-    return std::pair{r * std::cos(a), r * std::sin(a)};
-  };
-  Dataset d{"2spirals", {}, {}};
-  d.draw = [arm](Rng& rng, double& x, double& y) {
+namespace detail {
+// Two arms c_k(t), t ~ U[0, 1], k ~ U{0, 1}, plus isotropic Gaussian noise s:
+// p(x) = ½ Σ_k ∫_0^1 N(x; c_k(t), s²I) dt.
+template <class Arm>
+Dataset two_arm_dataset(std::string name, double s, Arm arm) {
+  Dataset d{std::move(name), {}, {}};
+  d.draw = [arm, s](Rng& rng, double& x, double& y) {
     auto [cx, cy] = arm(int(rng.below(2)), rng.uniform());
     x = cx + s * rng.normal();
     y = cy + s * rng.normal();
   };
-  d.log_density = [arm](double x, double y) {
-    double l0 = detail::log_curve_density(x, y, s, [&](double t) { return arm(0, t); });
-    double l1 = detail::log_curve_density(x, y, s, [&](double t) { return arm(1, t); });
-    return detail::log_add(l0, l1) - std::log(2.0);
+  d.log_density = [arm, s](double x, double y) {
+    double l0 = log_curve_density(x, y, s, [&](double t) { return arm(0, t); });
+    double l1 = log_curve_density(x, y, s, [&](double t) { return arm(1, t); });
+    return log_add(l0, l1) - std::log(2.0);
   };
   return d;
+}
+}  // namespace detail
+
+/// Two interleaved spirals (1.5 turns each, radius 0.25 → 2.5), Gaussian noise 0.1.
+inline Dataset two_spirals() {
+  return detail::two_arm_dataset("2spirals", 0.1, [](int k, double t) {
+    double r = 0.25 + 2.25 * t, a = 3 * kPi * t + k * kPi;
+    return std::pair{r * std::cos(a), r * std::sin(a)};
+  });
 }
 
 /// Two moons (scikit-learn's construction), centred and scaled by 1.5, Gaussian noise 0.1.
 inline Dataset two_moons() {
-  constexpr double s = 0.1, scale = 1.5;
-  auto moon = [](int k, double t) {
+  return detail::two_arm_dataset("moons", 0.1, [](int k, double t) {
+    constexpr double scale = 1.5;
     double a = kPi * t;
     double x = k == 0 ? std::cos(a) : 1 - std::cos(a), y = k == 0 ? std::sin(a) : 0.5 - std::sin(a);
     return std::pair{scale * (x - 0.5), scale * (y - 0.25)};
-  };
-  Dataset d{"moons", {}, {}};
-  d.draw = [moon](Rng& rng, double& x, double& y) {
-    auto [cx, cy] = moon(int(rng.below(2)), rng.uniform());
-    x = cx + s * rng.normal();
-    y = cy + s * rng.normal();
-  };
-  d.log_density = [moon](double x, double y) {
-    double l0 = detail::log_curve_density(x, y, s, [&](double t) { return moon(0, t); });
-    double l1 = detail::log_curve_density(x, y, s, [&](double t) { return moon(1, t); });
-    return detail::log_add(l0, l1) - std::log(2.0);
-  };
-  return d;
+  });
 }
 
 /// Pinwheel (5 arms; the construction of FFJORD's toy data: radial N(1, 0.3²), tangential
