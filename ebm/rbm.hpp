@@ -1,0 +1,285 @@
+// The binary Restricted Boltzmann Machine (Smolensky 1986; Hinton 2002), the seed's example of a
+// classic energy-based model, with visible v ∈ {0,1}^V and hidden h ∈ {0,1}^H:
+//
+//   E(v, h) = -vᵀb - cᵀh - vᵀWh                                  (W: [V, H], b: [V], c: [H])
+//   F(v)    = -log Σ_h exp(-E(v, h)) = -vᵀb - Σ_j softplus(c_j + (vᵀW)_j)     (free energy)
+//   p(h_j = 1 | v) = σ(c_j + (vᵀW)_j),   p(v_i = 1 | h) = σ(b_i + (Wh)_i)
+//
+// The log-likelihood gradient has a closed form (data minus model correlations), and the tape
+// gives the same through F: ∇θ [mean F(v_data) - mean F(v_model)] = -(⟨·⟩_data - ⟨·⟩_model).
+// Partition functions: exact by enumerating the smaller layer; otherwise annealed importance
+// sampling (Salakhutdinov & Murray 2008) from a base-rate model.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "autodiff/blas.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/optim.hpp"
+#include "autodiff/random.hpp"
+#include "samplers/gibbs.hpp"
+
+namespace ebl {
+
+template <class T>
+class Rbm {
+ public:
+  /// Weights N(0, init_std²), biases 0 (Hinton's practical guide: init_std = 0.01).
+  Rbm(std::size_t visible, std::size_t hidden, Rng& rng, double init_std = 0.01)
+      : W("W", rng.normal_array<T>({visible, hidden}, 0.0, init_std)),
+        b("b", Array<T>(Shape{visible}, T(0))),
+        c("c", Array<T>(Shape{hidden}, T(0))) {}
+
+  std::size_t visible() const { return W.value.shape()[0]; }
+  std::size_t hidden() const { return W.value.shape()[1]; }
+  std::vector<Parameter<T>*> parameters() { return {&W, &b, &c}; }
+
+  /// F(v) on the tape: v [n, V] -> [n].
+  Var<T> free_energy(Tape<T>& t, Var<T> v) {
+    Var<T> vb = sum(v * t.param(b), 1);
+    return neg(vb) - sum(softplus(linear(v, t.param(W), t.param(c))), 1);
+  }
+
+  /// E(v, h) of one configuration, in double (for tests and enumeration).
+  double energy(const T* v, const T* h) const {
+    const std::size_t nv = visible(), nh = hidden();
+    double e = 0;
+    for (std::size_t i = 0; i < nv; ++i) e -= double(v[i]) * double(b.value(i));
+    for (std::size_t j = 0; j < nh; ++j) e -= double(h[j]) * double(c.value(j));
+    for (std::size_t i = 0; i < nv; ++i)
+      for (std::size_t j = 0; j < nh; ++j) e -= double(v[i]) * double(W.value(i, j)) * double(h[j]);
+    return e;
+  }
+
+  /// p(h = 1 | v) for a batch v [n, V] -> ph [n, H]. `beta` scales the model's terms (AIS).
+  void hidden_probs(const Array<T>& v, Array<T>& ph, T beta = T(1)) const {
+    const std::size_t n = v.shape()[0], nv = visible(), nh = hidden();
+    ph.resize(Shape{n, nh});
+    for (std::size_t r = 0; r < n; ++r) std::copy_n(c.value.data(), nh, ph.data() + r * nh);
+    gemm<T>(false, false, n, nh, nv, T(1), v.data(), nv, W.value.data(), nh, T(1), ph.data(), nh);
+    for (auto& x : ph) x = T(1) / (T(1) + std::exp(-beta * x));
+  }
+  /// p(v = 1 | h) for a batch h [n, H] -> pv [n, V]; with `base_bias`, the visible input is
+  /// (1-β) base_bias + β (b + Wh) (the AIS intermediate models).
+  void visible_probs(const Array<T>& h, Array<T>& pv, T beta = T(1), const Array<T>* base_bias = nullptr) const {
+    const std::size_t n = h.shape()[0], nv = visible(), nh = hidden();
+    pv.resize(Shape{n, nv});
+    for (std::size_t r = 0; r < n; ++r) std::copy_n(b.value.data(), nv, pv.data() + r * nv);
+    gemm<T>(false, true, n, nv, nh, T(1), h.data(), nh, W.value.data(), nh, T(1), pv.data(), nv);
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t i = 0; i < nv; ++i) {
+        T a = beta * pv(r, i) + (base_bias ? (T(1) - beta) * (*base_bias)(i) : T(0));
+        pv(r, i) = T(1) / (T(1) + std::exp(-a));
+      }
+  }
+
+  Parameter<T> W, b, c;
+};
+
+/// The closed-form gradient of the average log-likelihood, for data v⁺ and model samples v⁻:
+/// ∇W = ⟨v p(h|v)ᵀ⟩⁺ - ⟨v p(h|v)ᵀ⟩⁻, ∇b = ⟨v⟩⁺ - ⟨v⟩⁻, ∇c = ⟨p(h|v)⟩⁺ - ⟨p(h|v)⟩⁻
+/// (the hidden units summed out exactly). Returned in the order of parameters(): W, b, c.
+template <class T>
+std::vector<Array<T>> rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg) {
+  std::vector<Array<T>> g = {Array<T>(m.W.value.shape(), T(0)), Array<T>(m.b.value.shape(), T(0)),
+                             Array<T>(m.c.value.shape(), T(0))};
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  auto add = [&](const Array<T>& v, T sign) {
+    Array<T> ph;
+    m.hidden_probs(v, ph);
+    const std::size_t n = v.shape()[0];
+    const T s = sign / T(n);
+    gemm<T>(true, false, nv, nh, n, s, v.data(), nv, ph.data(), nh, T(1), g[0].data(), nh);
+    for (std::size_t r = 0; r < n; ++r) {
+      for (std::size_t i = 0; i < nv; ++i) g[1](i) += s * v(r, i);
+      for (std::size_t j = 0; j < nh; ++j) g[2](j) += s * ph(r, j);
+    }
+  };
+  add(v_pos, T(1));
+  add(v_neg, T(-1));
+  return g;
+}
+
+namespace detail {
+inline double softplus_d(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+inline double log_sum_exp(const std::vector<double>& a) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double x : a) m = std::max(m, x);
+  if (!std::isfinite(m)) return m;
+  double s = 0;
+  for (double x : a) s += std::exp(x - m);
+  return m + std::log(s);
+}
+}  // namespace detail
+
+/// Exact log Z by enumerating the smaller layer (2^min(V, H) terms; up to 24 units):
+/// summing out the other layer in closed form, e.g. over h: log Z = logsumexp_h [cᵀh + Σ_i softplus(b_i + (Wh)_i)].
+template <class T>
+double rbm_exact_log_z(const Rbm<T>& m) {
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  const bool over_hidden = nh <= nv;
+  const std::size_t k = over_hidden ? nh : nv, other = over_hidden ? nv : nh;
+  if (k > 24) throw std::invalid_argument(fmt::format("rbm_exact_log_z: 2^{} states is too many to enumerate", k));
+  std::vector<double> terms(std::size_t(1) << k);
+  for (std::size_t s = 0; s < terms.size(); ++s) {
+    double t = 0;
+    for (std::size_t a = 0; a < k; ++a)
+      if ((s >> a) & 1) t += over_hidden ? double(m.c.value(a)) : double(m.b.value(a));
+    for (std::size_t o = 0; o < other; ++o) {
+      double act = over_hidden ? double(m.b.value(o)) : double(m.c.value(o));
+      for (std::size_t a = 0; a < k; ++a)
+        if ((s >> a) & 1) act += over_hidden ? double(m.W.value(o, a)) : double(m.W.value(a, o));
+      t += detail::softplus_d(act);
+    }
+    terms[s] = t;
+  }
+  return detail::log_sum_exp(terms);
+}
+
+/// F(v) per row, in double.
+template <class T>
+std::vector<double> rbm_free_energies(const Rbm<T>& m, const Array<T>& v) {
+  const std::size_t n = v.shape()[0], nv = m.visible(), nh = m.hidden();
+  std::vector<double> f(n, 0);
+  for (std::size_t r = 0; r < n; ++r) {
+    for (std::size_t i = 0; i < nv; ++i) f[r] -= double(v(r, i)) * double(m.b.value(i));
+    for (std::size_t j = 0; j < nh; ++j) {
+      double act = double(m.c.value(j));
+      for (std::size_t i = 0; i < nv; ++i) act += double(v(r, i)) * double(m.W.value(i, j));
+      f[r] -= detail::softplus_d(act);
+    }
+  }
+  return f;
+}
+
+/// Average log-likelihood of data under the model given log Z: mean(-F(v)) - log Z.
+template <class T>
+double rbm_average_loglik(const Rbm<T>& m, const Array<T>& v, double log_z) {
+  double s = 0;
+  for (double f : rbm_free_energies(m, v)) s -= f;
+  return s / double(v.shape()[0]) - log_z;
+}
+
+/// Average pseudo-log-likelihood, Σ_i log p(v_i | v_-i) = Σ_i log σ(F(v with v_i flipped) - F(v)),
+/// over every visible unit of every row (Besag 1975).
+template <class T>
+double rbm_pseudo_loglik(const Rbm<T>& m, const Array<T>& v) {
+  const std::size_t n = v.shape()[0], nv = m.visible();
+  std::vector<double> f = rbm_free_energies(m, v);
+  Array<T> flipped = v;
+  double total = 0;
+  for (std::size_t i = 0; i < nv; ++i) {
+    for (std::size_t r = 0; r < n; ++r) flipped(r, i) = T(1) - v(r, i);
+    std::vector<double> ff = rbm_free_energies(m, flipped);
+    for (std::size_t r = 0; r < n; ++r) total -= detail::softplus_d(-(ff[r] - f[r]));  // log σ(x) = -softplus(-x)
+    for (std::size_t r = 0; r < n; ++r) flipped(r, i) = v(r, i);
+  }
+  return total / double(n);
+}
+
+struct RbmTrainOptions {
+  int k = 1;                ///< Gibbs sweeps per step (CD-k, or PCD-k)
+  bool persistent = false;  ///< PCD: chains carried across steps instead of restarted at the data
+};
+
+/// One CD-k / PCD-k step: negatives by k block-Gibbs sweeps from the data batch (CD) or from the
+/// persistent chains (PCD, which are advanced in place); the closed-form log-likelihood gradient,
+/// negated into Parameter::grad, so that the optimizer (SGD with momentum and weight decay)
+/// descends -log p.
+template <class T>
+void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, Array<T>& chains, const RbmTrainOptions& o,
+                    Rng& rng) {
+  Array<T> h;
+  if (!o.persistent) chains = v_pos;
+  block_gibbs(m, chains, h, o.k, rng);
+  std::vector<Array<T>> g = rbm_loglik_gradient(m, v_pos, chains);
+  auto params = m.parameters();
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    std::transform(g[k].begin(), g[k].end(), params[k]->grad.begin(), [](T x) { return -x; });
+  }
+  opt.step();
+}
+
+struct AisResult {
+  double log_z = 0;     ///< the estimate, log Z_A + log mean w
+  double std_err = 0;   ///< its standard error (delta method on the mean of the weights)
+  double log_z_base = 0;
+  std::size_t runs = 0, temperatures = 0;
+};
+
+/// Annealed importance sampling (Salakhutdinov & Murray 2008). Base model A: visible biases
+/// base_bias, zero weights and zero hidden biases, so its visible units are independent, it is
+/// sampled exactly and log Z_A = Σ_i softplus(b_A,i) + H log 2 (each free hidden unit doubles Z).
+/// Intermediate k, at inverse temperature β_k on a linear schedule 0 → 1:
+///   log p*_k(v) = (1-β_k) vᵀb_A + β_k vᵀb + Σ_j softplus(β_k (c_j + (vᵀW)_j)),
+/// moved by one Gibbs sweep that leaves it invariant. Computed in double.
+inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs, std::size_t temperatures,
+                         Rng& rng) {
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  AisResult res;
+  res.runs = runs;
+  res.temperatures = temperatures;
+  for (std::size_t i = 0; i < nv; ++i) res.log_z_base += detail::softplus_d(base_bias(i));
+  res.log_z_base += double(nh) * std::log(2.0);
+  Array<double> v(Shape{runs, nv}), h, pv, pre;
+  for (std::size_t r = 0; r < runs; ++r)
+    for (std::size_t i = 0; i < nv; ++i) v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
+  std::vector<double> log_w(runs, 0.0);
+  // log p*_β(v) for every run
+  auto log_p = [&](double beta, std::vector<double>& out) {
+    pre.resize(Shape{runs, nh});
+    for (std::size_t r = 0; r < runs; ++r) std::copy_n(m.c.value.data(), nh, pre.data() + r * nh);
+    gemm<double>(false, false, runs, nh, nv, 1.0, v.data(), nv, m.W.value.data(), nh, 1.0, pre.data(), nh);
+    out.assign(runs, 0.0);
+    for (std::size_t r = 0; r < runs; ++r) {
+      for (std::size_t i = 0; i < nv; ++i) out[r] += v(r, i) * ((1 - beta) * base_bias(i) + beta * m.b.value(i));
+      for (std::size_t j = 0; j < nh; ++j) out[r] += detail::softplus_d(beta * pre(r, j));
+    }
+  };
+  std::vector<double> lp_prev, lp_next;
+  for (std::size_t k = 1; k <= temperatures; ++k) {
+    const double b_prev = double(k - 1) / double(temperatures), b_next = double(k) / double(temperatures);
+    log_p(b_prev, lp_prev);
+    log_p(b_next, lp_next);
+    for (std::size_t r = 0; r < runs; ++r) log_w[r] += lp_next[r] - lp_prev[r];
+    if (k == temperatures) break;
+    // one Gibbs sweep at β_k: h ~ p(h | v), v ~ p(v | h)
+    m.hidden_probs(v, h, b_next);
+    sample_bernoulli(h, rng);
+    m.visible_probs(h, pv, b_next, &base_bias);
+    sample_bernoulli(pv, rng);
+    v = pv;
+  }
+  // log mean w and its standard error: se(log mean w) ≈ sd(w) / (√M mean(w))
+  const double lse = detail::log_sum_exp(log_w);
+  const double log_mean = lse - std::log(double(runs));
+  double s2 = 0;
+  for (double lw : log_w) {
+    double ratio = std::exp(lw - log_mean);  // w / mean(w)
+    s2 += (ratio - 1) * (ratio - 1);
+  }
+  res.log_z = res.log_z_base + log_mean;
+  res.std_err = runs > 1 ? std::sqrt(s2 / double(runs - 1)) / std::sqrt(double(runs)) : INFINITY;
+  return res;
+}
+
+/// The base-rate model's visible biases from data: b_A,i = log(p_i / (1 - p_i)), p_i the mean of
+/// v_i smoothed by `pseudo` counts so that no bias is infinite.
+template <class T>
+Array<double> base_rate_bias(const Array<T>& data, double pseudo = 1.0) {
+  const std::size_t n = data.shape()[0], nv = data.shape()[1];
+  Array<double> b(Shape{nv});
+  for (std::size_t i = 0; i < nv; ++i) {
+    double s = 0;
+    for (std::size_t r = 0; r < n; ++r) s += double(data(r, i));
+    double p = (s + pseudo) / (double(n) + 2 * pseudo);
+    b(i) = std::log(p / (1 - p));
+  }
+  return b;
+}
+
+}  // namespace ebl

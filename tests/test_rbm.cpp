@@ -1,0 +1,171 @@
+// The RBM against enumeration: the free energy and its gradient, Gibbs sampling against the exact
+// joint, exact log Z both ways, AIS against exact log Z, pseudo-likelihood against its
+// definition, and training on bars-and-stripes towards the optimum -ln 14.
+#include <array>
+#include <cmath>
+
+#include "ebm/rbm.hpp"
+#include "tests/helpers.hpp"
+
+using namespace ebl;
+using namespace ebl::test;
+
+namespace {
+// An RBM with weights large enough that its distribution is far from uniform.
+Rbm<double> random_rbm(std::size_t nv, std::size_t nh, std::uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  Rbm<double> m(nv, nh, rng, scale);
+  for (auto& x : m.b.value) x = rng.normal(0, scale);
+  for (auto& x : m.c.value) x = rng.normal(0, scale);
+  return m;
+}
+// All 2^n binary vectors as rows.
+Array<double> all_states(std::size_t n) {
+  Array<double> a(Shape{std::size_t(1) << n, n});
+  for (std::size_t s = 0; s < a.shape()[0]; ++s)
+    for (std::size_t k = 0; k < n; ++k) a(s, k) = double((s >> k) & 1);
+  return a;
+}
+// log Z by brute force over every (v, h)
+double brute_log_z(const Rbm<double>& m) {
+  Array<double> v = all_states(m.visible()), h = all_states(m.hidden());
+  std::vector<double> t;
+  for (std::size_t i = 0; i < v.shape()[0]; ++i)
+    for (std::size_t j = 0; j < h.shape()[0]; ++j) t.push_back(-m.energy(&v(i, 0), &h(j, 0)));
+  return detail::log_sum_exp(t);
+}
+}  // namespace
+
+TEST_CASE("the free energy sums the hidden units out of exp(-E)", "[rbm]") {
+  Rbm<double> m = random_rbm(4, 3, 1);
+  Array<double> v = all_states(4), h = all_states(3);
+  std::vector<double> f = rbm_free_energies(m, v);
+  TD t;
+  V ft = m.free_energy(t, t.constant(v));
+  for (std::size_t i = 0; i < v.shape()[0]; ++i) {
+    std::vector<double> terms;
+    for (std::size_t j = 0; j < h.shape()[0]; ++j) terms.push_back(-m.energy(&v(i, 0), &h(j, 0)));
+    CHECK(f[i] == Approx(-detail::log_sum_exp(terms)).epsilon(1e-12));
+    CHECK(ft.value()(i) == Approx(f[i]).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("the free-energy gradient from the tape equals the closed form", "[rbm][gradcheck]") {
+  Rbm<double> m = random_rbm(6, 4, 2, 0.5);
+  Rng rng(3);
+  Array<double> v_pos = rng.uniform_array<double>({5, 6}), v_neg = rng.uniform_array<double>({7, 6});
+  sample_bernoulli(v_pos, rng);
+  sample_bernoulli(v_neg, rng);
+  TD t;
+  V l = mean(m.free_energy(t, t.constant(v_pos))) - mean(m.free_energy(t, t.constant(v_neg)));
+  auto tape = param_gradients<double>(l, m.parameters());
+  auto closed = rbm_loglik_gradient(m, v_pos, v_neg);
+  for (std::size_t k = 0; k < 3; ++k)
+    for (std::size_t e = 0; e < tape[k].size(); ++e) CHECK(tape[k].data()[e] == Approx(-closed[k].data()[e]).margin(1e-12));
+  expect_gradients([&m](TD& tt, In x) { return m.free_energy(tt, x[0]); }, {v_pos}, m.parameters());
+}
+
+TEST_CASE("exact log Z: over the hidden layer, over the visible layer and by brute force agree", "[rbm]") {
+  Rbm<double> a = random_rbm(5, 3, 4), b = random_rbm(3, 5, 5);  // enumerates h, then v
+  CHECK(rbm_exact_log_z(a) == Approx(brute_log_z(a)).epsilon(1e-12));
+  CHECK(rbm_exact_log_z(b) == Approx(brute_log_z(b)).epsilon(1e-12));
+  // and the model's probabilities of all visible states sum to one
+  Array<double> v = all_states(5);
+  double total = 0;
+  for (double f : rbm_free_energies(a, v)) total += std::exp(-f - rbm_exact_log_z(a));
+  CHECK(total == Approx(1.0).epsilon(1e-12));
+}
+
+TEST_CASE("block Gibbs sampling of a tiny RBM matches the exact joint distribution", "[rbm][samplers]") {
+  // 4 visible, 3 hidden: 128 joint states. 40000 independent chains, 60 sweeps each; the final
+  // (v, h) counts against the exact p(v, h) by a chi-square test, 127 degrees of freedom.
+  Rbm<double> m = random_rbm(4, 3, 6);
+  const double log_z = rbm_exact_log_z(m);
+  const std::size_t chains = 40000;
+  Rng rng(7);
+  Array<double> v = rng.uniform_array<double>({chains, 4}), h;
+  sample_bernoulli(v, rng);
+  block_gibbs(m, v, h, 60, rng);
+  std::vector<double> count(128, 0.0);
+  for (std::size_t r = 0; r < chains; ++r) {
+    std::size_t s = 0;
+    for (std::size_t i = 0; i < 4; ++i) s |= std::size_t(v(r, i)) << i;
+    for (std::size_t j = 0; j < 3; ++j) s |= std::size_t(h(r, j)) << (4 + j);
+    ++count[s];
+  }
+  Array<double> vs = all_states(4), hs = all_states(3);
+  double chi2 = 0, tv = 0;
+  for (std::size_t s = 0; s < 128; ++s) {
+    double p = std::exp(-m.energy(&vs(s & 15, 0), &hs(s >> 4, 0)) - log_z), expect = p * double(chains);
+    chi2 += (count[s] - expect) * (count[s] - expect) / expect;
+    tv += 0.5 * std::abs(count[s] / double(chains) - p);
+  }
+  INFO("chi2 " << chi2 << ", total variation " << tv);
+  CHECK(chi2 < 181.99);  // the 0.999 quantile of chi-square with 127 degrees of freedom
+  CHECK(tv < 0.03);
+}
+
+TEST_CASE("AIS log Z agrees with the exact value within its error and within a few hundredths", "[rbm]") {
+  for (std::uint64_t seed : {8, 9}) {
+    Rbm<double> m = random_rbm(12, 10, seed, 0.6);
+    const double exact = rbm_exact_log_z(m);
+    Rng rng(seed + 100);
+    Array<double> data = rng.uniform_array<double>({200, 12});
+    sample_bernoulli(data, rng);
+    AisResult ais = rbm_ais(m, base_rate_bias(data), 200, 2000, rng);
+    INFO("seed " << seed << ": AIS " << ais.log_z << " ± " << ais.std_err << ", exact " << exact);
+    CHECK(std::abs(ais.log_z - exact) < 3 * ais.std_err + 1e-3);
+    CHECK(std::abs(ais.log_z - exact) < 0.05);
+    CHECK(ais.std_err < 0.05);
+  }
+}
+
+TEST_CASE("pseudo-likelihood is the sum of exact conditionals p(v_i | v_-i)", "[rbm]") {
+  Rbm<double> m = random_rbm(5, 4, 10);
+  Array<double> v = all_states(5);
+  std::vector<double> f = rbm_free_energies(m, v);
+  double want = 0;
+  for (std::size_t s = 0; s < 32; ++s)
+    for (std::size_t i = 0; i < 5; ++i) {
+      std::size_t flipped = s ^ (std::size_t(1) << i);
+      want += -f[s] - std::log(std::exp(-f[s]) + std::exp(-f[flipped]));
+    }
+  CHECK(rbm_pseudo_loglik(m, v) == Approx(want / 32).epsilon(1e-12));
+}
+
+TEST_CASE("on 3x3 bars-and-stripes a trained RBM approaches the optimum -ln 14", "[rbm]") {
+  // The 14 patterns: each of the 8 row subsets as horizontal bars, each of the 8 column subsets
+  // as vertical stripes, the empty and the full image counted once.
+  std::vector<std::array<double, 9>> pats;
+  for (int s = 0; s < 8; ++s) {
+    std::array<double, 9> rowsp{}, colsp{};
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 3; ++c) {
+        rowsp[r * 3 + c] = (s >> r) & 1;
+        colsp[r * 3 + c] = (s >> c) & 1;
+      }
+    pats.push_back(rowsp);
+    if (s != 0 && s != 7) pats.push_back(colsp);
+  }
+  REQUIRE(pats.size() == 14);
+  Array<double> data(Shape{14, 9});
+  for (std::size_t p = 0; p < 14; ++p)
+    for (std::size_t k = 0; k < 9; ++k) data(p, k) = pats[p][k];
+
+  Rng rng(11);
+  Rbm<double> m(9, 16, rng, 0.1);
+  SGD<double> opt(m.parameters(), {.lr = 0.05, .momentum = 0.5, .weight_decay = 1e-4});
+  Array<double> chains = rng.uniform_array<double>({100, 9}), batch(Shape{14, 9});
+  sample_bernoulli(chains, rng);
+  const double before = rbm_average_loglik(m, data, rbm_exact_log_z(m));
+  const int steps = 20000;
+  for (int step = 0; step < steps; ++step) {
+    opt.options().lr = 0.05 * (1 - double(step) / steps);  // PCD needs a decaying rate to settle
+    rbm_train_step(m, opt, data, chains, {.k = 1, .persistent = true}, rng);
+  }
+  const double after = rbm_average_loglik(m, data, rbm_exact_log_z(m)), optimum = -std::log(14.0);
+  INFO("average log-likelihood before " << before << ", after " << after << ", optimum " << optimum);
+  CHECK(after <= optimum + 1e-9);  // no model can beat the data's own distribution
+  CHECK(after > optimum - 0.3);
+  CHECK(after > before + 3.0);
+}
