@@ -27,8 +27,9 @@ sanitize: deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	@scripts/install-deps.sh python3 python3-torch
+	@scripts/install-deps.sh python3 python3-torch python3-sklearn
 	bench/compare.py $(BUILD)/bench/bench_mlp
+	bench/rbm_vs_sklearn.py $(BUILD)/bench/bench_rbm
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -42,7 +42,12 @@ class SGD : public Optimizer<T> {
       T* th = params_[k]->value.data();
       const T* g = params_[k]->grad.data();
       T* v = velocity_[k].data();
-      for (std::size_t e = 0, n = params_[k]->value.size(); e < n; ++e) {
+      const std::size_t n = params_[k]->value.size();
+      if (mu == T(0) && wd == T(0)) {  // plain SGD: one pass, the velocity is unused
+        for (std::size_t e = 0; e < n; ++e) th[e] -= lr * g[e];
+        continue;
+      }
+      for (std::size_t e = 0; e < n; ++e) {
         T d = g[e] + wd * th[e];
         v[e] = mu * v[e] + d;
         th[e] -= lr * v[e];

@@ -17,10 +17,20 @@ class Rng {
  public:
   explicit Rng(std::uint64_t seed = 0);
 
-  /// 64 random bits.
-  std::uint64_t next_u64();
+  /// 64 random bits (xoshiro256++). Inline: samplers call it once per coordinate.
+  std::uint64_t next_u64() {
+    const std::uint64_t result = rotl(s_[0] + s_[3], 23) + s_[0];
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
   /// Uniform on [0, 1), 53 random bits.
-  double uniform();
+  double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject).
   std::uint64_t below(std::uint64_t n);
@@ -61,6 +71,7 @@ class Rng {
   Rng split() { return Rng(next_u64()); }
 
  private:
+  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   std::uint64_t s_[4];
 };
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <xtensor/xmath.hpp>
 
 #include "autodiff/blas.hpp"
 #include "autodiff/ops.hpp"
@@ -61,7 +62,7 @@ class Rbm {
     ph.resize(Shape{n, nh});
     for (std::size_t r = 0; r < n; ++r) std::copy_n(c.value.data(), nh, ph.data() + r * nh);
     gemm<T>(false, false, n, nh, nv, T(1), v.data(), nv, W.value.data(), nh, T(1), ph.data(), nh);
-    for (auto& x : ph) x = T(1) / (T(1) + std::exp(-beta * x));
+    xt::noalias(ph) = T(1) / (T(1) + xt::exp(-beta * ph));  // elementwise: safe in place, vectorised
   }
   /// p(v = 1 | h) for a batch h [n, H] -> pv [n, V]; with `base_bias`, the visible input is
   /// (1-β) base_bias + β (b + Wh) (the AIS intermediate models).
@@ -70,11 +71,12 @@ class Rbm {
     pv.resize(Shape{n, nv});
     for (std::size_t r = 0; r < n; ++r) std::copy_n(b.value.data(), nv, pv.data() + r * nv);
     gemm<T>(false, true, n, nv, nh, T(1), h.data(), nh, W.value.data(), nh, T(1), pv.data(), nv);
-    for (std::size_t r = 0; r < n; ++r)
-      for (std::size_t i = 0; i < nv; ++i) {
-        T a = beta * pv(r, i) + (base_bias ? (T(1) - beta) * (*base_bias)(i) : T(0));
-        pv(r, i) = T(1) / (T(1) + std::exp(-a));
-      }
+    if (base_bias)
+      for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t i = 0; i < nv; ++i) pv(r, i) = beta * pv(r, i) + (T(1) - beta) * (*base_bias)(i);
+    else if (beta != T(1))
+      xt::noalias(pv) = beta * pv;
+    xt::noalias(pv) = T(1) / (T(1) + xt::exp(-pv));
   }
 
   Parameter<T> W, b, c;
@@ -82,25 +84,34 @@ class Rbm {
 
 /// The closed-form gradient of the average log-likelihood, for data v⁺ and model samples v⁻:
 /// ∇W = ⟨v p(h|v)ᵀ⟩⁺ - ⟨v p(h|v)ᵀ⟩⁻, ∇b = ⟨v⟩⁺ - ⟨v⟩⁻, ∇c = ⟨p(h|v)⟩⁺ - ⟨p(h|v)⟩⁻
-/// (the hidden units summed out exactly). Returned in the order of parameters(): W, b, c.
+/// (the hidden units summed out exactly), written into g in the order of parameters(): W, b, c,
+/// scaled by `scale` (-1 gives the gradient of -log p, for an optimizer). `ph` is scratch.
 template <class T>
-std::vector<Array<T>> rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg) {
-  std::vector<Array<T>> g = {Array<T>(m.W.value.shape(), T(0)), Array<T>(m.b.value.shape(), T(0)),
-                             Array<T>(m.c.value.shape(), T(0))};
+void rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg, std::vector<Array<T>*> g,
+                         Array<T>& ph, T scale = T(1)) {
   const std::size_t nv = m.visible(), nh = m.hidden();
+  std::fill(g[1]->begin(), g[1]->end(), T(0));
+  std::fill(g[2]->begin(), g[2]->end(), T(0));
   auto add = [&](const Array<T>& v, T sign) {
-    Array<T> ph;
     m.hidden_probs(v, ph);
     const std::size_t n = v.shape()[0];
-    const T s = sign / T(n);
-    gemm<T>(true, false, nv, nh, n, s, v.data(), nv, ph.data(), nh, T(1), g[0].data(), nh);
+    const T s = scale * sign / T(n);
+    // the first product overwrites ∇W (beta 0), the second accumulates
+    gemm<T>(true, false, nv, nh, n, s, v.data(), nv, ph.data(), nh, sign > 0 ? T(0) : T(1), g[0]->data(), nh);
     for (std::size_t r = 0; r < n; ++r) {
-      for (std::size_t i = 0; i < nv; ++i) g[1](i) += s * v(r, i);
-      for (std::size_t j = 0; j < nh; ++j) g[2](j) += s * ph(r, j);
+      for (std::size_t i = 0; i < nv; ++i) (*g[1])(i) += s * v(r, i);
+      for (std::size_t j = 0; j < nh; ++j) (*g[2])(j) += s * ph(r, j);
     }
   };
   add(v_pos, T(1));
   add(v_neg, T(-1));
+}
+
+template <class T>
+std::vector<Array<T>> rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg) {
+  std::vector<Array<T>> g = {Array<T>(m.W.value.shape()), Array<T>(m.b.value.shape()), Array<T>(m.c.value.shape())};
+  Array<T> ph;
+  rbm_loglik_gradient(m, v_pos, v_neg, {&g[0], &g[1], &g[2]}, ph);
   return g;
 }
 
@@ -189,18 +200,21 @@ struct RbmTrainOptions {
 /// One CD-k / PCD-k step: negatives by k block-Gibbs sweeps from the data batch (CD) or from the
 /// persistent chains (PCD, which are advanced in place); the closed-form log-likelihood gradient,
 /// negated into Parameter::grad, so that the optimizer (SGD with momentum and weight decay)
-/// descends -log p.
+/// descends -log p. The workspace keeps the buffers between steps: a step allocates nothing.
+template <class T>
+struct RbmWorkspace {
+  Array<T> h, ph;
+};
+
 template <class T>
 void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, Array<T>& chains, const RbmTrainOptions& o,
-                    Rng& rng) {
-  Array<T> h;
-  if (!o.persistent) chains = v_pos;
-  block_gibbs(m, chains, h, o.k, rng);
-  std::vector<Array<T>> g = rbm_loglik_gradient(m, v_pos, chains);
-  auto params = m.parameters();
-  for (std::size_t k = 0; k < params.size(); ++k) {
-    std::transform(g[k].begin(), g[k].end(), params[k]->grad.begin(), [](T x) { return -x; });
+                    Rng& rng, RbmWorkspace<T>& ws) {
+  if (!o.persistent) {
+    chains.resize(v_pos.shape());
+    std::copy(v_pos.begin(), v_pos.end(), chains.begin());
   }
+  block_gibbs(m, chains, ws.h, o.k, rng);
+  rbm_loglik_gradient(m, v_pos, chains, {&m.W.grad, &m.b.grad, &m.c.grad}, ws.ph, T(-1));
   opt.step();
 }
 

@@ -158,10 +158,11 @@ TEST_CASE("on 3x3 bars-and-stripes a trained RBM approaches the optimum -ln 14",
   Array<double> chains = rng.uniform_array<double>({100, 9}), batch(Shape{14, 9});
   sample_bernoulli(chains, rng);
   const double before = rbm_average_loglik(m, data, rbm_exact_log_z(m));
+  RbmWorkspace<double> ws;
   const int steps = 20000;
   for (int step = 0; step < steps; ++step) {
     opt.options().lr = 0.05 * (1 - double(step) / steps);  // PCD needs a decaying rate to settle
-    rbm_train_step(m, opt, data, chains, {.k = 1, .persistent = true}, rng);
+    rbm_train_step(m, opt, data, chains, {.k = 1, .persistent = true}, rng, ws);
   }
   const double after = rbm_average_loglik(m, data, rbm_exact_log_z(m)), optimum = -std::log(14.0);
   INFO("average log-likelihood before " << before << ", after " << after << ", optimum " << optimum);
