@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ebm/checkpoint.hpp"
+#include "ebm/data.hpp"
 
 namespace ebl::xp {
 
@@ -119,6 +120,18 @@ class Progress {
   int next_pct_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
+
+/// Fashion-MNIST's training images, installing Debian's dataset-fashion-mnist first if missing.
+inline LabeledData load_fashion_on_demand() {
+  const fs::path dir = kFashionDir;
+  const fs::path im = dir / "train-images-idx3-ubyte.gz", lb = dir / "train-labels-idx1-ubyte.gz";
+  if (!fs::exists(im)) {
+    fmt::print(stderr, "Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist\n");
+    std::string cmd = fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR);
+    if (std::system(cmd.c_str()) != 0) throw IoError("could not install dataset-fashion-mnist (apt-get install dataset-fashion-mnist)");
+  }
+  return load_idx(im, lb);
+}
 
 inline bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
 

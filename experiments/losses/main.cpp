@@ -118,17 +118,6 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
-LabeledData load_fashion_or_explain() {
-  const fs::path dir = kFashionDir;
-  const fs::path im = dir / "train-images-idx3-ubyte.gz", lb = dir / "train-labels-idx1-ubyte.gz";
-  if (!fs::exists(im)) {
-    fmt::print(stderr, "losses: Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist\n");
-    std::string cmd = fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR);
-    if (std::system(cmd.c_str()) != 0) throw IoError("could not install dataset-fashion-mnist (apt-get install dataset-fashion-mnist)");
-  }
-  return load_idx(im, lb);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,7 +159,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    LabeledData all = f.fashion ? load_fashion_or_explain() : load_digits_csv(default_digits_path());
+    LabeledData all = f.fashion ? load_fashion_on_demand() : load_digits_csv(default_digits_path());
     if (f.test_size >= all.size()) throw std::invalid_argument(fmt::format("--test-size {} leaves no training data", f.test_size));
     auto [train, test] = split(all, f.test_size, f.seed);
 

@@ -114,16 +114,7 @@ int main(int argc, char** argv) {
       while (std::getline(ss, m, ',')) methods.push_back(parse_method(m));
     }
     if (methods.empty()) throw std::invalid_argument("--methods lists no method");
-    LabeledData all;
-    if (f.fashion) {
-      const fs::path dir = kFashionDir;
-      if (!fs::exists(dir / "train-images-idx3-ubyte.gz") &&
-          std::system(fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR).c_str()) != 0)
-        throw IoError("could not install dataset-fashion-mnist");
-      all = load_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
-    } else {
-      all = load_digits_csv(default_digits_path());
-    }
+    LabeledData all = f.fashion ? load_fashion_on_demand() : load_digits_csv(default_digits_path());
     if (f.test_size >= all.size()) throw std::invalid_argument(fmt::format("--test-size {} leaves no training data", f.test_size));
     auto [train_set, test_set] = split(all, f.test_size, f.seed);
     Rng data_rng(f.seed);
