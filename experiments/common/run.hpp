@@ -121,16 +121,26 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 
-/// Fashion-MNIST's training images, installing Debian's dataset-fashion-mnist first if missing.
-inline LabeledData load_fashion_on_demand() {
+/// Fashion-MNIST's official training (60000) and test (10000) sets, installing Debian's
+/// dataset-fashion-mnist first if it is missing.
+inline std::pair<LabeledData, LabeledData> load_fashion_on_demand() {
   const fs::path dir = kFashionDir;
-  const fs::path im = dir / "train-images-idx3-ubyte.gz", lb = dir / "train-labels-idx1-ubyte.gz";
-  if (!fs::exists(im)) {
+  if (!fs::exists(dir / "train-images-idx3-ubyte.gz")) {
     fmt::print(stderr, "Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist\n");
     std::string cmd = fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR);
     if (std::system(cmd.c_str()) != 0) throw IoError("could not install dataset-fashion-mnist (apt-get install dataset-fashion-mnist)");
   }
-  return load_idx(im, lb);
+  return {load_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz"),
+          load_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz")};
+}
+
+/// The data of a classification study: Fashion-MNIST's own train/test sets, or the digits with a
+/// fixed held-out split of test_size images.
+inline std::pair<LabeledData, LabeledData> load_train_test(bool fashion, std::size_t test_size, std::uint64_t seed) {
+  if (fashion) return load_fashion_on_demand();
+  LabeledData all = load_digits_csv(default_digits_path());
+  if (test_size >= all.size()) throw std::invalid_argument(fmt::format("--test-size {} leaves no training data", test_size));
+  return split(all, test_size, seed);
 }
 
 inline bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
