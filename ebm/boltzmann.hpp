@@ -128,30 +128,44 @@ double log_sum_exp_neg(const Array<T>& e, double beta) {
 }
 }  // namespace detail
 
-/// log Z = log ∫ exp(-βE(x)) dx by the midpoint rule on the domain (exact on a finite set).
+/// log Z = log ∫ exp(-βE(x)) dx by the midpoint rule on the domain (exact on a finite set), from
+/// the energies at its points (energies_on), so that callers needing Z and p evaluate them once.
+template <class T>
+double log_partition(const Array<T>& domain_energies, const Domain<T>& domain, double beta = 1) {
+  return detail::log_sum_exp_neg(domain_energies, beta) + domain.log_cell;
+}
 template <class T>
 double log_partition(Energy<T>& energy, const Domain<T>& domain, double beta = 1) {
-  return detail::log_sum_exp_neg(energies_on(energy, domain), beta) + domain.log_cell;
+  return log_partition(energies_on(energy, domain), domain, beta);
 }
 
 /// The normalised density p(x_g) = exp(-βE(x_g)) / Z at every point of the domain, [m].
 /// (On a finite set, the probabilities; on a grid, densities: Σ_g p_g vol(cell) = 1.)
 template <class T>
+Array<T> density(Array<T> domain_energies, const Domain<T>& domain, double beta = 1) {
+  const double log_z = log_partition(domain_energies, domain, beta);
+  for (T& v : domain_energies) v = T(std::exp(-beta * double(v) - log_z));
+  return domain_energies;
+}
+template <class T>
 Array<T> density(Energy<T>& energy, const Domain<T>& domain, double beta = 1) {
-  Array<T> e = energies_on(energy, domain);
-  const double log_z = detail::log_sum_exp_neg(e, beta) + domain.log_cell;
-  for (T& v : e) v = T(std::exp(-beta * double(v) - log_z));
-  return e;
+  return density(energies_on(energy, domain), domain, beta);
+}
+
+/// mean_i E(x_i) over data [N, d].
+template <class T>
+double mean_energy(Energy<T>& energy, const Array<T>& data) {
+  Tape<T> t;
+  const Array<T>& e = energy(t, t.constant(data)).value();
+  double s = 0;
+  for (T v : e) s += double(v);
+  return s / double(e.size());
 }
 
 /// Exact negative log-likelihood per sample of data [N, d]: β mean_i E(x_i) + log Z.
 template <class T>
 double nll(Energy<T>& energy, const Domain<T>& domain, const Array<T>& data, double beta = 1) {
-  Tape<T> t;
-  Array<T> e = energy(t, t.constant(data)).value();
-  double s = 0;
-  for (T v : e) s += double(v);
-  return beta * s / double(e.size()) + log_partition(energy, domain, beta);
+  return beta * mean_energy(energy, data) + log_partition(energy, domain, beta);
 }
 
 /// The two terms of the exact maximum-likelihood gradient, one array per parameter:

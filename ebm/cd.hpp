@@ -72,6 +72,7 @@ class ContrastiveDivergence {
       : energy_(energy),
         opt_(opt),
         opt_o_(o),
+        params_(energy.parameters()),
         rng_(seed),
         sampler_([this](Tape<T>& t, Var<T> x) { return energy_(t, x); }, o.langevin),
         dim_(dim) {
@@ -127,10 +128,9 @@ class ContrastiveDivergence {
     tape_.clear();
     Var<T> l = loss(tape_, x_pos, x_neg_, &s);  // throws before any state changes
     opt_.zero_grad();
-    auto params = energy_.parameters();
-    tape_.backward(l, {}, params);
+    tape_.backward(l, {}, params_);
     double g2 = 0;
-    for (auto* p : params)
+    for (auto* p : params_)
       for (T v : p->grad) g2 += double(v) * double(v);
     s.grad_norm = std::sqrt(g2);
     if (!std::isfinite(s.grad_norm))
@@ -145,7 +145,7 @@ class ContrastiveDivergence {
   /// generator and the step count.
   Checkpoint checkpoint() const {
     Checkpoint c;
-    for (auto* p : energy_.parameters()) c.put("param/" + p->name, p->value);
+    for (auto* p : params_) c.put("param/" + p->name, p->value);
     for (auto& [name, a] : opt_.state()) c.put("optim/" + name, *a);
     c.integers["optim/steps"] = std::uint64_t(opt_.steps());
     if (buffer_) c.put("chains", buffer_->chains());
@@ -155,7 +155,7 @@ class ContrastiveDivergence {
     return c;
   }
   void restore(const Checkpoint& c) {
-    for (auto* p : energy_.parameters()) c.get("param/" + p->name, p->value);
+    for (auto* p : params_) c.get("param/" + p->name, p->value);
     for (auto& [name, a] : opt_.state()) c.get("optim/" + name, *a);
     opt_.steps() = long(c.integer("optim/steps"));
     if (buffer_) c.get("chains", buffer_->chains());
@@ -175,6 +175,7 @@ class ContrastiveDivergence {
   Energy<T>& energy_;
   Optimizer<T>& opt_;
   CdOptions opt_o_;
+  std::vector<Parameter<T>*> params_;  // the energy's, fetched once
   Rng rng_;
   Langevin<T> sampler_;
   std::size_t dim_;

@@ -53,6 +53,16 @@ class EnergyGrad {
   Tape<T> tape_;
 };
 
+/// A Metropolis acceptance of chain i (row i of [n, d] arrays): its proposed state, gradient and
+/// energy replace the current ones.
+template <class T>
+void accept_chain(std::size_t i, std::size_t d, const Array<T>& x_new, const Array<T>& g_new, const Array<T>& e_new,
+                  Array<T>& x, Array<T>& g, Array<T>& e) {
+  std::copy_n(x_new.data() + i * d, d, x.data() + i * d);
+  std::copy_n(g_new.data() + i * d, d, g.data() + i * d);
+  e.data()[i] = e_new.data()[i];
+}
+
 /// Diagnostics of one sampler run, per step: mean energy over chains, mean ‖∇x E‖ over chains,
 /// and the acceptance rate (1 for unadjusted Langevin).
 struct ChainStats {

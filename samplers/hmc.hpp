@@ -56,9 +56,7 @@ class Hmc {
         ++stats.proposals;
         if (std::log(rng.uniform()) < h0_[i] - h1) {  // NaN (a diverged trajectory) is rejected
           ++stats.accepted;
-          std::copy_n(xn_.data() + i * d, d, x.data() + i * d);
-          std::copy_n(gn_.data() + i * d, d, g_.data() + i * d);
-          e_(i) = en_(i);
+          accept_chain(i, d, xn_, gn_, en_, x, g_, e_);
         }
       }
     }

@@ -49,9 +49,7 @@ class Mala {
         ++stats.proposals;
         if (std::log(rng.uniform()) < log_alpha) {
           ++stats.accepted;
-          std::copy_n(y_.data() + i * d, d, x.data() + i * d);
-          std::copy_n(gy_.data() + i * d, d, g_.data() + i * d);
-          e_(i) = ey_(i);
+          accept_chain(i, d, y_, gy_, ey_, x, g_, e_);
         }
       }
     }

@@ -224,8 +224,8 @@ int main(int argc, char** argv) {
           train_csv.row({double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
                          last.chain.mean_grad_norm.empty() ? 0.0 : last.chain.mean_grad_norm.back()});
         if ((s + 1) % f.eval_every == 0 || s + 1 == f.steps) {
-          double lz = log_partition(energy, grid);
-          last_nll = nll(energy, grid, test);
+          const double lz = log_partition(energy, grid);  // β = 1: NLL = mean E(test) + log Z
+          last_nll = mean_energy(energy, test) + lz;
           eval_csv.row({double(s + 1), last_nll, lz});
           cd.checkpoint().save(dir / "checkpoint.bin");
           train_csv.save(dir / "train.csv");
@@ -250,9 +250,9 @@ int main(int argc, char** argv) {
     if (!divergence.empty()) metrics["message"] = divergence;
     if (status == "ok") {
       // Final exact evaluation and pictures.
-      Array<T> e_grid = energies_on(energy, grid);
-      Array<T> p_grid = density(energy, grid);
-      const double log_z = log_partition(energy, grid), test_nll = nll(energy, grid, test);
+      Array<T> e_grid = energies_on(energy, grid);  // one pass over the grid for E, p and Z
+      Array<T> p_grid = density(e_grid, grid);
+      const double log_z = log_partition(e_grid, grid), test_nll = mean_energy(energy, test) + log_z;
       Array<T> samples = model_samples(f.eval_samples, f.sample_steps);
       const double mmd2 = mmd2_unbiased(samples, eval_test, {0.1, 0.3, 1.0});
       metrics["test_nll_model"] = test_nll;
