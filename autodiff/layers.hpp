@@ -91,7 +91,8 @@ template <class T>
 class MLP {
  public:
   /// Parameters are named "<name><l>.W" and "<name><l>.b" for layer l.
-  MLP(const std::vector<std::size_t>& sizes, Activation act, Rng& rng, const std::string& name = "layer")
+  MLP(const std::vector<std::size_t>& sizes, Activation act, Rng& rng,
+      const std::string& name = "layer")
       : act_(act) {
     if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least input and output sizes");
     layers_.reserve(sizes.size() - 1);

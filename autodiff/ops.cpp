@@ -66,7 +66,9 @@ std::size_t norm_axis(const char* op, std::ptrdiff_t axis, const Shape& s) {
 // element (o, k, j) sits at (o*n + k)*inner + j.
 struct AxisView {
   std::size_t outer = 1, n = 1, inner = 1;
-  std::size_t at(std::size_t o, std::size_t k, std::size_t j) const { return (o * n + k) * inner + j; }
+  std::size_t at(std::size_t o, std::size_t k, std::size_t j) const {
+    return (o * n + k) * inner + j;
+  }
 };
 AxisView axis_view(const Shape& s, std::size_t ax) {
   AxisView v;
@@ -314,8 +316,7 @@ Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
     const T* gy = t.gy(i).data();
     for (std::size_t o = 0; o < v.outer; ++o)
       for (std::size_t k = 0; k < v.n; ++k)
-        for (std::size_t j = 0; j < v.inner; ++j)
-          ga[v.at(o, k, j)] += gy[o * v.inner + j];
+        for (std::size_t j = 0; j < v.inner; ++j) ga[v.at(o, k, j)] += gy[o * v.inner + j];
   });
   auto& nd = y.tape->node_(y.id);
   nd.axis = static_cast<std::ptrdiff_t>(ax);
@@ -326,8 +327,7 @@ Var<T> sum(Var<T> a, std::ptrdiff_t axis, bool keepdims) {
   T* dst = nd.own.data();
   for (std::size_t o = 0; o < v.outer; ++o)
     for (std::size_t k = 0; k < v.n; ++k)
-      for (std::size_t j = 0; j < v.inner; ++j)
-        dst[o * v.inner + j] += src[v.at(o, k, j)];
+      for (std::size_t j = 0; j < v.inner; ++j) dst[o * v.inner + j] += src[v.at(o, k, j)];
   return y;
 }
 

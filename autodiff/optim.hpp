@@ -59,7 +59,8 @@ class SGD : public Optimizer<T> {
   }
   std::vector<std::pair<std::string, Array<T>*>> state() override {
     std::vector<std::pair<std::string, Array<T>*>> s;
-    for (std::size_t k = 0; k < params_.size(); ++k) s.emplace_back(params_[k]->name + ".velocity", &velocity_[k]);
+    for (std::size_t k = 0; k < params_.size(); ++k)
+      s.emplace_back(params_[k]->name + ".velocity", &velocity_[k]);
     return s;
   }
   long& steps() override { return t_; }

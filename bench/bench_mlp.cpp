@@ -43,7 +43,7 @@ std::vector<Product> products(const Config& c, Mode mode) {
   std::vector<Product> fwd, gx_all, gx_upper, gw;
   for (int l = 0; l < 3; ++l) fwd.push_back({false, false, c.batch, sizes[l + 1], sizes[l]});
   for (int l = 2; l >= 0; --l) {
-    gw.push_back({true, false, sizes[l], sizes[l + 1], c.batch});  // gW = xᵀ gy
+    gw.push_back({true, false, sizes[l], sizes[l + 1], c.batch});      // gW = xᵀ gy
     gx_all.push_back({false, true, c.batch, sizes[l], sizes[l + 1]});  // gx = gy Wᵀ
     if (l > 0) gx_upper.push_back(gx_all.back());
   }
@@ -52,10 +52,18 @@ std::vector<Product> products(const Config& c, Mode mode) {
     for (int t = 0; t < times; ++t) ps.insert(ps.end(), v.begin(), v.end());
   };
   switch (mode) {
-    case Mode::Forward: add(fwd); break;
-    case Mode::GradTheta: add(fwd), add(gw), add(gx_upper); break;
-    case Mode::GradX: add(fwd), add(gx_all); break;
-    case Mode::Langevin20: add(fwd, kChainSteps), add(gx_all, kChainSteps); break;
+    case Mode::Forward:
+      add(fwd);
+      break;
+    case Mode::GradTheta:
+      add(fwd), add(gw), add(gx_upper);
+      break;
+    case Mode::GradX:
+      add(fwd), add(gx_all);
+      break;
+    case Mode::Langevin20:
+      add(fwd, kChainSteps), add(gx_all, kChainSteps);
+      break;
     case Mode::CdStep:  // the chain, then E(x+) and E(x-) forward and backward to θ
       add(fwd, kChainSteps), add(gx_all, kChainSteps), add(fwd, 2), add(gw, 2), add(gx_upper, 2);
       break;
@@ -109,13 +117,17 @@ void BM_ours(benchmark::State& state, Mode mode) {
         chain.run(xs, rng);
         benchmark::DoNotOptimize(xs.data());
         break;
-      case Mode::CdStep: benchmark::DoNotOptimize(cd.step(x0).loss); break;
+      case Mode::CdStep:
+        benchmark::DoNotOptimize(cd.step(x0).loss);
+        break;
     }
     if (faults == 0) faults = -minor_faults();  // start counting after the first (warm-up) step
   }
   faults += minor_faults();
-  state.counters["page_faults_per_step"] = benchmark::Counter(faults / double(std::max<std::int64_t>(1, state.iterations() - 1)));
-  state.counters["gemm_flops"] = benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["page_faults_per_step"] =
+      benchmark::Counter(faults / double(std::max<std::int64_t>(1, state.iterations() - 1)));
+  state.counters["gemm_flops"] =
+      benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class T>
@@ -132,12 +144,13 @@ void BM_floor(benchmark::State& state, Mode mode) {
   for (auto _ : state) {
     for (std::size_t i = 0; i < ps.size(); ++i) {
       const Product& p = ps[i];
-      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[i].data(), a[i].shape()[1], b[i].data(), b[i].shape()[1], T(0),
-              out[i].data(), p.n);
+      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[i].data(), a[i].shape()[1], b[i].data(),
+              b[i].shape()[1], T(0), out[i].data(), p.n);
     }
     benchmark::DoNotOptimize(out.back().data());
   }
-  state.counters["gemm_flops"] = benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] =
+      benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // The BLAS peak on this machine: a large square product, n = 1024.
@@ -150,7 +163,8 @@ void BM_peak(benchmark::State& state) {
     gemm<T>(false, false, n, n, n, T(1), a.data(), n, b.data(), n, T(0), c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["gemm_flops"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gemm_flops"] =
+      benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Per-op overhead: 100 elementwise ops (sigmoid and affine, alternating) on 16 floats, forward and
@@ -167,16 +181,19 @@ void BM_per_op(benchmark::State& state) {
     t.backward(sum(y), {x});
     benchmark::DoNotOptimize(t.grad(x).data());
   }
-  state.counters["per_op_ns"] =
-      benchmark::Counter(100e9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["per_op_ns"] = benchmark::Counter(
+      100e9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 template <class T>
 void register_all(const char* dtype) {
-  const std::pair<Mode, const char*> modes[] = {{Mode::Forward, "forward"},       {Mode::GradTheta, "grad_theta"},
-                                                {Mode::GradX, "grad_x"},          {Mode::Langevin20, "langevin20"},
+  const std::pair<Mode, const char*> modes[] = {{Mode::Forward, "forward"},
+                                                {Mode::GradTheta, "grad_theta"},
+                                                {Mode::GradX, "grad_x"},
+                                                {Mode::Langevin20, "langevin20"},
                                                 {Mode::CdStep, "cd_step"}};
-  benchmark::RegisterBenchmark(fmt::format("peak/{}/gemm1024/config:0", dtype).c_str(), BM_peak<T>)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark(fmt::format("peak/{}/gemm1024/config:0", dtype).c_str(), BM_peak<T>)
+      ->Unit(benchmark::kMicrosecond);
   for (auto [mode, name] : modes) {
     benchmark::RegisterBenchmark(fmt::format("ebl/{}/{}", dtype, name).c_str(), BM_ours<T>, mode)
         ->ArgName("config")

@@ -12,7 +12,8 @@ using namespace ebl;
 static void BM_rbm_epoch(benchmark::State& state) {
   auto [train_set, test_set] = split(load_digits_csv(default_digits_path()), 500, 0);
   Array<float> train = binarize_threshold(train_set.x);
-  const std::size_t n = train.shape()[0], nv = train.shape()[1], batch = 10, hidden = std::size_t(state.range(0));
+  const std::size_t n = train.shape()[0], nv = train.shape()[1], batch = 10,
+                    hidden = std::size_t(state.range(0));
   Rng rng(0);
   Rbm<float> m(nv, hidden, rng);
   SGD<float> opt(m.parameters(), {.lr = 0.1});
@@ -27,5 +28,9 @@ static void BM_rbm_epoch(benchmark::State& state) {
     benchmark::DoNotOptimize(m.W.value.data());
   }
 }
-BENCHMARK(BM_rbm_epoch)->Name("ebl/rbm_epoch")->Arg(256)->ArgName("hidden")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_rbm_epoch)
+    ->Name("ebl/rbm_epoch")
+    ->Arg(256)
+    ->ArgName("hidden")
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

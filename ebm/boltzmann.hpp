@@ -40,7 +40,8 @@ struct Domain {
 /// Midpoints of n equal cells of [lo, hi].
 template <class T>
 Domain<T> grid_1d(double lo, double hi, std::size_t n) {
-  if (!(hi > lo) || n == 0) throw std::invalid_argument(fmt::format("grid_1d: bad box [{}, {}] or n = {}", lo, hi, n));
+  if (!(hi > lo) || n == 0)
+    throw std::invalid_argument(fmt::format("grid_1d: bad box [{}, {}] or n = {}", lo, hi, n));
   Domain<T> d;
   d.points = Array<T>::from_shape({n, 1});
   const double h = (hi - lo) / double(n);
@@ -54,8 +55,8 @@ Domain<T> grid_1d(double lo, double hi, std::size_t n) {
 template <class T>
 Domain<T> grid_2d(double lo0, double hi0, std::size_t n0, double lo1, double hi1, std::size_t n1) {
   if (!(hi0 > lo0) || !(hi1 > lo1) || n0 == 0 || n1 == 0)
-    throw std::invalid_argument(fmt::format("grid_2d: bad box [{}, {}] x [{}, {}] or sizes {} x {}", lo0, hi0,
-                                            lo1, hi1, n0, n1));
+    throw std::invalid_argument(fmt::format("grid_2d: bad box [{}, {}] x [{}, {}] or sizes {} x {}",
+                                            lo0, hi0, lo1, hi1, n0, n1));
   Domain<T> d;
   d.points = Array<T>::from_shape({n0 * n1, 2});
   const double h0 = (hi0 - lo0) / double(n0), h1 = (hi1 - lo1) / double(n1);
@@ -71,7 +72,9 @@ Domain<T> grid_2d(double lo0, double hi0, std::size_t n0, double lo1, double hi1
 /// All 2^dim binary vectors (bit k of the index is coordinate k), cells of volume 1.
 template <class T>
 Domain<T> binary_cube(std::size_t dim) {
-  if (dim > 24) throw std::invalid_argument(fmt::format("binary_cube: 2^{} points is too many to enumerate", dim));
+  if (dim > 24)
+    throw std::invalid_argument(
+        fmt::format("binary_cube: 2^{} points is too many to enumerate", dim));
   const std::size_t m = std::size_t(1) << dim;
   Domain<T> d;
   d.points = Array<T>::from_shape({m, dim});
@@ -97,7 +100,8 @@ Var<T> log_prob(Var<T> energies, T beta) {
 /// Inference: y*_i = argmin_y E(x_i, y) (the first on ties).
 template <class T>
 std::vector<std::size_t> infer(const Array<T>& energies) {
-  if (energies.dimension() != 2) throw ShapeError(fmt::format("infer: want [n, |Y|], got {}", shape_str(energies.shape())));
+  if (energies.dimension() != 2)
+    throw ShapeError(fmt::format("infer: want [n, |Y|], got {}", shape_str(energies.shape())));
   const std::size_t n = energies.shape()[0], k = energies.shape()[1];
   std::vector<std::size_t> y(n, 0);
   for (std::size_t r = 0; r < n; ++r)

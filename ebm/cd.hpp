@@ -40,17 +40,18 @@ inline ChainInit parse_chain_init(const std::string& s) {
   if (s == "data") return ChainInit::Data;
   if (s == "noise") return ChainInit::Noise;
   if (s == "persistent") return ChainInit::Persistent;
-  throw std::invalid_argument(fmt::format("unknown chain init '{}' (expected data, noise, persistent)", s));
+  throw std::invalid_argument(
+      fmt::format("unknown chain init '{}' (expected data, noise, persistent)", s));
 }
 
 struct CdOptions {
   ChainInit init = ChainInit::Persistent;
-  LangevinOptions langevin;         ///< the dream sampler; k = langevin.steps
-  double alpha = 0;                 ///< weight of the energy-magnitude regulariser
+  LangevinOptions langevin;            ///< the dream sampler; k = langevin.steps
+  double alpha = 0;                    ///< weight of the energy-magnitude regulariser
   double noise_lo = -1, noise_hi = 1;  ///< box of the uniform noise chains start from
-  std::size_t buffer_size = 10000;  ///< persistent chains kept
-  double restart_prob = 0.05;       ///< ρ: chance a drawn persistent chain restarts from noise
-  double loss_bound = 1e4;          ///< divergence guard: |L| beyond this stops the run
+  std::size_t buffer_size = 10000;     ///< persistent chains kept
+  double restart_prob = 0.05;          ///< ρ: chance a drawn persistent chain restarts from noise
+  double loss_bound = 1e4;             ///< divergence guard: |L| beyond this stops the run
 };
 
 struct CdStepStats {
@@ -68,7 +69,8 @@ template <class T>
 class ContrastiveDivergence {
  public:
   /// The trainer owns its generator (seeded here), so a checkpoint captures the whole run.
-  ContrastiveDivergence(Energy<T>& energy, Optimizer<T>& opt, const CdOptions& o, std::uint64_t seed, std::size_t dim)
+  ContrastiveDivergence(Energy<T>& energy, Optimizer<T>& opt, const CdOptions& o,
+                        std::uint64_t seed, std::size_t dim)
       : energy_(energy),
         opt_(opt),
         opt_o_(o),
@@ -101,7 +103,8 @@ class ContrastiveDivergence {
 
   /// The surrogate L(θ) for given x⁺ and x⁻ on tape t; its θ-gradient is the CD estimate of
   /// ∇θ NLL (plus the regulariser). Also reports mean E(x⁺) and mean E(x⁻).
-  Var<T> loss(Tape<T>& t, const Array<T>& x_pos, const Array<T>& x_neg, CdStepStats* stats = nullptr) {
+  Var<T> loss(Tape<T>& t, const Array<T>& x_pos, const Array<T>& x_neg,
+              CdStepStats* stats = nullptr) {
     Var<T> e_pos = energy_(t, t.input(x_pos)), e_neg = energy_(t, t.input(x_neg));
     Var<T> wake = mean(e_pos), dream = mean(e_neg);
     Var<T> l = wake - dream;
@@ -110,8 +113,10 @@ class ContrastiveDivergence {
       stats->e_pos = double(wake.item());
       stats->e_neg = double(dream.item());
       stats->loss = double(l.item());
-      bool finite = std::all_of(e_pos.value().begin(), e_pos.value().end(), [](T v) { return std::isfinite(v); }) &&
-                    std::all_of(e_neg.value().begin(), e_neg.value().end(), [](T v) { return std::isfinite(v); });
+      bool finite = std::all_of(e_pos.value().begin(), e_pos.value().end(),
+                                [](T v) { return std::isfinite(v); }) &&
+                    std::all_of(e_neg.value().begin(), e_neg.value().end(),
+                                [](T v) { return std::isfinite(v); });
       if (!finite || !std::isfinite(stats->loss) || std::abs(stats->loss) > opt_o_.loss_bound)
         throw DivergenceError(fmt::format(
             "training diverged at step {}: loss {:.6g}, mean E(x+) {:.6g}, mean E(x-) {:.6g} "
@@ -134,7 +139,8 @@ class ContrastiveDivergence {
       for (T v : p->grad) g2 += double(v) * double(v);
     s.grad_norm = std::sqrt(g2);
     if (!std::isfinite(s.grad_norm))
-      throw DivergenceError(fmt::format("training diverged at step {}: non-finite gradient", step_ + 1));
+      throw DivergenceError(
+          fmt::format("training diverged at step {}: non-finite gradient", step_ + 1));
     opt_.step();
     if (buffer_) buffer_->update(x_neg_);
     ++step_;

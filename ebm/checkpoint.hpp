@@ -11,11 +11,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <iterator>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -44,7 +44,9 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::stri
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) throw IoError(fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
+  if (ec)
+    throw IoError(
+        fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
 }
 
 struct Checkpoint {
@@ -100,7 +102,8 @@ struct Checkpoint {
     std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::size_t pos = 0;
     auto need = [&](std::size_t n) {
-      if (pos + n > b.size()) throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
+      if (pos + n > b.size())
+        throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
     };
     auto get_u32 = [&]() {
       need(4);
@@ -124,20 +127,24 @@ struct Checkpoint {
       return s;
     };
     need(8);
-    if (b.compare(0, 8, "EBLCKPT1") != 0) throw IoError(fmt::format("{} is not an ebl checkpoint", path.string()));
+    if (b.compare(0, 8, "EBLCKPT1") != 0)
+      throw IoError(fmt::format("{} is not an ebl checkpoint", path.string()));
     pos = 8;
     Checkpoint c;
     for (std::uint64_t k = 0, n = get_u64(); k < n; ++k) {
       std::string name = get_name();
       std::uint32_t rank = get_u32();
-      if (rank > 8) throw IoError(fmt::format("checkpoint {}: array '{}' has rank {}", path.string(), name, rank));
+      if (rank > 8)
+        throw IoError(
+            fmt::format("checkpoint {}: array '{}' has rank {}", path.string(), name, rank));
       Shape s(rank);
       std::size_t count = 1;
       for (auto& d : s) {
         d = get_u64();
         if (d > b.size()) throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
         count *= d;
-        if (count > b.size()) throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
+        if (count > b.size())
+          throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
       }
       need(count * sizeof(double));  // before allocating: a corrupt size must not allocate
       Array<double> a(s);
@@ -149,7 +156,8 @@ struct Checkpoint {
       std::string name = get_name();
       c.integers[name] = get_u64();
     }
-    if (pos != b.size()) throw IoError(fmt::format("checkpoint {} has trailing bytes", path.string()));
+    if (pos != b.size())
+      throw IoError(fmt::format("checkpoint {} has trailing bytes", path.string()));
     return c;
   }
 };

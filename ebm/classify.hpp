@@ -37,14 +37,15 @@ CollapseReport detect_collapse(const Array<T>& e, double tol) {
 }
 
 struct ClassifierEval {
-  double error = 0;           ///< fraction of argmin_y E(W, y, x) != label
-  double mean_gap = 0;        ///< mean E(Ȳ) - E(Y): > 0 when the correct answer wins
-  double mean_energy = 0;     ///< mean energy of the correct answer
+  double error = 0;        ///< fraction of argmin_y E(W, y, x) != label
+  double mean_gap = 0;     ///< mean E(Ȳ) - E(Y): > 0 when the correct answer wins
+  double mean_energy = 0;  ///< mean energy of the correct answer
   CollapseReport collapse;
 };
 
 template <class T>
-ClassifierEval evaluate_classifier(DiscreteAnswerEnergy<T>& model, const LabeledData& d, double flat_tol) {
+ClassifierEval evaluate_classifier(DiscreteAnswerEnergy<T>& model, const LabeledData& d,
+                                   double flat_tol) {
   Tape<T> t;
   Array<T> x(d.x.shape());
   std::copy(d.x.begin(), d.x.end(), x.begin());
@@ -72,8 +73,9 @@ struct ClassifierTraining {
 /// on_epoch(epoch, evaluation on `test`). Stops early, reporting it, if the loss becomes
 /// non-finite (an unbounded loss such as the energy loss can run away).
 template <class T, class OnEpoch>
-bool train_classifier(DiscreteAnswerEnergy<T>& model, Loss loss, const LabeledData& train, const LabeledData& test,
-                      const ClassifierTraining& o, Rng& rng, OnEpoch on_epoch) {
+bool train_classifier(DiscreteAnswerEnergy<T>& model, Loss loss, const LabeledData& train,
+                      const LabeledData& test, const ClassifierTraining& o, Rng& rng,
+                      OnEpoch on_epoch) {
   Adam<T> opt(model.parameters(), {.lr = o.lr});
   const std::size_t n = train.size(), dim = train.x.shape()[1];
   std::vector<std::size_t> perm(n), labels;

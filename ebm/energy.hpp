@@ -58,8 +58,9 @@ class GaussianEnergy : public Energy<T> {
   GaussianEnergy(Array<T> mu, Array<T> a) : mu_("mu", std::move(mu)), a_("A", std::move(a)) {
     const Shape &sm = mu_.value.shape(), &sa = a_.value.shape();
     if (sm.size() != 1 || sa.size() != 2 || sa[0] != sm[0] || sa[1] != sm[0])
-      throw ShapeError(fmt::format("GaussianEnergy: mu {} and A {} do not match (want [d] and [d,d])",
-                                   shape_str(sm), shape_str(sa)));
+      throw ShapeError(
+          fmt::format("GaussianEnergy: mu {} and A {} do not match (want [d] and [d,d])",
+                      shape_str(sm), shape_str(sa)));
   }
   Var<T> operator()(Tape<T>& t, Var<T> x) override {
     Var<T> u = matmul(x - t.param(mu_), t.param(a_), false, true);  // rows (x - μ)ᵀ Aᵀ
@@ -105,7 +106,8 @@ class GaussianEnergy : public Energy<T> {
 template <class T>
 class SumEnergy : public Energy<T> {
  public:
-  SumEnergy(std::vector<Energy<T>*> parts, std::vector<T> weights = {}) : parts_(std::move(parts)), w_(std::move(weights)) {
+  SumEnergy(std::vector<Energy<T>*> parts, std::vector<T> weights = {})
+      : parts_(std::move(parts)), w_(std::move(weights)) {
     if (w_.empty()) w_.assign(parts_.size(), T(1));
     if (parts_.empty() || w_.size() != parts_.size())
       throw std::invalid_argument("SumEnergy: needs at least one part and one weight per part");
@@ -140,7 +142,8 @@ class DiscreteAnswerEnergy {
   std::size_t answers() const { return answers_; }
 
  private:
-  static std::vector<std::size_t> sizes(std::size_t d, const std::vector<std::size_t>& h, std::size_t k) {
+  static std::vector<std::size_t> sizes(std::size_t d, const std::vector<std::size_t>& h,
+                                        std::size_t k) {
     std::vector<std::size_t> s{d};
     s.insert(s.end(), h.begin(), h.end());
     s.push_back(k);
@@ -166,8 +169,10 @@ class ScalarAnswerEnergy {
 template <class T>
 class OneBranchEnergy : public ScalarAnswerEnergy<T> {
  public:
-  OneBranchEnergy(const std::vector<std::size_t>& sizes, Activation act, Rng& rng) : g_(sizes, act, rng) {
-    if (sizes.back() != 1) throw std::invalid_argument("OneBranchEnergy: G_W must end in one output");
+  OneBranchEnergy(const std::vector<std::size_t>& sizes, Activation act, Rng& rng)
+      : g_(sizes, act, rng) {
+    if (sizes.back() != 1)
+      throw std::invalid_argument("OneBranchEnergy: G_W must end in one output");
   }
   Var<T> pairs(Tape<T>& t, Var<T> x, Var<T> y) override { return abs(reshape(g_(t, x), {-1}) - y); }
   Var<T> on_grid(Tape<T>& t, Var<T> x, Var<T> grid) override {
@@ -189,16 +194,17 @@ class TwoBranchEnergy : public ScalarAnswerEnergy<T> {
                   Activation act, Rng& rng)
       : gx_(x_sizes, act, rng, "G1.layer"), gy_(y_sizes, act, rng, "G2.layer") {
     if (x_sizes.back() != y_sizes.back() || y_sizes.front() != 1)
-      throw std::invalid_argument("TwoBranchEnergy: branches must share their output size, G_W2 take 1 input");
+      throw std::invalid_argument(
+          "TwoBranchEnergy: branches must share their output size, G_W2 take 1 input");
   }
   Var<T> pairs(Tape<T>& t, Var<T> x, Var<T> y) override {
     return sum(abs(gx_(t, x) - gy_(t, reshape(y, {-1, 1}))), 1);
   }
   Var<T> on_grid(Tape<T>& t, Var<T> x, Var<T> grid) override {
     const auto h = static_cast<std::ptrdiff_t>(gy_.layers().back().out_features());
-    Var<T> a = reshape(gx_(t, x), {-1, 1, h});                        // [n, 1, h]
+    Var<T> a = reshape(gx_(t, x), {-1, 1, h});                       // [n, 1, h]
     Var<T> b = reshape(gy_(t, reshape(grid, {-1, 1})), {1, -1, h});  // [1, m, h]
-    return sum(abs(a - b), 2);                                        // [n, m]
+    return sum(abs(a - b), 2);                                       // [n, m]
   }
   std::vector<Parameter<T>*> parameters() override {
     auto p = gx_.parameters();

@@ -40,9 +40,9 @@ namespace ebl {
 /// The energies a loss reads, per sample.
 template <class T>
 struct Answers {
-  Var<T> all;    ///< [n, m] E(W, y, Xⁱ) for every answer y
-  Var<T> e_pos;  ///< [n]    E(W, Yⁱ, Xⁱ)
-  Var<T> e_neg;  ///< [n]    E(W, Ȳⁱ, Xⁱ)
+  Var<T> all;                      ///< [n, m] E(W, y, Xⁱ) for every answer y
+  Var<T> e_pos;                    ///< [n]    E(W, Yⁱ, Xⁱ)
+  Var<T> e_neg;                    ///< [n]    E(W, Ȳⁱ, Xⁱ)
   std::vector<std::size_t> y_pos;  ///< the correct answers Yⁱ
   std::vector<std::size_t> y_neg;  ///< the most offending incorrect answers Ȳⁱ
   double log_cell = 0;             ///< log of the measure of one answer (log Δy on a grid)
@@ -56,14 +56,18 @@ Answers<T> answers(Var<T> energies, std::span<const std::size_t> y, std::size_t 
                    double log_cell = 0) {
   const Shape& s = energies.shape();
   if (s.size() != 2 || s[0] != y.size())
-    throw ShapeError(fmt::format("answers: energies {} and {} labels do not match", shape_str(s), y.size()));
+    throw ShapeError(
+        fmt::format("answers: energies {} and {} labels do not match", shape_str(s), y.size()));
   const std::size_t n = s[0], m = s[1];
   // +inf on the excluded answers, so that the row minimum picks the most offending incorrect one
   Array<T> mask(Shape{n, m}, T(0));
   for (std::size_t r = 0; r < n; ++r) {
-    if (y[r] >= m) throw ShapeError(fmt::format("answers: label {} out of range for {} answers", y[r], m));
+    if (y[r] >= m)
+      throw ShapeError(fmt::format("answers: label {} out of range for {} answers", y[r], m));
     std::size_t lo = y[r] >= exclude ? y[r] - exclude : 0, hi = std::min(m - 1, y[r] + exclude);
-    if (hi - lo + 1 >= m) throw std::invalid_argument(fmt::format("answers: no incorrect answer left for sample {}", r));
+    if (hi - lo + 1 >= m)
+      throw std::invalid_argument(
+          fmt::format("answers: no incorrect answer left for sample {}", r));
     for (std::size_t j = lo; j <= hi; ++j) mask(r, j) = std::numeric_limits<T>::infinity();
   }
   Tape<T>& t = *energies.tape;
@@ -91,7 +95,9 @@ std::vector<std::size_t> snap_to_grid(const Array<T>& values, const Array<T>& gr
   for (std::size_t i = 0; i < values.size(); ++i) {
     auto it = std::lower_bound(grid.begin(), grid.end(), values.data()[i]);
     std::size_t j = std::size_t(it - grid.begin());
-    if (j == grid.size() || (j > 0 && values.data()[i] - grid.data()[j - 1] < *it - values.data()[i])) --j;
+    if (j == grid.size() ||
+        (j > 0 && values.data()[i] - grid.data()[j - 1] < *it - values.data()[i]))
+      --j;
     idx[i] = j;
   }
   return idx;
@@ -201,16 +207,26 @@ struct LossOptions {
 template <class T>
 Var<T> per_sample_loss(Loss kind, const Answers<T>& a, const LossOptions& o = {}) {
   switch (kind) {
-    case Loss::Energy: return energy_loss(a);
-    case Loss::Perceptron: return perceptron_loss(a);
-    case Loss::Hinge: return hinge_loss(a, T(o.margin));
-    case Loss::Log: return log_loss(a);
-    case Loss::Lvq2: return lvq2_loss(a, T(o.saturation));
-    case Loss::Mce: return mce_loss(a);
-    case Loss::SquareSquare: return square_square_loss(a, T(o.margin));
-    case Loss::SquareExp: return square_exp_loss(a, T(o.gamma));
-    case Loss::Nll: return nll_loss(a, T(o.beta));
-    case Loss::Mee: return mee_loss(a, T(o.beta));
+    case Loss::Energy:
+      return energy_loss(a);
+    case Loss::Perceptron:
+      return perceptron_loss(a);
+    case Loss::Hinge:
+      return hinge_loss(a, T(o.margin));
+    case Loss::Log:
+      return log_loss(a);
+    case Loss::Lvq2:
+      return lvq2_loss(a, T(o.saturation));
+    case Loss::Mce:
+      return mce_loss(a);
+    case Loss::SquareSquare:
+      return square_square_loss(a, T(o.margin));
+    case Loss::SquareExp:
+      return square_exp_loss(a, T(o.gamma));
+    case Loss::Nll:
+      return nll_loss(a, T(o.beta));
+    case Loss::Mee:
+      return mee_loss(a, T(o.beta));
   }
   throw std::logic_error("per_sample_loss: unknown loss");
 }

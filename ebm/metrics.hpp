@@ -17,12 +17,14 @@ namespace ebl {
 
 template <class T>
 double mmd2_unbiased(const Array<T>& x, const Array<T>& y, const std::vector<double>& bandwidths) {
-  if (x.dimension() != 2 || y.dimension() != 2 || x.shape()[1] != y.shape()[1] || x.shape()[0] < 2 || y.shape()[0] < 2)
+  if (x.dimension() != 2 || y.dimension() != 2 || x.shape()[1] != y.shape()[1] ||
+      x.shape()[0] < 2 || y.shape()[0] < 2)
     throw ShapeError("mmd2_unbiased: need two [n, d] samples of the same d with n >= 2");
   const std::size_t d = x.shape()[1];
   auto k = [&](const T* a, const T* b) {
     double r2 = 0;
-    for (std::size_t c = 0; c < d; ++c) r2 += (double(a[c]) - double(b[c])) * (double(a[c]) - double(b[c]));
+    for (std::size_t c = 0; c < d; ++c)
+      r2 += (double(a[c]) - double(b[c])) * (double(a[c]) - double(b[c]));
     double s = 0;
     for (double h : bandwidths) s += std::exp(-r2 / (2 * h * h));
     return s;

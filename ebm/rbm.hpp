@@ -63,18 +63,21 @@ class Rbm {
     ph.resize(Shape{n, nh});
     for (std::size_t r = 0; r < n; ++r) std::copy_n(c.value.data(), nh, ph.data() + r * nh);
     gemm<T>(false, false, n, nh, nv, T(1), v.data(), nv, W.value.data(), nh, T(1), ph.data(), nh);
-    xt::noalias(ph) = T(1) / (T(1) + xt::exp(-beta * ph));  // elementwise: safe in place, vectorised
+    xt::noalias(ph) =
+        T(1) / (T(1) + xt::exp(-beta * ph));  // elementwise: safe in place, vectorised
   }
   /// p(v = 1 | h) for a batch h [n, H] -> pv [n, V]; with `base_bias`, the visible input is
   /// (1-β) base_bias + β (b + Wh) (the AIS intermediate models).
-  void visible_probs(const Array<T>& h, Array<T>& pv, T beta = T(1), const Array<T>* base_bias = nullptr) const {
+  void visible_probs(const Array<T>& h, Array<T>& pv, T beta = T(1),
+                     const Array<T>* base_bias = nullptr) const {
     const std::size_t n = h.shape()[0], nv = visible(), nh = hidden();
     pv.resize(Shape{n, nv});
     for (std::size_t r = 0; r < n; ++r) std::copy_n(b.value.data(), nv, pv.data() + r * nv);
     gemm<T>(false, true, n, nv, nh, T(1), h.data(), nh, W.value.data(), nh, T(1), pv.data(), nv);
     if (base_bias)
       for (std::size_t r = 0; r < n; ++r)
-        for (std::size_t i = 0; i < nv; ++i) pv(r, i) = beta * pv(r, i) + (T(1) - beta) * (*base_bias)(i);
+        for (std::size_t i = 0; i < nv; ++i)
+          pv(r, i) = beta * pv(r, i) + (T(1) - beta) * (*base_bias)(i);
     else if (beta != T(1))
       xt::noalias(pv) = beta * pv;
     xt::noalias(pv) = T(1) / (T(1) + xt::exp(-pv));
@@ -98,10 +101,12 @@ struct RbmWorkspace {
 /// expectations cost one p(h|v) product and one ∇W product instead of two each: on the small
 /// mini-batches of RBM training the BLAS call overhead is a large part of the step.
 template <class T>
-void rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg, std::vector<Array<T>*> g,
-                         RbmWorkspace<T>& ws, T scale = T(1)) {
-  const std::size_t nv = m.visible(), nh = m.hidden(), np = v_pos.shape()[0], nn = v_neg.shape()[0], n = np + nn;
-  ws.stacked.resize(std::array<std::size_t, 2>{n, nv});  // (a Shape here trips a false g++ 12 warning)
+void rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg,
+                         std::vector<Array<T>*> g, RbmWorkspace<T>& ws, T scale = T(1)) {
+  const std::size_t nv = m.visible(), nh = m.hidden(), np = v_pos.shape()[0], nn = v_neg.shape()[0],
+                    n = np + nn;
+  ws.stacked.resize(
+      std::array<std::size_t, 2>{n, nv});  // (a Shape here trips a false g++ 12 warning)
   std::copy(v_pos.begin(), v_pos.end(), ws.stacked.begin());
   std::copy(v_neg.begin(), v_neg.end(), ws.stacked.begin() + std::ptrdiff_t(np * nv));
   ws.row_weight.assign(n, scale / T(np));
@@ -121,19 +126,24 @@ void rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>&
     }
     for (std::size_t i = 0; i < nv; ++i) gb[i] += w * v[i];
   }
-  gemm<T>(true, false, nv, nh, n, T(1), ws.stacked.data(), nv, ws.weighted.data(), nh, T(0), g[0]->data(), nh);
+  gemm<T>(true, false, nv, nh, n, T(1), ws.stacked.data(), nv, ws.weighted.data(), nh, T(0),
+          g[0]->data(), nh);
 }
 
 template <class T>
-std::vector<Array<T>> rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos, const Array<T>& v_neg) {
-  std::vector<Array<T>> g = {Array<T>(m.W.value.shape()), Array<T>(m.b.value.shape()), Array<T>(m.c.value.shape())};
+std::vector<Array<T>> rbm_loglik_gradient(const Rbm<T>& m, const Array<T>& v_pos,
+                                          const Array<T>& v_neg) {
+  std::vector<Array<T>> g = {Array<T>(m.W.value.shape()), Array<T>(m.b.value.shape()),
+                             Array<T>(m.c.value.shape())};
   RbmWorkspace<T> ws;
   rbm_loglik_gradient(m, v_pos, v_neg, {&g[0], &g[1], &g[2]}, ws);
   return g;
 }
 
 namespace detail {
-inline double softplus_d(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+inline double softplus_d(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
 inline double log_sum_exp(const std::vector<double>& a) {
   double m = -std::numeric_limits<double>::infinity();
   for (double x : a) m = std::max(m, x);
@@ -151,7 +161,9 @@ double rbm_exact_log_z(const Rbm<T>& m) {
   const std::size_t nv = m.visible(), nh = m.hidden();
   const bool over_hidden = nh <= nv;
   const std::size_t k = over_hidden ? nh : nv, other = over_hidden ? nv : nh;
-  if (k > 24) throw std::invalid_argument(fmt::format("rbm_exact_log_z: 2^{} states is too many to enumerate", k));
+  if (k > 24)
+    throw std::invalid_argument(
+        fmt::format("rbm_exact_log_z: 2^{} states is too many to enumerate", k));
   std::vector<double> terms(std::size_t(1) << k);
   for (std::size_t s = 0; s < terms.size(); ++s) {
     double t = 0;
@@ -203,7 +215,8 @@ double rbm_pseudo_loglik(const Rbm<T>& m, const Array<T>& v) {
   for (std::size_t i = 0; i < nv; ++i) {
     for (std::size_t r = 0; r < n; ++r) flipped(r, i) = T(1) - v(r, i);
     std::vector<double> ff = rbm_free_energies(m, flipped);
-    for (std::size_t r = 0; r < n; ++r) total -= detail::softplus_d(-(ff[r] - f[r]));  // log σ(x) = -softplus(-x)
+    for (std::size_t r = 0; r < n; ++r)
+      total -= detail::softplus_d(-(ff[r] - f[r]));  // log σ(x) = -softplus(-x)
     for (std::size_t r = 0; r < n; ++r) flipped(r, i) = v(r, i);
   }
   return total / double(n);
@@ -220,8 +233,8 @@ struct RbmTrainOptions {
 /// descends -log p. The workspace keeps the buffers between steps: a step allocates nothing.
 
 template <class T>
-void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, Array<T>& chains, const RbmTrainOptions& o,
-                    Rng& rng, RbmWorkspace<T>& ws) {
+void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, Array<T>& chains,
+                    const RbmTrainOptions& o, Rng& rng, RbmWorkspace<T>& ws) {
   if (!o.persistent) {
     chains.resize(v_pos.shape());
     std::copy(v_pos.begin(), v_pos.end(), chains.begin());
@@ -232,8 +245,8 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, Array<T
 }
 
 struct AisResult {
-  double log_z = 0;     ///< the estimate, log Z_A + log mean w
-  double std_err = 0;   ///< its standard error (delta method on the mean of the weights)
+  double log_z = 0;    ///< the estimate, log Z_A + log mean w
+  double std_err = 0;  ///< its standard error (delta method on the mean of the weights)
   double log_z_base = 0;
   std::size_t runs = 0, temperatures = 0;
 };
@@ -244,8 +257,8 @@ struct AisResult {
 /// Intermediate k, at inverse temperature β_k on a linear schedule 0 → 1:
 ///   log p*_k(v) = (1-β_k) vᵀb_A + β_k vᵀb + Σ_j softplus(β_k (c_j + (vᵀW)_j)),
 /// moved by one Gibbs sweep that leaves it invariant. Computed in double.
-inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs, std::size_t temperatures,
-                         Rng& rng) {
+inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs,
+                         std::size_t temperatures, Rng& rng) {
   const std::size_t nv = m.visible(), nh = m.hidden();
   AisResult res;
   res.runs = runs;
@@ -254,22 +267,26 @@ inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, s
   res.log_z_base += double(nh) * std::log(2.0);
   Array<double> v(Shape{runs, nv}), h, pv, pre;
   for (std::size_t r = 0; r < runs; ++r)
-    for (std::size_t i = 0; i < nv; ++i) v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
+    for (std::size_t i = 0; i < nv; ++i)
+      v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
   std::vector<double> log_w(runs, 0.0);
   // log p*_β(v) for every run
   auto log_p = [&](double beta, std::vector<double>& out) {
     pre.resize(Shape{runs, nh});
     for (std::size_t r = 0; r < runs; ++r) std::copy_n(m.c.value.data(), nh, pre.data() + r * nh);
-    gemm<double>(false, false, runs, nh, nv, 1.0, v.data(), nv, m.W.value.data(), nh, 1.0, pre.data(), nh);
+    gemm<double>(false, false, runs, nh, nv, 1.0, v.data(), nv, m.W.value.data(), nh, 1.0,
+                 pre.data(), nh);
     out.assign(runs, 0.0);
     for (std::size_t r = 0; r < runs; ++r) {
-      for (std::size_t i = 0; i < nv; ++i) out[r] += v(r, i) * ((1 - beta) * base_bias(i) + beta * m.b.value(i));
+      for (std::size_t i = 0; i < nv; ++i)
+        out[r] += v(r, i) * ((1 - beta) * base_bias(i) + beta * m.b.value(i));
       for (std::size_t j = 0; j < nh; ++j) out[r] += detail::softplus_d(beta * pre(r, j));
     }
   };
   std::vector<double> lp_prev, lp_next;
   for (std::size_t k = 1; k <= temperatures; ++k) {
-    const double b_prev = double(k - 1) / double(temperatures), b_next = double(k) / double(temperatures);
+    const double b_prev = double(k - 1) / double(temperatures),
+                 b_next = double(k) / double(temperatures);
     log_p(b_prev, lp_prev);
     log_p(b_next, lp_next);
     for (std::size_t r = 0; r < runs; ++r) log_w[r] += lp_next[r] - lp_prev[r];

@@ -8,11 +8,11 @@
 #include <cmath>
 #include <functional>
 #include <limits>
-#include <utility>
 #include <numbers>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,7 +25,7 @@ constexpr double kPi = std::numbers::pi;
 
 struct Dataset {
   std::string name;
-  std::function<void(Rng&, double& x, double& y)> draw;  ///< one sample
+  std::function<void(Rng&, double& x, double& y)> draw;   ///< one sample
   std::function<double(double x, double y)> log_density;  ///< empty when unknown
 };
 
@@ -66,7 +66,8 @@ inline Dataset eight_gaussians() {
   d.log_density = [](double x, double y) {
     double l = -INFINITY;
     for (int k = 0; k < 8; ++k)
-      l = detail::log_add(l, detail::log_normal_2d(x - r * std::cos(k * kPi / 4), y - r * std::sin(k * kPi / 4), s));
+      l = detail::log_add(l, detail::log_normal_2d(x - r * std::cos(k * kPi / 4),
+                                                   y - r * std::sin(k * kPi / 4), s));
     return l - std::log(8.0);
   };
   return d;
@@ -103,7 +104,8 @@ inline Dataset rings() {
   };
   d.log_density = [](double x, double y) {
     double r = std::hypot(x, y), l = -INFINITY;
-    for (double rk : radii) l = detail::log_add(l, -(r - rk) * (r - rk) / (2 * s * s) - 0.5 * std::log(2 * kPi * s * s));
+    for (double rk : radii)
+      l = detail::log_add(l, -(r - rk) * (r - rk) / (2 * s * s) - 0.5 * std::log(2 * kPi * s * s));
     return l - std::log(3.0) - std::log(2 * kPi * r);
   };
   return d;
@@ -171,7 +173,9 @@ inline Dataset dataset(const std::string& name) {
   if (name == "rings") return rings();
   if (name == "moons") return two_moons();
   if (name == "pinwheel") return pinwheel();
-  throw std::invalid_argument(fmt::format("unknown dataset '{}' (expected 8gaussians, 2spirals, checkerboard, rings, moons, pinwheel)", name));
+  throw std::invalid_argument(fmt::format(
+      "unknown dataset '{}' (expected 8gaussians, 2spirals, checkerboard, rings, moons, pinwheel)",
+      name));
 }
 
 /// n samples as an [n, 2] array.
@@ -192,7 +196,8 @@ template <class T>
 std::optional<double> true_nll(const Dataset& d, const Array<T>& x) {
   if (!d.log_density) return std::nullopt;
   double s = 0;
-  for (std::size_t i = 0; i < x.shape()[0]; ++i) s += d.log_density(double(x(i, 0)), double(x(i, 1)));
+  for (std::size_t i = 0; i < x.shape()[0]; ++i)
+    s += d.log_density(double(x(i, 0)), double(x(i, 1)));
   return -s / double(x.shape()[0]);
 }
 

@@ -56,8 +56,8 @@ class EnergyGrad {
 /// A Metropolis acceptance of chain i (row i of [n, d] arrays): its proposed state, gradient and
 /// energy replace the current ones.
 template <class T>
-void accept_chain(std::size_t i, std::size_t d, const Array<T>& x_new, const Array<T>& g_new, const Array<T>& e_new,
-                  Array<T>& x, Array<T>& g, Array<T>& e) {
+void accept_chain(std::size_t i, std::size_t d, const Array<T>& x_new, const Array<T>& g_new,
+                  const Array<T>& e_new, Array<T>& x, Array<T>& g, Array<T>& e) {
   std::copy_n(x_new.data() + i * d, d, x.data() + i * d);
   std::copy_n(g_new.data() + i * d, d, g.data() + i * d);
   e.data()[i] = e_new.data()[i];
@@ -77,7 +77,8 @@ struct ChainStats {
     for (std::size_t i = 0; i < n; ++i) {
       se += double(energy.data()[i]);
       double g2 = 0;
-      for (std::size_t k = 0; k < d; ++k) g2 += double(grad.data()[i * d + k]) * double(grad.data()[i * d + k]);
+      for (std::size_t k = 0; k < d; ++k)
+        g2 += double(grad.data()[i * d + k]) * double(grad.data()[i * d + k]);
       sg += std::sqrt(g2);
     }
     mean_energy.push_back(n ? se / double(n) : 0);

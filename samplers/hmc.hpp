@@ -22,7 +22,8 @@ class Hmc {
  public:
   Hmc(EnergyFn<T> energy, HmcOptions opt) : eval_(std::move(energy)), opt_(opt) {
     if (!(opt_.step_size > 0) || !(opt_.temperature > 0) || opt_.leapfrog_steps < 1)
-      throw std::invalid_argument("HMC: step size and temperature must be > 0, leapfrog steps >= 1");
+      throw std::invalid_argument(
+          "HMC: step size and temperature must be > 0, leapfrog steps >= 1");
   }
 
   ChainStats run(Array<T>& x, Rng& rng) {
@@ -37,21 +38,25 @@ class Hmc {
       h0_.assign(n, 0);
       for (std::size_t i = 0; i < n; ++i) {
         double k = 0;
-        for (std::size_t j = i * d; j < (i + 1) * d; ++j) k += double(p_.data()[j]) * double(p_.data()[j]);
+        for (std::size_t j = i * d; j < (i + 1) * d; ++j)
+          k += double(p_.data()[j]) * double(p_.data()[j]);
         h0_[i] = double(e_(i)) * inv_t + 0.5 * k;
       }
       xn_ = x;
       gn_ = g_;
-      for (std::size_t j = 0; j < x.size(); ++j) p_.data()[j] -= T(0.5 * eps * inv_t * double(gn_.data()[j]));
+      for (std::size_t j = 0; j < x.size(); ++j)
+        p_.data()[j] -= T(0.5 * eps * inv_t * double(gn_.data()[j]));
       for (int l = 0; l < opt_.leapfrog_steps; ++l) {
         for (std::size_t j = 0; j < x.size(); ++j) xn_.data()[j] += T(eps) * p_.data()[j];
         eval_(xn_, en_, gn_);
         const double w = l + 1 < opt_.leapfrog_steps ? eps : 0.5 * eps;
-        for (std::size_t j = 0; j < x.size(); ++j) p_.data()[j] -= T(w * inv_t * double(gn_.data()[j]));
+        for (std::size_t j = 0; j < x.size(); ++j)
+          p_.data()[j] -= T(w * inv_t * double(gn_.data()[j]));
       }
       for (std::size_t i = 0; i < n; ++i) {
         double k = 0;
-        for (std::size_t j = i * d; j < (i + 1) * d; ++j) k += double(p_.data()[j]) * double(p_.data()[j]);
+        for (std::size_t j = i * d; j < (i + 1) * d; ++j)
+          k += double(p_.data()[j]) * double(p_.data()[j]);
         double h1 = double(en_(i)) * inv_t + 0.5 * k;
         ++stats.proposals;
         if (std::log(rng.uniform()) < h0_[i] - h1) {  // NaN (a diverged trajectory) is rejected

@@ -25,10 +25,10 @@ enum class StepSchedule { Constant, Linear, Geometric };
 
 struct LangevinOptions {
   int steps = 20;
-  double step_size = 0.01;    ///< ε at the first step
-  double temperature = 1.0;   ///< T: noise variance 2εT
-  double grad_clip = 0;       ///< clip each component of ∇x E to [-c, c]; 0 = off
-  bool clamp = false;         ///< clamp x to [lo, hi] after every step
+  double step_size = 0.01;   ///< ε at the first step
+  double temperature = 1.0;  ///< T: noise variance 2εT
+  double grad_clip = 0;      ///< clip each component of ∇x E to [-c, c]; 0 = off
+  bool clamp = false;        ///< clamp x to [lo, hi] after every step
   double lo = -1, hi = 1;
   StepSchedule schedule = StepSchedule::Constant;
   double final_step_size = 0;  ///< ε at the last step for the Linear and Geometric schedules

@@ -41,11 +41,13 @@ class Mala {
         double fwd = 0, bwd = 0;
         for (std::size_t k = i * d; k < (i + 1) * d; ++k) {
           double xk = x.data()[k], yk = y_.data()[k];
-          double a = yk - xk + eps * double(g_.data()[k]), b = xk - yk + eps * double(gy_.data()[k]);
+          double a = yk - xk + eps * double(g_.data()[k]),
+                 b = xk - yk + eps * double(gy_.data()[k]);
           fwd += a * a;
           bwd += b * b;
         }
-        double log_alpha = -(double(ey_(i)) - double(e_(i))) / temp - (bwd - fwd) / (4 * eps * temp);
+        double log_alpha =
+            -(double(ey_(i)) - double(e_(i))) / temp - (bwd - fwd) / (4 * eps * temp);
         ++stats.proposals;
         if (std::log(rng.uniform()) < log_alpha) {
           ++stats.accepted;

@@ -16,11 +16,14 @@ namespace ebl {
 template <class T>
 class ReplayBuffer {
  public:
-  ReplayBuffer(std::size_t capacity, std::size_t dim, double lo, double hi, double restart_prob, Rng& rng)
+  ReplayBuffer(std::size_t capacity, std::size_t dim, double lo, double hi, double restart_prob,
+               Rng& rng)
       : chains_(Shape{capacity, dim}), lo_(lo), hi_(hi), rho_(restart_prob) {
-    if (capacity == 0 || dim == 0) throw std::invalid_argument("ReplayBuffer: capacity and dim must be > 0");
+    if (capacity == 0 || dim == 0)
+      throw std::invalid_argument("ReplayBuffer: capacity and dim must be > 0");
     if (!(restart_prob >= 0 && restart_prob <= 1))
-      throw std::invalid_argument(fmt::format("ReplayBuffer: restart probability {} not in [0, 1]", restart_prob));
+      throw std::invalid_argument(
+          fmt::format("ReplayBuffer: restart probability {} not in [0, 1]", restart_prob));
     for (auto& v : chains_) v = T(rng.uniform(lo_, hi_));
   }
 
@@ -44,9 +47,10 @@ class ReplayBuffer {
   /// Writes the advanced chains back to the slots of the last sample().
   void update(const Array<T>& x) {
     if (x.shape()[0] != slots_.size() || x.shape()[1] != dim())
-      throw ShapeError(fmt::format("ReplayBuffer::update: got {}, last sample was [{},{}]", shape_str(x.shape()),
-                                   slots_.size(), dim()));
-    for (std::size_t i = 0; i < slots_.size(); ++i) std::copy_n(x.data() + i * dim(), dim(), chains_.data() + slots_[i] * dim());
+      throw ShapeError(fmt::format("ReplayBuffer::update: got {}, last sample was [{},{}]",
+                                   shape_str(x.shape()), slots_.size(), dim()));
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      std::copy_n(x.data() + i * dim(), dim(), chains_.data() + slots_[i] * dim());
   }
 
   std::size_t capacity() const { return chains_.shape()[0]; }

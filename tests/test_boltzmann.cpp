@@ -68,8 +68,9 @@ TEST_CASE("exact MLE gradient of a Gaussian energy equals its closed form", "[bo
 
   const Array<double>& mu = e.mu().value;
   const Array<double>& a = e.a().value;
-  Array<double> p = {{a(0, 0) * a(0, 0) + a(1, 0) * a(1, 0), a(0, 0) * a(0, 1) + a(1, 0) * a(1, 1)},
-                     {a(0, 1) * a(0, 0) + a(1, 1) * a(1, 0), a(0, 1) * a(0, 1) + a(1, 1) * a(1, 1)}};  // AᵀA
+  Array<double> p = {
+      {a(0, 0) * a(0, 0) + a(1, 0) * a(1, 0), a(0, 0) * a(0, 1) + a(1, 0) * a(1, 1)},
+      {a(0, 1) * a(0, 0) + a(1, 1) * a(1, 0), a(0, 1) * a(0, 1) + a(1, 1) * a(1, 1)}};  // AᵀA
   Array<double> s(Shape{2, 2}, 0.0);  // mean (x-μ)(x-μ)ᵀ
   Array<double> gmu(Shape{2}, 0.0);
   for (std::size_t i = 0; i < 9; ++i) {
@@ -93,7 +94,8 @@ TEST_CASE("exact MLE gradient of a Gaussian energy equals its closed form", "[bo
   CHECK(g.dream[0](0) == Approx(0.0).margin(1e-7));
 }
 
-TEST_CASE("wake minus dream equals autodiff of the quadrature NLL for an MLP energy", "[boltzmann]") {
+TEST_CASE("wake minus dream equals autodiff of the quadrature NLL for an MLP energy",
+          "[boltzmann]") {
   Rng rng(8);
   MlpEnergy<double> e(2, {16, 16}, Activation::Silu, rng);
   Domain<double> d = grid_2d<double>(-3, 3, 40, -3, 3, 40);
@@ -107,11 +109,13 @@ TEST_CASE("wake minus dream equals autodiff of the quadrature NLL for an MLP ene
   auto ref = param_gradients<double>(sum(nll_v), e.parameters());
   REQUIRE(ref.size() == g.size());
   for (std::size_t k = 0; k < g.size(); ++k)
-    for (std::size_t j = 0; j < g[k].size(); ++j) CHECK(g[k].data()[j] == Approx(ref[k].data()[j]).margin(1e-10));
+    for (std::size_t j = 0; j < g[k].size(); ++j)
+      CHECK(g[k].data()[j] == Approx(ref[k].data()[j]).margin(1e-10));
   CHECK(nll(e, d, data, beta) == Approx(nll_v.item() + d.log_cell).epsilon(1e-12));
 }
 
-TEST_CASE("discrete answers: p(y|x) is the softmax of -beta E and inference is the argmin", "[boltzmann]") {
+TEST_CASE("discrete answers: p(y|x) is the softmax of -beta E and inference is the argmin",
+          "[boltzmann]") {
   Array<double> e = randn({4, 5}, 5);
   TD t;
   V ev = t.constant(e);
@@ -133,7 +137,8 @@ TEST_CASE("discrete answers: p(y|x) is the softmax of -beta E and inference is t
   }
 }
 
-TEST_CASE("domains: grids cover their box and the binary cube enumerates every vector once", "[boltzmann]") {
+TEST_CASE("domains: grids cover their box and the binary cube enumerates every vector once",
+          "[boltzmann]") {
   Domain<double> g = grid_2d<double>(-1, 1, 4, 0, 3, 3);
   CHECK(g.size() == 12);
   CHECK(g.points(0, 0) == -0.75);
@@ -142,7 +147,8 @@ TEST_CASE("domains: grids cover their box and the binary cube enumerates every v
   Domain<float> c = binary_cube<float>(4);
   CHECK(c.size() == 16);
   std::set<std::vector<float>> seen;
-  for (std::size_t i = 0; i < 16; ++i) seen.insert({c.points(i, 0), c.points(i, 1), c.points(i, 2), c.points(i, 3)});
+  for (std::size_t i = 0; i < 16; ++i)
+    seen.insert({c.points(i, 0), c.points(i, 1), c.points(i, 2), c.points(i, 3)});
   CHECK(seen.size() == 16);
   CHECK_THROWS_WITH(grid_1d<double>(1, 1, 10), Contains("grid_1d"));
   CHECK_THROWS_WITH(binary_cube<double>(40), Contains("too many"));

@@ -66,8 +66,8 @@ TEST_CASE("the CD gradient with long chains matches the exact MLE gradient", "[c
     for (std::size_t j = 0; j < exact[k].size(); ++j) {
       double mean = s1[k].data()[j] / n, var = s2[k].data()[j] / n - mean * mean;
       double se = std::sqrt(std::max(var, 0.0) / n);
-      INFO(params[k]->name << "[" << j << "] CD " << cd_grad[k].data()[j] << " exact " << exact[k].data()[j]
-                           << " SE " << se);
+      INFO(params[k]->name << "[" << j << "] CD " << cd_grad[k].data()[j] << " exact "
+                           << exact[k].data()[j] << " SE " << se);
       CHECK(std::abs(cd_grad[k].data()[j] - exact[k].data()[j]) < 5 * se + 1e-9);
       ++checked;
     }

@@ -24,7 +24,8 @@ ClassifierEval train_digits(Loss loss, std::uint64_t seed, double* first_energy 
   DiscreteAnswerEnergy<float> model(64, {32}, 10, Activation::Relu, rng);
   ClassifierTraining o;
   o.epochs = 20;
-  if (first_energy) *first_energy = evaluate_classifier(model, digits().test, o.flat_tol).mean_energy;
+  if (first_energy)
+    *first_energy = evaluate_classifier(model, digits().test, o.flat_tol).mean_energy;
   ClassifierEval last;
   bool ok = train_classifier(model, loss, digits().train, digits().test, o, rng,
                              [&](std::size_t, const ClassifierEval& e) { last = e; });
@@ -59,7 +60,9 @@ TEST_CASE("every loss with a positive margin learns the digits far above chance"
   }
 }
 
-TEST_CASE("the energy loss: nothing pulls wrong answers up, so energies sink and nothing is learned", "[classify]") {
+TEST_CASE(
+    "the energy loss: nothing pulls wrong answers up, so energies sink and nothing is learned",
+    "[classify]") {
   // Tutorial, section 2.2: the energy loss only pushes E(Yi) down. With one unbounded output
   // energy per class, every output can sink: predicted, and checked here, a falling mean energy
   // and a classifier no better than chance (E(Ybar) ends below E(Yi) on average).
@@ -70,7 +73,10 @@ TEST_CASE("the energy loss: nothing pulls wrong answers up, so energies sink and
   CHECK(e.mean_gap < 0);
 }
 
-TEST_CASE("zero-margin losses: a flat energy is a minimum, yet from random weights they learn with a thin margin", "[classify]") {
+TEST_CASE(
+    "zero-margin losses: a flat energy is a minimum, yet from random weights they learn with a "
+    "thin margin",
+    "[classify]") {
   // Tutorial: the perceptron and LVQ2 losses have no margin, so a collapsed (flat) energy has
   // zero loss and is a minimum; hinge charges it m. Checked exactly on a flat energy matrix...
   TD t;

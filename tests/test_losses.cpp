@@ -1,8 +1,8 @@
 // The ten losses of LeCun et al. (2006), Table 1: gradients, defining properties, and the
 // direction in which one gradient step moves the energies.
+#include "autodiff/optim.hpp"
 #include "ebm/energy.hpp"
 #include "ebm/losses.hpp"
-#include "autodiff/optim.hpp"
 #include "tests/helpers.hpp"
 
 using namespace ebl;
@@ -39,14 +39,21 @@ TEST_CASE("every loss: gradient with respect to the energies", "[losses][gradche
   for (const LossInfo& l : kLossTable) {
     INFO("loss " << l.name);
     Loss kind = l.kind;
-    expect_gradients([kind](TD&, In x) { return per_sample_loss(kind, answers(x[0], std::span(kLabels)), options()); },
-                     {e});
-    expect_gradients([kind](TD&, In x) { return batch_loss(kind, answers(x[0], std::span(kLabels)), options()); },
-                     {e});
+    expect_gradients(
+        [kind](TD&, In x) {
+          return per_sample_loss(kind, answers(x[0], std::span(kLabels)), options());
+        },
+        {e});
+    expect_gradients(
+        [kind](TD&, In x) {
+          return batch_loss(kind, answers(x[0], std::span(kLabels)), options());
+        },
+        {e});
   }
 }
 
-TEST_CASE("every loss: gradient with respect to the parameters of a model E(W Y X)", "[losses][gradcheck]") {
+TEST_CASE("every loss: gradient with respect to the parameters of a model E(W Y X)",
+          "[losses][gradcheck]") {
   Rng rng(5);
   DiscreteAnswerEnergy<double> model(3, {8}, 6, Activation::Tanh, rng);
   Array<double> x = randn({5, 3}, 6);
@@ -54,12 +61,15 @@ TEST_CASE("every loss: gradient with respect to the parameters of a model E(W Y 
     INFO("loss " << l.name);
     Loss kind = l.kind;
     expect_gradients(
-        [kind, &model](TD& t, In v) { return batch_loss(kind, answers(model(t, v[0]), std::span(kLabels)), options()); },
+        [kind, &model](TD& t, In v) {
+          return batch_loss(kind, answers(model(t, v[0]), std::span(kLabels)), options());
+        },
         {x}, model.parameters());
   }
 }
 
-TEST_CASE("the most offending incorrect answer is the incorrect answer of lowest energy", "[losses]") {
+TEST_CASE("the most offending incorrect answer is the incorrect answer of lowest energy",
+          "[losses]") {
   Array<double> e = randn({5, 6}, 7);
   TD t;
   V ev = t.input(e, true);
@@ -81,7 +91,8 @@ TEST_CASE("the most offending incorrect answer is the incorrect answer of lowest
     }
 }
 
-TEST_CASE("on a grid of answers a neighbourhood of the correct one can be excluded from Ybar", "[losses]") {
+TEST_CASE("on a grid of answers a neighbourhood of the correct one can be excluded from Ybar",
+          "[losses]") {
   Array<double> grid = {-1.0, -0.5, 0.0, 0.5, 1.0};
   Array<double> y = {0.1, -0.9};
   auto idx = snap_to_grid(y, grid);
@@ -200,7 +211,8 @@ TEST_CASE("loss names parse and the table has the ten losses in order", "[losses
   CHECK_THROWS_WITH(parse_loss("l2"), Contains("unknown loss 'l2'") && Contains("hinge"));
 }
 
-TEST_CASE("scalar-answer energies: grid and pair forms agree and have correct gradients", "[energy][gradcheck]") {
+TEST_CASE("scalar-answer energies: grid and pair forms agree and have correct gradients",
+          "[energy][gradcheck]") {
   Rng rng(3);
   OneBranchEnergy<double> one({1, 20, 1}, Activation::Tanh, rng);
   TwoBranchEnergy<double> two({1, 10, 10}, {1, 10, 10}, Activation::Tanh, rng);
@@ -212,10 +224,12 @@ TEST_CASE("scalar-answer energies: grid and pair forms agree and have correct gr
     REQUIRE(g.shape() == Shape{4, 5});
     for (std::size_t j = 0; j < 5; ++j) {
       V p = e->pairs(t, xv, t.constant(Array<double>(Shape{4}, grid(j))));
-      for (std::size_t r = 0; r < 4; ++r) CHECK(g.value()(r, j) == Approx(p.value()(r)).epsilon(1e-12));
+      for (std::size_t r = 0; r < 4; ++r)
+        CHECK(g.value()(r, j) == Approx(p.value()(r)).epsilon(1e-12));
     }
     // gradients in x and θ, away from the kinks of |.| (random parameters make exact zeros unlikely)
-    expect_gradients([e, &grid](TD& tape, In v) { return e->on_grid(tape, v[0], tape.constant(grid)); }, {x},
-                     e->parameters());
+    expect_gradients(
+        [e, &grid](TD& tape, In v) { return e->on_grid(tape, v[0], tape.constant(grid)); }, {x},
+        e->parameters());
   }
 }

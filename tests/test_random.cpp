@@ -71,7 +71,8 @@ TEST_CASE("below(n) is uniform over 0..n-1 by a chi-square test", "[random]") {
   CHECK(chi2 < 22.46);  // the 0.999 quantile of chi-square with 6 degrees of freedom
 }
 
-TEST_CASE("normal draws have Gaussian tails, including beyond the ziggurat's base strip", "[random]") {
+TEST_CASE("normal draws have Gaussian tails, including beyond the ziggurat's base strip",
+          "[random]") {
   // P(|z| > 2), P(|z| > 3) and P(z > 3.5): the last lies beyond R = 3.4426, where draws come from
   // the tail algorithm; each fraction within 5 binomial standard errors.
   Rng rng(4);

@@ -53,7 +53,8 @@ TEST_CASE("the free energy sums the hidden units out of exp(-E)", "[rbm]") {
 TEST_CASE("the free-energy gradient from the tape equals the closed form", "[rbm][gradcheck]") {
   Rbm<double> m = random_rbm(6, 4, 2, 0.5);
   Rng rng(3);
-  Array<double> v_pos = rng.uniform_array<double>({5, 6}), v_neg = rng.uniform_array<double>({7, 6});
+  Array<double> v_pos = rng.uniform_array<double>({5, 6}),
+                v_neg = rng.uniform_array<double>({7, 6});
   sample_bernoulli(v_pos, rng);
   sample_bernoulli(v_neg, rng);
   TD t;
@@ -61,11 +62,13 @@ TEST_CASE("the free-energy gradient from the tape equals the closed form", "[rbm
   auto tape = param_gradients<double>(l, m.parameters());
   auto closed = rbm_loglik_gradient(m, v_pos, v_neg);
   for (std::size_t k = 0; k < 3; ++k)
-    for (std::size_t e = 0; e < tape[k].size(); ++e) CHECK(tape[k].data()[e] == Approx(-closed[k].data()[e]).margin(1e-12));
+    for (std::size_t e = 0; e < tape[k].size(); ++e)
+      CHECK(tape[k].data()[e] == Approx(-closed[k].data()[e]).margin(1e-12));
   expect_gradients([&m](TD& tt, In x) { return m.free_energy(tt, x[0]); }, {v_pos}, m.parameters());
 }
 
-TEST_CASE("exact log Z: over the hidden layer, over the visible layer and by brute force agree", "[rbm]") {
+TEST_CASE("exact log Z: over the hidden layer, over the visible layer and by brute force agree",
+          "[rbm]") {
   Rbm<double> a = random_rbm(5, 3, 4), b = random_rbm(3, 5, 5);  // enumerates h, then v
   CHECK(rbm_exact_log_z(a) == Approx(brute_log_z(a)).epsilon(1e-12));
   CHECK(rbm_exact_log_z(b) == Approx(brute_log_z(b)).epsilon(1e-12));
@@ -76,7 +79,8 @@ TEST_CASE("exact log Z: over the hidden layer, over the visible layer and by bru
   CHECK(total == Approx(1.0).epsilon(1e-12));
 }
 
-TEST_CASE("block Gibbs sampling of a tiny RBM matches the exact joint distribution", "[rbm][samplers]") {
+TEST_CASE("block Gibbs sampling of a tiny RBM matches the exact joint distribution",
+          "[rbm][samplers]") {
   // 4 visible, 3 hidden: 128 joint states. 40000 independent chains, 60 sweeps each; the final
   // (v, h) counts against the exact p(v, h) by a chi-square test, 127 degrees of freedom.
   Rbm<double> m = random_rbm(4, 3, 6);
@@ -96,7 +100,8 @@ TEST_CASE("block Gibbs sampling of a tiny RBM matches the exact joint distributi
   Array<double> vs = all_states(4), hs = all_states(3);
   double chi2 = 0, tv = 0;
   for (std::size_t s = 0; s < 128; ++s) {
-    double p = std::exp(-m.energy(&vs(s & 15, 0), &hs(s >> 4, 0)) - log_z), expect = p * double(chains);
+    double p = std::exp(-m.energy(&vs(s & 15, 0), &hs(s >> 4, 0)) - log_z),
+           expect = p * double(chains);
     chi2 += (count[s] - expect) * (count[s] - expect) / expect;
     tv += 0.5 * std::abs(count[s] / double(chains) - p);
   }
@@ -105,7 +110,8 @@ TEST_CASE("block Gibbs sampling of a tiny RBM matches the exact joint distributi
   CHECK(tv < 0.03);
 }
 
-TEST_CASE("AIS log Z agrees with the exact value within its error and within a few hundredths", "[rbm]") {
+TEST_CASE("AIS log Z agrees with the exact value within its error and within a few hundredths",
+          "[rbm]") {
   for (std::uint64_t seed : {8, 9}) {
     Rbm<double> m = random_rbm(12, 10, seed, 0.6);
     const double exact = rbm_exact_log_z(m);
@@ -165,7 +171,8 @@ TEST_CASE("on 3x3 bars-and-stripes a trained RBM approaches the optimum -ln 14",
     rbm_train_step(m, opt, data, chains, {.k = 1, .persistent = true}, rng, ws);
   }
   const double after = rbm_average_loglik(m, data, rbm_exact_log_z(m)), optimum = -std::log(14.0);
-  INFO("average log-likelihood before " << before << ", after " << after << ", optimum " << optimum);
+  INFO("average log-likelihood before " << before << ", after " << after << ", optimum "
+                                        << optimum);
   CHECK(after <= optimum + 1e-9);  // no model can beat the data's own distribution
   CHECK(after > optimum - 0.3);
   CHECK(after > before + 3.0);

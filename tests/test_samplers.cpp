@@ -75,7 +75,9 @@ void inverse_2x2(const double (*m)[2], double (*out)[2], double scale) {
   out[0][1] = out[1][0] = -scale * m[0][1] / det;
 }
 
-Array<double> start(std::size_t n, std::size_t d, std::uint64_t seed) { return randn({n, d}, seed); }
+Array<double> start(std::size_t n, std::size_t d, std::uint64_t seed) {
+  return randn({n, d}, seed);
+}
 
 }  // namespace
 
@@ -115,7 +117,8 @@ TEST_CASE("at a large step Langevin is visibly biased and MALA is not", "[sample
   Langevin<double>(energy_of(g), {.steps = 200, .step_size = eps}).run(xu, rng);
   ChainStats sm = Mala<double>(energy_of(g), {.steps = 400, .step_size = eps}).run(xm, rng);
   const double mu[2] = {1.0, 0};
-  const double ula_sigma[2][2] = {{4.0 / (1 - eps / 8.0), 0}, {0, 0}}, true_sigma[2][2] = {{4.0, 0}, {0, 0}};
+  const double ula_sigma[2][2] = {{4.0 / (1 - eps / 8.0), 0}, {0, 0}},
+               true_sigma[2][2] = {{4.0, 0}, {0, 0}};
   expect_moments(xu, mu, ula_sigma);
   expect_moments(xm, mu, true_sigma);
   CHECK(moments(xu).cov[0][0] > 4.0 * (1 + 5 * std::sqrt(2.0 / 10000)));  // the bias is detectable
@@ -136,7 +139,8 @@ TEST_CASE("Langevin on a correlated 2-D Gaussian matches T (P - eps P^2 / 2)^-1"
   inverse_2x2(m, sigma, temp);
   Array<double> x = start(8000, 2, 8);
   Rng rng(9);
-  Langevin<double>(energy_of(g), {.steps = 2000, .step_size = eps, .temperature = temp}).run(x, rng);
+  Langevin<double>(energy_of(g), {.steps = 2000, .step_size = eps, .temperature = temp})
+      .run(x, rng);
   const double mu[2] = {0.5, -1.0};
   expect_moments(x, mu, sigma);
 }
@@ -150,9 +154,13 @@ TEST_CASE("MALA and HMC sample a correlated 2-D Gaussian exactly", "[samplers]")
     const double mu[2] = {0.5, -1.0};
     Rng rng(10);
     Array<double> xm = start(8000, 2, 11), xh = start(8000, 2, 12);
-    ChainStats sm = Mala<double>(energy_of(g), {.steps = 600, .step_size = 0.3 * temp, .temperature = temp}).run(xm, rng);
-    ChainStats sh = Hmc<double>(energy_of(g), {.steps = 60, .leapfrog_steps = 8, .step_size = 0.35, .temperature = temp})
-                        .run(xh, rng);
+    ChainStats sm =
+        Mala<double>(energy_of(g), {.steps = 600, .step_size = 0.3 * temp, .temperature = temp})
+            .run(xm, rng);
+    ChainStats sh =
+        Hmc<double>(energy_of(g),
+                    {.steps = 60, .leapfrog_steps = 8, .step_size = 0.35, .temperature = temp})
+            .run(xh, rng);
     {
       INFO("MALA, acceptance " << sm.acceptance);
       expect_moments(xm, mu, sigma);
@@ -171,22 +179,29 @@ TEST_CASE("Langevin options: clamping, gradient clipping, step schedules", "[sam
   auto g = gauss_1d();
   Rng rng(13);
   Array<double> x = start(500, 1, 14) * 3.0;
-  Langevin<double>(energy_of(g), {.steps = 50, .step_size = 0.5, .clamp = true, .lo = -0.5, .hi = 0.25}).run(x, rng);
+  Langevin<double>(energy_of(g),
+                   {.steps = 50, .step_size = 0.5, .clamp = true, .lo = -0.5, .hi = 0.25})
+      .run(x, rng);
   CHECK(xt::amin(x)() >= -0.5);
   CHECK(xt::amax(x)() <= 0.25);
   // with T = 0 a clipped step moves each coordinate by at most ε c
   Array<double> far(Shape{4, 1}, 100.0), before = far;
-  Langevin<double>(energy_of(g), {.steps = 1, .step_size = 0.1, .temperature = 0, .grad_clip = 0.01}).run(far, rng);
+  Langevin<double>(energy_of(g),
+                   {.steps = 1, .step_size = 0.1, .temperature = 0, .grad_clip = 0.01})
+      .run(far, rng);
   for (std::size_t i = 0; i < 4; ++i) CHECK(before(i, 0) - far(i, 0) == Approx(0.1 * 0.01));
-  LangevinOptions lin{.steps = 5, .step_size = 1.0, .schedule = StepSchedule::Linear, .final_step_size = 0.2};
+  LangevinOptions lin{
+      .steps = 5, .step_size = 1.0, .schedule = StepSchedule::Linear, .final_step_size = 0.2};
   CHECK(lin.step_at(0) == 1.0);
   CHECK(lin.step_at(4) == Approx(0.2));
   CHECK(lin.step_at(2) == Approx(0.6));
-  LangevinOptions geo{.steps = 3, .step_size = 1.0, .schedule = StepSchedule::Geometric, .final_step_size = 0.01};
+  LangevinOptions geo{
+      .steps = 3, .step_size = 1.0, .schedule = StepSchedule::Geometric, .final_step_size = 0.01};
   CHECK(geo.step_at(1) == Approx(0.1));
 }
 
-TEST_CASE("the replay buffer restarts chains at the configured rate and keeps the rest", "[samplers]") {
+TEST_CASE("the replay buffer restarts chains at the configured rate and keeps the rest",
+          "[samplers]") {
   Rng rng(15);
   const double rho = 0.05;
   ReplayBuffer<double> buf(100, 2, -1, 1, rho, rng);

@@ -14,7 +14,8 @@ TEST_CASE("every known toy density integrates to one over [-4 4]^2", "[toy2d]") 
     if (!d.log_density) continue;
     INFO(name);
     double mass = 0;
-    for (std::size_t i = 0; i < g.size(); ++i) mass += std::exp(d.log_density(g.points(i, 0), g.points(i, 1)));
+    for (std::size_t i = 0; i < g.size(); ++i)
+      mass += std::exp(d.log_density(g.points(i, 0), g.points(i, 1)));
     mass *= std::exp(g.log_cell);
     // midpoint rule on a 0.04 grid: exact for the checkerboard, within 2e-3 for the others
     CHECK(mass == Approx(1.0).margin(2e-3));
@@ -36,8 +37,10 @@ TEST_CASE("toy samples stay in the box and are where the density is", "[toy2d]")
   }
   Rng rng(4);
   Array<double> cb = toy2d::sample<double>(toy2d::checkerboard(), 500, rng);
-  CHECK(*toy2d::true_nll(toy2d::checkerboard(), cb) == Approx(std::log(8.0)));  // all on black squares
-  CHECK_THROWS_WITH(toy2d::dataset("swissroll"), Catch::Matchers::Contains("unknown dataset 'swissroll'"));
+  CHECK(*toy2d::true_nll(toy2d::checkerboard(), cb) ==
+        Approx(std::log(8.0)));  // all on black squares
+  CHECK_THROWS_WITH(toy2d::dataset("swissroll"),
+                    Catch::Matchers::Contains("unknown dataset 'swissroll'"));
 }
 
 TEST_CASE("MMD is near zero for one law and clearly positive for two", "[metrics]") {

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "ebm/checkpoint.hpp"
@@ -42,7 +42,8 @@ inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
 }
 
 /// A new folder base/<name>/<tag>, or <tag>-2, -3, ... if that exists: never an earlier run's.
-inline fs::path make_run_dir(const fs::path& base, const std::string& name, const std::string& tag) {
+inline fs::path make_run_dir(const fs::path& base, const std::string& name,
+                             const std::string& tag) {
   fs::path parent = base / name;
   std::error_code ec;
   fs::create_directories(parent, ec);
@@ -69,7 +70,8 @@ class Csv {
   }
   void row(const std::vector<double>& values) {
     if (values.size() != cols_) throw std::logic_error("Csv::row: wrong number of values");
-    for (std::size_t k = 0; k < values.size(); ++k) text_ += fmt::format("{}{:.9g}", k ? "," : "", values[k]);
+    for (std::size_t k = 0; k < values.size(); ++k)
+      text_ += fmt::format("{}{:.9g}", k ? "," : "", values[k]);
     text_ += "\n";
     ++rows_;
   }
@@ -92,7 +94,8 @@ class Csv {
 /// A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise.
 class Progress {
  public:
-  Progress(std::string label, long total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
+  Progress(std::string label, long total)
+      : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
   void update(long done, const std::string& info = "") {
     auto now = std::chrono::steady_clock::now();
     double elapsed = std::chrono::duration<double>(now - start_).count();
@@ -107,11 +110,13 @@ class Progress {
     double eta = done > 0 ? elapsed * double(total_ - done) / double(done) : 0;
     const int width = 30, filled = width * pct / 100;
     std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-    fmt::print(stderr, "{}{} [{}] {:3d}% {}/{} {:.0f}s eta {:.0f}s {}{}", tty_ ? "\r" : "", label_, bar, pct, done,
-               total_, elapsed, eta, info, tty_ ? "\033[K" : "\n");
+    fmt::print(stderr, "{}{} [{}] {:3d}% {}/{} {:.0f}s eta {:.0f}s {}{}", tty_ ? "\r" : "", label_,
+               bar, pct, done, total_, elapsed, eta, info, tty_ ? "\033[K" : "\n");
     if (tty_ && done >= total_) fmt::print(stderr, "\n");
   }
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
 
  private:
   std::string label_;
@@ -126,9 +131,13 @@ class Progress {
 inline std::pair<LabeledData, LabeledData> load_fashion_on_demand() {
   const fs::path dir = kFashionDir;
   if (!fs::exists(dir / "train-images-idx3-ubyte.gz")) {
-    fmt::print(stderr, "Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist\n");
-    std::string cmd = fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR);
-    if (std::system(cmd.c_str()) != 0) throw IoError("could not install dataset-fashion-mnist (apt-get install dataset-fashion-mnist)");
+    fmt::print(stderr,
+               "Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist\n");
+    std::string cmd =
+        fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR);
+    if (std::system(cmd.c_str()) != 0)
+      throw IoError(
+          "could not install dataset-fashion-mnist (apt-get install dataset-fashion-mnist)");
   }
   return {load_idx(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz"),
           load_idx(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz")};
@@ -136,14 +145,18 @@ inline std::pair<LabeledData, LabeledData> load_fashion_on_demand() {
 
 /// The data of a classification study: Fashion-MNIST's own train/test sets, or the digits with a
 /// fixed held-out split of test_size images.
-inline std::pair<LabeledData, LabeledData> load_train_test(bool fashion, std::size_t test_size, std::uint64_t seed) {
+inline std::pair<LabeledData, LabeledData> load_train_test(bool fashion, std::size_t test_size,
+                                                           std::uint64_t seed) {
   if (fashion) return load_fashion_on_demand();
   LabeledData all = load_digits_csv(default_digits_path());
-  if (test_size >= all.size()) throw std::invalid_argument(fmt::format("--test-size {} leaves no training data", test_size));
+  if (test_size >= all.size())
+    throw std::invalid_argument(fmt::format("--test-size {} leaves no training data", test_size));
   return split(all, test_size, seed);
 }
 
-inline bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+inline bool have_gnuplot() {
+  return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+}
 
 /// Runs a gnuplot script in dir. The script writes each picture to "<name>.png.tmp"; those listed
 /// in `outputs` are renamed to "<name>.png" only if gnuplot succeeds. Returns false (after one
@@ -152,12 +165,15 @@ inline bool plot(const fs::path& dir, const std::string& script_name, const std:
                  const std::vector<std::string>& outputs) {
   write_file_atomic(dir / script_name, script);
   if (!have_gnuplot()) {
-    fmt::print(stderr, "warning: gnuplot not found; pictures not drawn (script left in {})\n", (dir / script_name).string());
+    fmt::print(stderr, "warning: gnuplot not found; pictures not drawn (script left in {})\n",
+               (dir / script_name).string());
     return false;
   }
-  std::string cmd = fmt::format("cd '{}' && gnuplot '{}' 2> gnuplot.log", dir.string(), script_name);
+  std::string cmd =
+      fmt::format("cd '{}' && gnuplot '{}' 2> gnuplot.log", dir.string(), script_name);
   if (std::system(cmd.c_str()) != 0) {
-    fmt::print(stderr, "warning: gnuplot failed on {}; see {}\n", script_name, (dir / "gnuplot.log").string());
+    fmt::print(stderr, "warning: gnuplot failed on {}; see {}\n", script_name,
+               (dir / "gnuplot.log").string());
     return false;
   }
   for (const auto& o : outputs) fs::rename(dir / (o + ".tmp"), dir / o);

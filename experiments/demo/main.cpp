@@ -30,7 +30,8 @@ Var<double> energy(MLP<double>& f, Tape<double>& t, Var<double> x) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"demo: an MLP energy E(x), its gradients in θ and x, and their gradient check", "demo"};
+  CLI::App app{"demo: an MLP energy E(x), its gradients in θ and x, and their gradient check",
+               "demo"};
   std::size_t batch = 4, in = 2, hidden = 16, layers = 2;
   std::string act_name = "silu";
   std::uint64_t seed = 0;

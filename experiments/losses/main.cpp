@@ -35,8 +35,10 @@ struct Flags {
   bool fashion = false, smoke = false;
   std::string out = "runs";
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, seeds, epochs, batch, hidden, test_size, lr, margin, saturation, gamma, beta,
-                                   study_steps, grid, study_lr, study_margin, study_beta, flat_tol, exclude, seed, fashion, smoke, out)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, seeds, epochs, batch, hidden, test_size, lr, margin,
+                                   saturation, gamma, beta, study_steps, grid, study_lr,
+                                   study_margin, study_beta, flat_tol, exclude, seed, fashion,
+                                   smoke, out)
 
 // ---- study 1 -------------------------------------------------------------------------------
 
@@ -47,20 +49,25 @@ struct StudyResult {
   Array<T> surface;  ///< E over the picture grid [nx, m]
 };
 
-StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, const Array<T>& y, const Array<T>& grid) {
+StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, const Array<T>& y,
+                      const Array<T>& grid) {
   Rng rng(f.seed + 100);
   std::unique_ptr<ScalarAnswerEnergy<T>> e;
   if (arch == 'A')
-    e = std::make_unique<OneBranchEnergy<T>>(std::vector<std::size_t>{1, 20, 1}, Activation::Tanh, rng);
+    e = std::make_unique<OneBranchEnergy<T>>(std::vector<std::size_t>{1, 20, 1}, Activation::Tanh,
+                                             rng);
   else
-    e = std::make_unique<TwoBranchEnergy<T>>(std::vector<std::size_t>{1, 10, 10}, std::vector<std::size_t>{1, 10, 10},
-                                              Activation::Tanh, rng);
+    e = std::make_unique<TwoBranchEnergy<T>>(std::vector<std::size_t>{1, 10, 10},
+                                             std::vector<std::size_t>{1, 10, 10}, Activation::Tanh,
+                                             rng);
   Adam<T> opt(e->parameters(), {.lr = f.study_lr});
   const std::vector<std::size_t> labels = snap_to_grid(y, grid);
   const double log_cell = std::log(double(grid(1) - grid(0)));
-  LossOptions lo{.margin = f.study_margin, .saturation = f.saturation, .gamma = f.gamma, .beta = f.study_beta};
+  LossOptions lo{
+      .margin = f.study_margin, .saturation = f.saturation, .gamma = f.gamma, .beta = f.study_beta};
   Tape<T> t;
-  StudyResult r{arch == 'A' ? "A: |G(X) - Y|" : "B: |G1(X) - G2(Y)|_1", loss_info(loss).name, 0, 0, {}, {}};
+  StudyResult r{
+      arch == 'A' ? "A: |G(X) - Y|" : "B: |G1(X) - G2(Y)|_1", loss_info(loss).name, 0, 0, {}, {}};
   for (std::size_t s = 0; s < f.study_steps; ++s) {
     t.clear();
     opt.zero_grad();
@@ -78,7 +85,8 @@ StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, c
   t.clear();
   r.surface = e->on_grid(t, t.input(xs), t.constant(grid)).value();
   std::vector<std::size_t> ystar = infer(r.surface);
-  for (std::size_t i = 0; i < nx; ++i) r.argmin_error += std::abs(double(grid(ystar[i])) - double(xs(i, 0) * xs(i, 0))) / double(nx);
+  for (std::size_t i = 0; i < nx; ++i)
+    r.argmin_error += std::abs(double(grid(ystar[i])) - double(xs(i, 0) * xs(i, 0))) / double(nx);
   r.collapse = detect_collapse(r.surface, f.flat_tol);
   return r;
 }
@@ -95,8 +103,10 @@ set palette defined (0 '#000004', 1 '#51127c', 2 '#b73779', 3 '#fc8961', 4 '#fcf
 )",
                               arch);
   for (const auto& l : losses)
-    s += fmt::format("set title '{0}'\nplot 'surface_{0}_{1}.csv' using 1:2:3 with image notitle, x*x with lines lc rgb 'white' notitle\n",
-                     l, arch);
+    s += fmt::format(
+        "set title '{0}'\nplot 'surface_{0}_{1}.csv' using 1:2:3 with image notitle, x*x with "
+        "lines lc rgb 'white' notitle\n",
+        l, arch);
   return s + "unset multiplot\n";
 }
 
@@ -121,28 +131,65 @@ double std_of(const std::vector<double>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"losses: the ten losses of LeCun et al. (2006) on the tutorial's collapse study and on digit classification",
-               "losses"};
+  CLI::App app{
+      "losses: the ten losses of LeCun et al. (2006) on the tutorial's collapse study and on digit "
+      "classification",
+      "losses"};
   Flags f;
-  app.add_option("--seeds", f.seeds, "seeds per loss in the classification study")->check(CLI::Range(1, 100))->capture_default_str();
-  app.add_option("--epochs", f.epochs, "classification epochs")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--batch", f.batch, "classification batch size")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--hidden", f.hidden, "hidden units of the classifier MLP")->check(CLI::Range(1, 1 << 16))->capture_default_str();
-  app.add_option("--test-size", f.test_size, "held-out digits (Fashion-MNIST uses its own 10000-image test set)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--lr", f.lr, "Adam learning rate (classification)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--margin", f.margin, "m of hinge and square-square (classification)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--saturation", f.saturation, "M of LVQ2")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--gamma", f.gamma, "gamma of square-exp")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--beta", f.beta, "beta of NLL and MEE (classification)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--study-steps", f.study_steps, "full-batch steps per loss in the Y = X^2 study")->check(CLI::Range(1, 10000000))->capture_default_str();
-  app.add_option("--grid", f.grid, "candidate answers y on [-0.5, 1.5] in the study")->check(CLI::Range(8, 10000))->capture_default_str();
-  app.add_option("--study-lr", f.study_lr, "Adam learning rate in the study")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--study-margin", f.study_margin, "m of hinge and square-square in the study")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--study-beta", f.study_beta, "beta of NLL and MEE in the study")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--flat-tol", f.flat_tol, "study: E(x, .) is flat (collapsed) when max_y E - min_y E is below this")
+  app.add_option("--seeds", f.seeds, "seeds per loss in the classification study")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--epochs", f.epochs, "classification epochs")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--batch", f.batch, "classification batch size")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--hidden", f.hidden, "hidden units of the classifier MLP")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--test-size", f.test_size,
+                 "held-out digits (Fashion-MNIST uses its own 10000-image test set)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--lr", f.lr, "Adam learning rate (classification)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--exclude", f.exclude, "grid cells around Y excluded from the most offending answer")->check(CLI::Range(0, 1000))->capture_default_str();
+  app.add_option("--margin", f.margin, "m of hinge and square-square (classification)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--saturation", f.saturation, "M of LVQ2")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--gamma", f.gamma, "gamma of square-exp")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--beta", f.beta, "beta of NLL and MEE (classification)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--study-steps", f.study_steps, "full-batch steps per loss in the Y = X^2 study")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--grid", f.grid, "candidate answers y on [-0.5, 1.5] in the study")
+      ->check(CLI::Range(8, 10000))
+      ->capture_default_str();
+  app.add_option("--study-lr", f.study_lr, "Adam learning rate in the study")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--study-margin", f.study_margin, "m of hinge and square-square in the study")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--study-beta", f.study_beta, "beta of NLL and MEE in the study")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--flat-tol", f.flat_tol,
+                 "study: E(x, .) is flat (collapsed) when max_y E - min_y E is below this")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--exclude", f.exclude,
+                 "grid cells around Y excluded from the most offending answer")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   app.add_option("--seed", f.seed, "base seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
   app.add_flag("--fashion", f.fashion, "classify Fashion-MNIST (28x28) instead of the 8x8 digits");
@@ -154,14 +201,18 @@ int main(int argc, char** argv) {
     f.study_steps = 20;
   }
   if (f.grid < 2 * f.exclude + 2) {
-    fmt::print(stderr, "losses: --grid {} leaves no incorrect answer once {} cells each side are excluded\n", f.grid, f.exclude);
+    fmt::print(
+        stderr,
+        "losses: --grid {} leaves no incorrect answer once {} cells each side are excluded\n",
+        f.grid, f.exclude);
     return 2;
   }
 
   try {
     auto [train, test] = load_train_test(f.fashion, f.test_size, f.seed);
 
-    fs::path dir = make_run_dir(f.out, "losses", fmt::format("{}seed{}", f.fashion ? "fashion-" : "", f.seed));
+    fs::path dir =
+        make_run_dir(f.out, "losses", fmt::format("{}seed{}", f.fashion ? "fashion-" : "", f.seed));
     nlohmann::json config = f;
     write_json(dir / "config.json", config);
     fmt::print("losses -> {}\n{}\n", dir.string(), config.dump());
@@ -174,7 +225,8 @@ int main(int argc, char** argv) {
     Array<T> x = data_rng.uniform_array<T>({200, 1}, -1, 1), y = xt::square(x);
     y.reshape({200});
     Array<T> grid = Array<T>::from_shape({f.grid});
-    for (std::size_t j = 0; j < f.grid; ++j) grid(j) = T(-0.5 + 2.0 * double(j) / double(f.grid - 1));
+    for (std::size_t j = 0; j < f.grid; ++j)
+      grid(j) = T(-0.5 + 2.0 * double(j) / double(f.grid - 1));
     std::vector<StudyResult> study;
     std::vector<std::string> names;
     for (const LossInfo& l : kLossTable) names.push_back(l.name);
@@ -184,7 +236,9 @@ int main(int argc, char** argv) {
         const StudyResult& r = study.back();
         Csv surf({"x", "y", "energy"});
         for (std::size_t i = 0; i < r.surface.shape()[0]; ++i)
-          for (std::size_t j = 0; j < f.grid; ++j) surf.row({-1 + 2.0 * double(i) / double(r.surface.shape()[0] - 1), double(grid(j)), double(r.surface(i, j))});
+          for (std::size_t j = 0; j < f.grid; ++j)
+            surf.row({-1 + 2.0 * double(i) / double(r.surface.shape()[0] - 1), double(grid(j)),
+                      double(r.surface(i, j))});
         surf.save(dir / fmt::format("surface_{}_{}.csv", l.name, arch));
         bar.update(++done, fmt::format("study {} {}", arch, l.name));
       }
@@ -202,13 +256,15 @@ int main(int argc, char** argv) {
     for (std::size_t li = 0; li < std::size(kLossTable); ++li) {
       for (std::size_t s = 0; s < f.seeds; ++s) {
         Rng rng(f.seed + 1000 + s);
-        DiscreteAnswerEnergy<T> model(train.x.shape()[1], {f.hidden}, train.classes, Activation::Relu, rng);
+        DiscreteAnswerEnergy<T> model(train.x.shape()[1], {f.hidden}, train.classes,
+                                      Activation::Relu, rng);
         std::vector<double> err, gap, flat;
-        bool ok = train_classifier(model, kLossTable[li].kind, train, test, ct, rng, [&](std::size_t, const ClassifierEval& ev) {
-          err.push_back(ev.error);
-          gap.push_back(ev.mean_gap);
-          flat.push_back(ev.collapse.flat_fraction);
-        });
+        bool ok = train_classifier(model, kLossTable[li].kind, train, test, ct, rng,
+                                   [&](std::size_t, const ClassifierEval& ev) {
+                                     err.push_back(ev.error);
+                                     gap.push_back(ev.mean_gap);
+                                     flat.push_back(ev.collapse.flat_fraction);
+                                   });
         finished[li].push_back(ok);
         // a run stopped by a non-finite loss keeps its last evaluation for the remaining epochs
         while (err.size() < f.epochs) {
@@ -225,10 +281,13 @@ int main(int argc, char** argv) {
 
     // Tables.
     json results = json::array();
-    Csv table({"loss", "test_error_mean", "test_error_std", "gap_mean", "gap_std", "flat_fraction", "A_energy_range", "A_collapsed",
-               "A_argmin_error", "B_energy_range", "B_collapsed", "B_argmin_error"});
+    Csv table({"loss", "test_error_mean", "test_error_std", "gap_mean", "gap_std", "flat_fraction",
+               "A_energy_range", "A_collapsed", "A_argmin_error", "B_energy_range", "B_collapsed",
+               "B_argmin_error"});
     std::string md = fmt::format(
-        "| loss | eq. | margin | test error (mean ± std, {} seeds) | E(Ȳ) − E(Yⁱ) | collapsed samples | A: E range in y | A: mean abs(y* − x²) | B: E range in y | B: mean abs(y* − x²) |\n"
+        "| loss | eq. | margin | test error (mean ± std, {} seeds) | E(Ȳ) − E(Yⁱ) | collapsed "
+        "samples | A: E range in y | A: mean abs(y* − x²) | B: E range in y | B: mean abs(y* − x²) "
+        "|\n"
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
         f.seeds);
     for (std::size_t li = 0; li < std::size(kLossTable); ++li) {
@@ -243,14 +302,18 @@ int main(int argc, char** argv) {
       int diverged = 0;
       for (int ok : finished[li]) diverged += !ok;
       auto range = [](const StudyResult& r) {
-        return fmt::format("{:.3g}{}", r.collapse.mean_range, r.collapse.collapsed ? " (collapsed)" : "");
+        return fmt::format("{:.3g}{}", r.collapse.mean_range,
+                           r.collapse.collapsed ? " (collapsed)" : "");
       };
-      md += fmt::format("| {} | {} | {} | {:.3f} ± {:.3f}{} | {:.3f} ± {:.3f} | {:.2f} | {} | {:.3f} | {} | {:.3f} |\n", l.name, l.equation,
-                        l.margin, mean_of(fe), std_of(fe), diverged ? fmt::format(" ({} stopped: loss not finite)", diverged) : "",
-                        mean_of(fg), std_of(fg), mean_of(ff), range(a), a.argmin_error, range(b), b.argmin_error);
-      table.row(l.name, {mean_of(fe), std_of(fe), mean_of(fg), std_of(fg), mean_of(ff), a.collapse.mean_range,
-                         double(a.collapse.collapsed), a.argmin_error, b.collapse.mean_range, double(b.collapse.collapsed),
-                         b.argmin_error});
+      md += fmt::format(
+          "| {} | {} | {} | {:.3f} ± {:.3f}{} | {:.3f} ± {:.3f} | {:.2f} | {} | {:.3f} | {} | "
+          "{:.3f} |\n",
+          l.name, l.equation, l.margin, mean_of(fe), std_of(fe),
+          diverged ? fmt::format(" ({} stopped: loss not finite)", diverged) : "", mean_of(fg),
+          std_of(fg), mean_of(ff), range(a), a.argmin_error, range(b), b.argmin_error);
+      table.row(l.name, {mean_of(fe), std_of(fe), mean_of(fg), std_of(fg), mean_of(ff),
+                         a.collapse.mean_range, double(a.collapse.collapsed), a.argmin_error,
+                         b.collapse.mean_range, double(b.collapse.collapsed), b.argmin_error});
       results.push_back({{"loss", l.name},
                          {"equation", l.equation},
                          {"margin", l.margin},
@@ -260,8 +323,16 @@ int main(int argc, char** argv) {
                          {"gap_std", std_of(fg)},
                          {"flat_fraction", mean_of(ff)},
                          {"runs_stopped_nonfinite", diverged},
-                         {"study_A", {{"collapsed", a.collapse.collapsed}, {"energy_range", a.collapse.mean_range}, {"argmin_error", a.argmin_error}, {"final_loss", a.final_loss}}},
-                         {"study_B", {{"collapsed", b.collapse.collapsed}, {"energy_range", b.collapse.mean_range}, {"argmin_error", b.argmin_error}, {"final_loss", b.final_loss}}}});
+                         {"study_A",
+                          {{"collapsed", a.collapse.collapsed},
+                           {"energy_range", a.collapse.mean_range},
+                           {"argmin_error", a.argmin_error},
+                           {"final_loss", a.final_loss}}},
+                         {"study_B",
+                          {{"collapsed", b.collapse.collapsed},
+                           {"energy_range", b.collapse.mean_range},
+                           {"argmin_error", b.argmin_error},
+                           {"final_loss", b.final_loss}}}});
       Csv c({"epoch", "error_mean", "error_std", "gap_mean", "gap_std"});
       for (std::size_t ep = 0; ep < f.epochs; ++ep) {
         std::vector<double> e, g;
@@ -286,11 +357,16 @@ set key outside right
 set title 'test error (mean ± std over seeds)'
 set yrange [0:1]
 )";
-    std::string plot_err = "plot ", plot_gap = "set title 'mean energy gap E(Ybar) - E(Yi)'\nset autoscale y\nset key off\nplot ";
+    std::string
+        plot_err = "plot ",
+        plot_gap =
+            "set title 'mean energy gap E(Ybar) - E(Yi)'\nset autoscale y\nset key off\nplot ";
     for (std::size_t li = 0; li < std::size(kLossTable); ++li) {
       const char* n = kLossTable[li].name;
-      plot_err += fmt::format("{}'curves_{}.csv' using 1:2:3 with yerrorlines title '{}'", li ? ", " : "", n, n);
-      plot_gap += fmt::format("{}'curves_{}.csv' using 1:4 with lines title '{}'", li ? ", " : "", n, n);
+      plot_err += fmt::format("{}'curves_{}.csv' using 1:2:3 with yerrorlines title '{}'",
+                              li ? ", " : "", n, n);
+      plot_gap +=
+          fmt::format("{}'curves_{}.csv' using 1:4 with lines title '{}'", li ? ", " : "", n, n);
     }
     plot(dir, "curves.gp", cs + plot_err + "\n" + plot_gap + "\nunset multiplot\n", {"curves.png"});
 

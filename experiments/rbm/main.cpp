@@ -20,7 +20,8 @@ namespace {
 
 struct Flags {
   std::string methods = "cd1,cd10,pcd";
-  std::size_t hidden = 16, epochs = 30, batch = 20, test_size = 500, exact_max = 20, ais_runs = 100, ais_temps = 3000;
+  std::size_t hidden = 16, epochs = 30, batch = 20, test_size = 500, exact_max = 20, ais_runs = 100,
+              ais_temps = 3000;
   int sample_sweeps = 1000;
   double lr = 0.05, momentum = 0.5, weight_decay = 1e-4;
   std::string binarize = "threshold";
@@ -28,8 +29,9 @@ struct Flags {
   bool fashion = false, smoke = false;
   std::string out = "runs";
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, methods, hidden, epochs, batch, test_size, exact_max, ais_runs, ais_temps,
-                                   sample_sweeps, lr, momentum, weight_decay, binarize, seed, fashion, smoke, out)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, methods, hidden, epochs, batch, test_size, exact_max,
+                                   ais_runs, ais_temps, sample_sweeps, lr, momentum, weight_decay,
+                                   binarize, seed, fashion, smoke, out)
 
 struct Method {
   std::string name;
@@ -39,14 +41,16 @@ struct Method {
 Method parse_method(const std::string& s) {
   if (s == "pcd") return {s, {.k = 1, .persistent = true}};
   if (s.rfind("pcd", 0) == 0) return {s, {.k = std::stoi(s.substr(3)), .persistent = true}};
-  if (s.rfind("cd", 0) == 0 && s.size() > 2) return {s, {.k = std::stoi(s.substr(2)), .persistent = false}};
+  if (s.rfind("cd", 0) == 0 && s.size() > 2)
+    return {s, {.k = std::stoi(s.substr(2)), .persistent = false}};
   throw std::invalid_argument(fmt::format("unknown method '{}' (expected cd<k> or pcd[<k>])", s));
 }
 
 // Images as tiles on one canvas, written as a CSV (x, y, value) over the full grid, row by row,
 // as gnuplot's `with image` wants it: `count` images of side×side pixels, `cols` per row, image k
 // taken from row k of `rows_of` [count, side*side], a one-pixel grey border between tiles.
-void save_tiles(const fs::path& path, const Array<T>& rows_of, std::size_t side, std::size_t cols, bool normalise) {
+void save_tiles(const fs::path& path, const Array<T>& rows_of, std::size_t side, std::size_t cols,
+                bool normalise) {
   const std::size_t count = rows_of.shape()[0], tile_rows = (count + cols - 1) / cols;
   const std::size_t width = cols * (side + 1) + 1, height = tile_rows * (side + 1) + 1;
   std::vector<double> canvas(width * height, 0.5);
@@ -59,7 +63,8 @@ void save_tiles(const fs::path& path, const Array<T>& rows_of, std::size_t side,
     }
     const std::size_t x0 = (k % cols) * (side + 1) + 1, y0 = (k / cols) * (side + 1) + 1;
     for (std::size_t r = 0; r < side; ++r)
-      for (std::size_t c = 0; c < side; ++c) canvas[(y0 + r) * width + x0 + c] = (rows_of(k, r * side + c) - lo) / (hi - lo);
+      for (std::size_t c = 0; c < side; ++c)
+        canvas[(y0 + r) * width + x0 + c] = (rows_of(k, r * side + c) - lo) / (hi - lo);
   }
   Csv csv({"x", "y", "value"});
   for (std::size_t y = 0; y < height; ++y)
@@ -67,37 +72,72 @@ void save_tiles(const fs::path& path, const Array<T>& rows_of, std::size_t side,
   csv.save(path);
 }
 
-std::string tiles_script(const std::vector<std::string>& files, const std::vector<std::string>& titles) {
-  std::string s = "set datafile separator ','\nset terminal pngcairo size 520,520 font ',10'\nset palette gray\nunset colorbox\n"
-                  "set size ratio -1\nunset xtics\nunset ytics\nunset border\n";
+std::string tiles_script(const std::vector<std::string>& files,
+                         const std::vector<std::string>& titles) {
+  std::string s =
+      "set datafile separator ','\nset terminal pngcairo size 520,520 font ',10'\nset palette "
+      "gray\nunset colorbox\n"
+      "set size ratio -1\nunset xtics\nunset ytics\nunset border\n";
   for (std::size_t k = 0; k < files.size(); ++k)
-    s += fmt::format("set output '{0}.png.tmp'\nset title '{1}'\nplot '{0}.csv' using 1:2:3 with image notitle\n", files[k], titles[k]);
+    s += fmt::format(
+        "set output '{0}.png.tmp'\nset title '{1}'\nplot '{0}.csv' using 1:2:3 with image "
+        "notitle\n",
+        files[k], titles[k]);
   return s;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rbm: binary RBMs by CD-1, CD-k and PCD on the digits, with exact or AIS likelihoods", "rbm"};
+  CLI::App app{
+      "rbm: binary RBMs by CD-1, CD-k and PCD on the digits, with exact or AIS likelihoods", "rbm"};
   Flags f;
-  app.add_option("--methods", f.methods, "comma-separated: cd<k> (CD-k from the data), pcd[<k>] (persistent)")->capture_default_str();
-  app.add_option("--hidden", f.hidden, "hidden units")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--epochs", f.epochs, "epochs")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--batch", f.batch, "mini-batch size")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  app.add_option("--test-size", f.test_size, "held-out digits (Fashion-MNIST uses its own 10000-image test set)")->check(CLI::Range(1, 1 << 24))->capture_default_str();
-  app.add_option("--exact-max", f.exact_max, "exact log Z up to this many hidden units, AIS above")->check(CLI::Range(1, 24))->capture_default_str();
-  app.add_option("--ais-runs", f.ais_runs, "AIS runs")->check(CLI::Range(2, 1000000))->capture_default_str();
-  app.add_option("--ais-temps", f.ais_temps, "AIS intermediate temperatures")->check(CLI::Range(2, 10000000))->capture_default_str();
-  app.add_option("--sample-sweeps", f.sample_sweeps, "Gibbs sweeps from noise for the sample pictures")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--lr", f.lr, "learning rate (decays linearly to 0)")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--momentum", f.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999))->capture_default_str();
-  app.add_option("--weight-decay", f.weight_decay, "L2 weight decay")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--binarize", f.binarize, "threshold (at 0.5) or sample (Bernoulli of the grey level)")
+  app.add_option("--methods", f.methods,
+                 "comma-separated: cd<k> (CD-k from the data), pcd[<k>] (persistent)")
+      ->capture_default_str();
+  app.add_option("--hidden", f.hidden, "hidden units")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--epochs", f.epochs, "epochs")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--batch", f.batch, "mini-batch size")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--test-size", f.test_size,
+                 "held-out digits (Fashion-MNIST uses its own 10000-image test set)")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--exact-max", f.exact_max, "exact log Z up to this many hidden units, AIS above")
+      ->check(CLI::Range(1, 24))
+      ->capture_default_str();
+  app.add_option("--ais-runs", f.ais_runs, "AIS runs")
+      ->check(CLI::Range(2, 1000000))
+      ->capture_default_str();
+  app.add_option("--ais-temps", f.ais_temps, "AIS intermediate temperatures")
+      ->check(CLI::Range(2, 10000000))
+      ->capture_default_str();
+  app.add_option("--sample-sweeps", f.sample_sweeps,
+                 "Gibbs sweeps from noise for the sample pictures")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--lr", f.lr, "learning rate (decays linearly to 0)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--momentum", f.momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 0.999))
+      ->capture_default_str();
+  app.add_option("--weight-decay", f.weight_decay, "L2 weight decay")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--binarize", f.binarize,
+                 "threshold (at 0.5) or sample (Bernoulli of the grey level)")
       ->check(CLI::IsMember({"threshold", "sample"}))
       ->capture_default_str();
   app.add_option("--seed", f.seed, "seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
-  app.add_flag("--fashion", f.fashion, "Fashion-MNIST (28x28, installed on demand) instead of the digits");
+  app.add_flag("--fashion", f.fashion,
+               "Fashion-MNIST (28x28, installed on demand) instead of the digits");
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
   if (f.smoke) {
@@ -116,25 +156,31 @@ int main(int argc, char** argv) {
     if (methods.empty()) throw std::invalid_argument("--methods lists no method");
     auto [train_set, test_set] = load_train_test(f.fashion, f.test_size, f.seed);
     Rng data_rng(f.seed);
-    Array<float> trf = f.binarize == "threshold" ? binarize_threshold(train_set.x) : binarize_sample(train_set.x, data_rng);
-    Array<float> tef = f.binarize == "threshold" ? binarize_threshold(test_set.x) : binarize_sample(test_set.x, data_rng);
+    Array<float> trf = f.binarize == "threshold" ? binarize_threshold(train_set.x)
+                                                 : binarize_sample(train_set.x, data_rng);
+    Array<float> tef = f.binarize == "threshold" ? binarize_threshold(test_set.x)
+                                                 : binarize_sample(test_set.x, data_rng);
     Array<T> train = xt::cast<T>(trf), test = xt::cast<T>(tef);
-    const std::size_t nv = train.shape()[1], n = train.shape()[0], side = std::size_t(std::lround(std::sqrt(double(nv))));
+    const std::size_t nv = train.shape()[1], n = train.shape()[0],
+                      side = std::size_t(std::lround(std::sqrt(double(nv))));
     const bool exact = f.hidden <= f.exact_max;
     // pseudo-likelihood costs V free energies per image: it is taken on the first 500 test images
     const std::size_t n_pl = std::min<std::size_t>(500, test.shape()[0]);
     Array<T> pl_rows = Array<T>::from_shape({n_pl, nv});
     std::copy_n(test.data(), n_pl * nv, pl_rows.data());
 
-    fs::path dir = make_run_dir(f.out, "rbm", fmt::format("{}-seed{}", f.fashion ? "fashion" : "digits", f.seed));
+    fs::path dir = make_run_dir(f.out, "rbm",
+                                fmt::format("{}-seed{}", f.fashion ? "fashion" : "digits", f.seed));
     nlohmann::json config = f;
     write_json(dir / "config.json", config);
     fmt::print("rbm -> {}\n{}\n", dir.string(), config.dump());
 
     Csv curves({"method_index", "epoch", "train_ll", "test_ll", "test_pll"});
     json metrics = json::object();
-    std::string md = fmt::format("| method | train log-lik. | test log-lik. | test pseudo-log-lik. (500 images) | log Z ({}) |\n|---|---:|---:|---:|---:|\n",
-                                 exact ? "exact" : "AIS");
+    std::string md = fmt::format(
+        "| method | train log-lik. | test log-lik. | test pseudo-log-lik. (500 images) | log Z "
+        "({}) |\n|---|---:|---:|---:|---:|\n",
+        exact ? "exact" : "AIS");
     Progress bar("rbm", long(methods.size() * f.epochs));
     long done = 0;
     std::vector<std::string> pictures, titles;
@@ -143,7 +189,8 @@ int main(int argc, char** argv) {
       const Method& meth = methods[mi];
       Rng rng(f.seed + 1);  // the same initialisation and batches for every method
       Rbm<T> m(nv, f.hidden, rng);
-      SGD<T> opt(m.parameters(), {.lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay});
+      SGD<T> opt(m.parameters(),
+                 {.lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay});
       Array<T> chains = rng.uniform_array<T>({f.batch, nv}), batch(Shape{f.batch, nv});
       sample_bernoulli(chains, rng);
       std::vector<std::size_t> perm(n);
@@ -154,7 +201,9 @@ int main(int argc, char** argv) {
       AisResult last_z;
       auto log_z = [&](bool final_eval) {
         if (exact) return rbm_exact_log_z(m);
-        if (!final_eval) return std::numeric_limits<double>::quiet_NaN();  // AIS only at the end: it is the expensive part
+        if (!final_eval)
+          return std::numeric_limits<
+              double>::quiet_NaN();  // AIS only at the end: it is the expensive part
         Rng arng(f.seed + 2);
         last_z = rbm_ais(m, base, f.ais_runs, f.ais_temps, arng);
         return last_z.log_z;
@@ -163,7 +212,8 @@ int main(int argc, char** argv) {
       for (std::size_t epoch = 1; epoch <= f.epochs; ++epoch) {
         for (std::size_t i = n; i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
         for (std::size_t bi = 0; bi < batches; ++bi, ++step) {
-          for (std::size_t r = 0; r < f.batch; ++r) std::copy_n(&train(perm[bi * f.batch + r], 0), nv, &batch(r, 0));
+          for (std::size_t r = 0; r < f.batch; ++r)
+            std::copy_n(&train(perm[bi * f.batch + r], 0), nv, &batch(r, 0));
           opt.options().lr = f.lr * (1 - double(step) / double(total));
           rbm_train_step(m, opt, batch, chains, meth.train, rng, ws);
         }
@@ -172,13 +222,17 @@ int main(int argc, char** argv) {
         te_ll = rbm_average_loglik(m, test, lz);
         pll = rbm_pseudo_loglik(m, pl_rows);
         curves.row({double(mi), double(epoch), tr_ll, te_ll, pll});
-        bar.update(++done, fmt::format("{} epoch {} test LL {:.3f} PLL {:.3f}", meth.name, epoch, te_ll, pll));
+        bar.update(++done, fmt::format("{} epoch {} test LL {:.3f} PLL {:.3f}", meth.name, epoch,
+                                       te_ll, pll));
       }
-      metrics[meth.name] = {{"train_loglik", tr_ll}, {"test_loglik", te_ll}, {"test_pseudo_loglik", pll}, {"log_z", lz},
+      metrics[meth.name] = {{"train_loglik", tr_ll},
+                            {"test_loglik", te_ll},
+                            {"test_pseudo_loglik", pll},
+                            {"log_z", lz},
                             {"log_z_method", exact ? "exact" : "ais"}};
       if (!exact) metrics[meth.name]["log_z_std_err"] = last_z.std_err;
-      md += fmt::format("| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f}{} |\n", meth.name, tr_ll, te_ll, pll, lz,
-                        exact ? "" : fmt::format(" ± {:.3f}", last_z.std_err));
+      md += fmt::format("| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f}{} |\n", meth.name, tr_ll, te_ll,
+                        pll, lz, exact ? "" : fmt::format(" ± {:.3f}", last_z.std_err));
       // pictures: filters (up to 64 hidden units) and samples (64 chains from noise)
       if (side * side == nv) {
         const std::size_t shown = std::min<std::size_t>(64, f.hidden);
@@ -194,7 +248,8 @@ int main(int argc, char** argv) {
         pictures.push_back(fmt::format("filters_{}", meth.name));
         titles.push_back(fmt::format("{}: weights of the hidden units", meth.name));
         pictures.push_back(fmt::format("samples_{}", meth.name));
-        titles.push_back(fmt::format("{}: samples after {} Gibbs sweeps from noise", meth.name, f.sample_sweeps));
+        titles.push_back(fmt::format("{}: samples after {} Gibbs sweeps from noise", meth.name,
+                                     f.sample_sweeps));
       }
     }
     curves.save(dir / "curves.csv");
@@ -203,13 +258,18 @@ int main(int argc, char** argv) {
     std::vector<std::string> outs;
     for (const auto& p : pictures) outs.push_back(p + ".png");
     plot(dir, "pictures.gp", tiles_script(pictures, titles), outs);
-    std::string cs = "set datafile separator ','\nset terminal pngcairo size 1000,400 font ',10'\nset output 'curves.png.tmp'\n"
-                     "set multiplot layout 1,2\nset xlabel 'epoch'\nset key bottom right\n";
-    std::string ll = fmt::format("set title 'test log-likelihood ({})'\nplot ", exact ? "exact" : "AIS at the end only");
+    std::string cs =
+        "set datafile separator ','\nset terminal pngcairo size 1000,400 font ',10'\nset output "
+        "'curves.png.tmp'\n"
+        "set multiplot layout 1,2\nset xlabel 'epoch'\nset key bottom right\n";
+    std::string ll = fmt::format("set title 'test log-likelihood ({})'\nplot ",
+                                 exact ? "exact" : "AIS at the end only");
     std::string pl = "set title 'test pseudo-log-likelihood'\nplot ";
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
-      ll += fmt::format("{}'curves.csv' using ($1=={} ? $2 : NaN):4 with lines title '{}'", mi ? ", " : "", mi, methods[mi].name);
-      pl += fmt::format("{}'curves.csv' using ($1=={} ? $2 : NaN):5 with lines title '{}'", mi ? ", " : "", mi, methods[mi].name);
+      ll += fmt::format("{}'curves.csv' using ($1=={} ? $2 : NaN):4 with lines title '{}'",
+                        mi ? ", " : "", mi, methods[mi].name);
+      pl += fmt::format("{}'curves.csv' using ($1=={} ? $2 : NaN):5 with lines title '{}'",
+                        mi ? ", " : "", mi, methods[mi].name);
     }
     plot(dir, "curves.gp", cs + ll + "\n" + pl + "\nunset multiplot\n", {"curves.png"});
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());

@@ -43,48 +43,96 @@ struct Flags {
   std::string out = "runs", resume;
   bool smoke = false;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers, activation, lr, lr_final, langevin_steps, step_size,
-                                   temperature, alpha, grad_clip, init, buffer, restart, noise_box, box, grid, train_size,
-                                   test_size, eval_samples, sample_steps, eval_every, seed, out, resume, smoke)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers, activation, lr,
+                                   lr_final, langevin_steps, step_size, temperature, alpha,
+                                   grad_clip, init, buffer, restart, noise_box, box, grid,
+                                   train_size, test_size, eval_samples, sample_steps, eval_every,
+                                   seed, out, resume, smoke)
 
 void add_flags(CLI::App& app, Flags& f) {
-  app.add_option("--dataset", f.dataset, "8gaussians, 2spirals, checkerboard, rings, moons, pinwheel")
+  app.add_option("--dataset", f.dataset,
+                 "8gaussians, 2spirals, checkerboard, rings, moons, pinwheel")
       ->check(CLI::IsMember(toy2d::dataset_names()))
       ->capture_default_str();
-  app.add_option("--steps", f.steps, "training steps")->check(CLI::Range(1L, 100000000L))->capture_default_str();
-  app.add_option("--batch", f.batch, "data batch = number of chains per step")->check(CLI::Range(2, 1 << 20))->capture_default_str();
-  app.add_option("--hidden", f.hidden, "width of the energy MLP")->check(CLI::Range(1, 1 << 16))->capture_default_str();
-  app.add_option("--layers", f.layers, "hidden layers of the energy MLP")->check(CLI::Range(1, 16))->capture_default_str();
+  app.add_option("--steps", f.steps, "training steps")
+      ->check(CLI::Range(1L, 100000000L))
+      ->capture_default_str();
+  app.add_option("--batch", f.batch, "data batch = number of chains per step")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--hidden", f.hidden, "width of the energy MLP")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--layers", f.layers, "hidden layers of the energy MLP")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
   app.add_option("--activation", f.activation, "relu, leaky_relu, tanh, sigmoid, softplus, silu")
       ->check(CLI::IsMember({"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "silu", "swish"}))
       ->capture_default_str();
-  app.add_option("--lr", f.lr, "Adam learning rate at the first step")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--lr-final", f.lr_final, "learning rate at the last step (linear decay)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--langevin-steps", f.langevin_steps, "k: Langevin steps per training step")->check(CLI::Range(0, 100000))->capture_default_str();
-  app.add_option("--step-size", f.step_size, "Langevin step size epsilon")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--temperature", f.temperature, "Langevin temperature T (noise variance 2 eps T)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--lr", f.lr, "Adam learning rate at the first step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--lr-final", f.lr_final, "learning rate at the last step (linear decay)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--langevin-steps", f.langevin_steps, "k: Langevin steps per training step")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  app.add_option("--step-size", f.step_size, "Langevin step size epsilon")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--temperature", f.temperature, "Langevin temperature T (noise variance 2 eps T)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--alpha", f.alpha,
-                 "weight of alpha (E(x+)^2 + E(x-)^2); -1: the dataset's own (0.1 for the thin rings, moons, 2spirals, "
+                 "weight of alpha (E(x+)^2 + E(x-)^2); -1: the dataset's own (0.1 for the thin "
+                 "rings, moons, 2spirals, "
                  "0.01 otherwise)")
       ->check(CLI::Range(-1.0, 1e6))
       ->capture_default_str();
-  app.add_option("--grad-clip", f.grad_clip, "clip each component of grad_x E (0 = off)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--grad-clip", f.grad_clip, "clip each component of grad_x E (0 = off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--init", f.init, "chain start: persistent, data (CD-k), noise")
       ->check(CLI::IsMember({"persistent", "data", "noise"}))
       ->capture_default_str();
-  app.add_option("--buffer", f.buffer, "persistent chains kept")->check(CLI::Range(1, 1 << 24))->capture_default_str();
-  app.add_option("--restart", f.restart, "probability a persistent chain restarts from noise")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  app.add_option("--noise-box", f.noise_box, "noise is uniform on [-b, b]^2")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--box", f.box, "quadrature box [-b, b]^2 for log Z")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--grid", f.grid, "quadrature cells per axis")->check(CLI::Range(10, 4000))->capture_default_str();
-  app.add_option("--train-size", f.train_size, "training set size")->check(CLI::Range(2, 1 << 26))->capture_default_str();
-  app.add_option("--test-size", f.test_size, "held-out set size")->check(CLI::Range(2, 1 << 26))->capture_default_str();
-  app.add_option("--eval-samples", f.eval_samples, "model samples (and test points) for the MMD")->check(CLI::Range(2, 100000))->capture_default_str();
-  app.add_option("--sample-steps", f.sample_steps, "Langevin steps from noise for the final model samples")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--eval-every", f.eval_every, "steps between evaluations and checkpoints")->check(CLI::Range(1L, 100000000L))->capture_default_str();
-  app.add_option("--seed", f.seed, "seed of data, initialisation and chains")->capture_default_str();
+  app.add_option("--buffer", f.buffer, "persistent chains kept")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--restart", f.restart, "probability a persistent chain restarts from noise")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--noise-box", f.noise_box, "noise is uniform on [-b, b]^2")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--box", f.box, "quadrature box [-b, b]^2 for log Z")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--grid", f.grid, "quadrature cells per axis")
+      ->check(CLI::Range(10, 4000))
+      ->capture_default_str();
+  app.add_option("--train-size", f.train_size, "training set size")
+      ->check(CLI::Range(2, 1 << 26))
+      ->capture_default_str();
+  app.add_option("--test-size", f.test_size, "held-out set size")
+      ->check(CLI::Range(2, 1 << 26))
+      ->capture_default_str();
+  app.add_option("--eval-samples", f.eval_samples, "model samples (and test points) for the MMD")
+      ->check(CLI::Range(2, 100000))
+      ->capture_default_str();
+  app.add_option("--sample-steps", f.sample_steps,
+                 "Langevin steps from noise for the final model samples")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--eval-every", f.eval_every, "steps between evaluations and checkpoints")
+      ->check(CLI::Range(1L, 100000000L))
+      ->capture_default_str();
+  app.add_option("--seed", f.seed, "seed of data, initialisation and chains")
+      ->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
-  app.add_option("--resume", f.resume, "continue from a checkpoint.bin of an earlier run with the same flags")->check(CLI::ExistingFile);
+  app.add_option("--resume", f.resume,
+                 "continue from a checkpoint.bin of an earlier run with the same flags")
+      ->check(CLI::ExistingFile);
   app.add_flag("--smoke", f.smoke, "a few steps on a small model, for CI");
 }
 
@@ -107,8 +155,10 @@ plot 'train.csv' using 1:3 with lines title 'E(x+)', '' using 1:4 with lines tit
 set title 'test NLL (exact, quadrature)'
 )";
   if (has_data_nll)
-    s += fmt::format("plot 'eval.csv' using 1:2 with linespoints title 'model', {:.9g} with lines dt 2 title 'data density ({})'\n",
-                     data_nll, dataset);
+    s += fmt::format(
+        "plot 'eval.csv' using 1:2 with linespoints title 'model', {:.9g} with lines dt 2 title "
+        "'data density ({})'\n",
+        data_nll, dataset);
   else
     s += "plot 'eval.csv' using 1:2 with linespoints title 'model'\n";
   s += "unset multiplot\n";
@@ -138,14 +188,18 @@ plot 'test_points.csv' using 1:2 with dots lc rgb '#808080' notitle, 'samples.cs
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"toy2d: learn a 2-D density with an MLP energy by persistent CD + Langevin, measured exactly", "toy2d"};
+  CLI::App app{
+      "toy2d: learn a 2-D density with an MLP energy by persistent CD + Langevin, measured exactly",
+      "toy2d"};
   Flags f;
   add_flags(app, f);
   if (auto code = parse_flags(app, argc, argv)) return *code;
   // NOTE: with α = 0.01 the thin sets (noise 0.08-0.1) run away: ULA steps of ε = 0.005 overshoot
   // their narrow wells, negatives never reach them and E(x+) keeps falling. α = 0.1 holds the
   // energies near 0 there; on 8 gaussians it costs ~0.05 nats of test NLL, so each set has its own.
-  if (f.alpha < 0) f.alpha = (f.dataset == "rings" || f.dataset == "moons" || f.dataset == "2spirals") ? 0.1 : 0.01;
+  if (f.alpha < 0)
+    f.alpha =
+        (f.dataset == "rings" || f.dataset == "moons" || f.dataset == "2spirals") ? 0.1 : 0.01;
   if (f.smoke) {
     f.steps = 30;
     f.hidden = 32;
@@ -168,11 +222,15 @@ int main(int argc, char** argv) {
 
     // Model, optimizer, trainer.
     Rng init_rng(f.seed + 1);
-    MlpEnergy<T> energy(2, std::vector<std::size_t>(f.layers, f.hidden), parse_activation(f.activation), init_rng);
+    MlpEnergy<T> energy(2, std::vector<std::size_t>(f.layers, f.hidden),
+                        parse_activation(f.activation), init_rng);
     Adam<T> opt(energy.parameters(), {.lr = f.lr});
     CdOptions cdo;
     cdo.init = parse_chain_init(f.init);
-    cdo.langevin = {.steps = f.langevin_steps, .step_size = f.step_size, .temperature = f.temperature, .grad_clip = f.grad_clip};
+    cdo.langevin = {.steps = f.langevin_steps,
+                    .step_size = f.step_size,
+                    .temperature = f.temperature,
+                    .grad_clip = f.grad_clip};
     cdo.alpha = f.alpha;
     cdo.noise_lo = -f.noise_box;
     cdo.noise_hi = f.noise_box;
@@ -190,15 +248,17 @@ int main(int argc, char** argv) {
     write_json(dir / "config.json", config);
     fmt::print("toy2d: {} -> {}\n{}\n", f.dataset, dir.string(), config.dump());
 
-
     const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
-    Array<T> eval_test = xt::view(test, xt::range(0, std::min(f.eval_samples, f.test_size)), xt::all());
+    Array<T> eval_test =
+        xt::view(test, xt::range(0, std::min(f.eval_samples, f.test_size)), xt::all());
     auto model_samples = [&](std::size_t n, int steps) {
       // fresh chains from noise, run long: samples of the model as its own sampler sees it
       Rng srng(f.seed + 3);
       Array<T> x = srng.uniform_array<T>({n, 2}, -f.noise_box, f.noise_box);
-      Langevin<T>([&](Tape<T>& t, Var<T> v) { return energy(t, v); },
-                  {.steps = steps, .step_size = f.step_size, .temperature = f.temperature, .grad_clip = f.grad_clip})
+      Langevin<T>([&](Tape<T>& t, Var<T> v) { return energy(t, v); }, {.steps = steps,
+                                                                       .step_size = f.step_size,
+                                                                       .temperature = f.temperature,
+                                                                       .grad_clip = f.grad_clip})
           .run(x, srng);
       return x;
     };
@@ -218,11 +278,13 @@ int main(int argc, char** argv) {
           batch(i, 0) = train(r, 0);
           batch(i, 1) = train(r, 1);
         }
-        opt.options().lr = f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
+        opt.options().lr =
+            f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
         last = cd.step(batch);
         if ((s + 1) % 10 == 0 || s + 1 == f.steps)
-          train_csv.row({double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
-                         last.chain.mean_grad_norm.empty() ? 0.0 : last.chain.mean_grad_norm.back()});
+          train_csv.row(
+              {double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
+               last.chain.mean_grad_norm.empty() ? 0.0 : last.chain.mean_grad_norm.back()});
         if ((s + 1) % f.eval_every == 0 || s + 1 == f.steps) {
           const double lz = log_partition(energy, grid);  // β = 1: NLL = mean E(test) + log Z
           last_nll = mean_energy(energy, test) + lz;
@@ -231,13 +293,16 @@ int main(int argc, char** argv) {
           train_csv.save(dir / "train.csv");
           eval_csv.save(dir / "eval.csv");
         }
-        bar.update(s + 1, fmt::format("loss {:+.3f} E+ {:+.2f} E- {:+.2f} test NLL {}", last.loss, last.e_pos, last.e_neg,
-                                      std::isnan(last_nll) ? "-" : fmt::format("{:.3f}", last_nll)));
+        bar.update(
+            s + 1,
+            fmt::format("loss {:+.3f} E+ {:+.2f} E- {:+.2f} test NLL {}", last.loss, last.e_pos,
+                        last.e_neg, std::isnan(last_nll) ? "-" : fmt::format("{:.3f}", last_nll)));
       }
     } catch (const DivergenceError& e) {
       divergence = e.what();
       fmt::print(stderr, "\ntoy2d: {}\n", e.what());
-      fmt::print(stderr, "toy2d: the last good state is {} (resume with --resume)\n", (dir / "checkpoint.bin").string());
+      fmt::print(stderr, "toy2d: the last good state is {} (resume with --resume)\n",
+                 (dir / "checkpoint.bin").string());
       status = "diverged";
     }
     train_csv.save(dir / "train.csv");
@@ -252,7 +317,8 @@ int main(int argc, char** argv) {
       // Final exact evaluation and pictures.
       Array<T> e_grid = energies_on(energy, grid);  // one pass over the grid for E, p and Z
       Array<T> p_grid = density(e_grid, grid);
-      const double log_z = log_partition(e_grid, grid), test_nll = mean_energy(energy, test) + log_z;
+      const double log_z = log_partition(e_grid, grid),
+                   test_nll = mean_energy(energy, test) + log_z;
       Array<T> samples = model_samples(f.eval_samples, f.sample_steps);
       const double mmd2 = mmd2_unbiased(samples, eval_test, {0.1, 0.3, 1.0});
       metrics["test_nll_model"] = test_nll;
@@ -267,26 +333,33 @@ int main(int argc, char** argv) {
 
       Csv dens({"x", "y", "p", "energy"});
       for (std::size_t i = 0; i < grid.size(); ++i)
-        dens.row({double(grid.points(i, 0)), double(grid.points(i, 1)), double(p_grid(i)), double(e_grid(i))});
+        dens.row({double(grid.points(i, 0)), double(grid.points(i, 1)), double(p_grid(i)),
+                  double(e_grid(i))});
       dens.save(dir / "density.csv");
       Csv smp({"x", "y"}), tst({"x", "y"});
-      for (std::size_t i = 0; i < samples.shape()[0]; ++i) smp.row({double(samples(i, 0)), double(samples(i, 1))});
-      for (std::size_t i = 0; i < test.shape()[0]; ++i) tst.row({double(test(i, 0)), double(test(i, 1))});
+      for (std::size_t i = 0; i < samples.shape()[0]; ++i)
+        smp.row({double(samples(i, 0)), double(samples(i, 1))});
+      for (std::size_t i = 0; i < test.shape()[0]; ++i)
+        tst.row({double(test(i, 0)), double(test(i, 1))});
       smp.save(dir / "samples.csv");
       tst.save(dir / "test_points.csv");
       plot(dir, "maps.gp", maps_script(f.box), {"density.png", "energy.png", "samples.png"});
       if (train_csv.rows() > 0 && eval_csv.rows() > 0)
-        plot(dir, "curves.gp", curves_script(f.dataset, data_nll.has_value(), data_nll.value_or(0)), {"curves.png"});
+        plot(dir, "curves.gp", curves_script(f.dataset, data_nll.has_value(), data_nll.value_or(0)),
+             {"curves.png"});
     }
     write_json(dir / "metrics.json", metrics);
 
-    fmt::print("\n{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>8}\n", "dataset", "steps", "test NLL model", "test NLL data",
-               "gap", "MMD^2", "time");
+    fmt::print("\n{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>8}\n", "dataset", "steps",
+               "test NLL model", "test NLL data", "gap", "MMD^2", "time");
     auto num = [&](const char* k) {
-      return metrics.contains(k) && metrics[k].is_number() ? fmt::format("{:.4f}", metrics[k].get<double>()) : std::string("n/a");
+      return metrics.contains(k) && metrics[k].is_number()
+                 ? fmt::format("{:.4f}", metrics[k].get<double>())
+                 : std::string("n/a");
     };
-    fmt::print("{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>7.0f}s\n", f.dataset, cd.steps_done(), num("test_nll_model"),
-               num("test_nll_data"), num("nll_gap"), num("mmd2_samples_vs_test"), bar.seconds());
+    fmt::print("{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>7.0f}s\n", f.dataset, cd.steps_done(),
+               num("test_nll_model"), num("test_nll_data"), num("nll_gap"),
+               num("mmd2_samples_vs_test"), bar.seconds());
     fmt::print("outputs in {}\n", dir.string());
     return status == "ok" ? 0 : 3;
   } catch (const IoError& e) {
