@@ -17,8 +17,9 @@ static void BM_rbm_epoch(benchmark::State& state) {
   Rng rng(0);
   Rbm<float> m(nv, hidden, rng);
   SGD<float> opt(m.parameters(), {.lr = 0.1});
-  Array<float> chains = rng.uniform_array<float>({batch, nv}), v(Shape{batch, nv});
-  sample_bernoulli(chains, rng);
+  GibbsChains<float> chains{.v = rng.uniform_array<float>({batch, nv}), .h = {}};
+  Array<float> v(Shape{batch, nv});
+  sample_bernoulli(chains.v, rng);
   RbmWorkspace<float> ws;
   for (auto _ : state) {
     for (std::size_t start = 0; start + batch <= n; start += batch) {

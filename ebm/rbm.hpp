@@ -89,7 +89,7 @@ class Rbm {
 /// Buffers reused across training steps, so that a step allocates nothing.
 template <class T>
 struct RbmWorkspace {
-  Array<T> h, stacked, ph, weighted;
+  Array<T> stacked, ph, weighted;
   std::vector<T> row_weight;
 };
 
@@ -227,20 +227,40 @@ struct RbmTrainOptions {
   bool persistent = false;  ///< PCD: chains carried across steps instead of restarted at the data
 };
 
-/// One CD-k / PCD-k step: negatives by k block-Gibbs sweeps from the data batch (CD) or from the
-/// persistent chains (PCD, which are advanced in place); the closed-form log-likelihood gradient,
+/// One CD-k / PCD-k step: negatives v⁻ by k block-Gibbs sweeps from the data batch (CD) or from
+/// the persistent chains (PCD, advanced in place); the closed-form log-likelihood gradient,
 /// negated into Parameter::grad, so that the optimizer (SGD with momentum and weight decay)
 /// descends -log p. The workspace keeps the buffers between steps: a step allocates nothing.
-
+/// For PCD the chains carry their hidden sample: a sweep ends with h ~ p(h | v⁻), and since the
+/// gradient computes p(h | v⁻) anyway, the last step's copy of it starts the next sweep (drawn
+/// under the parameters before that step's update, as in scikit-learn's BernoulliRBM).
 template <class T>
-void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, Array<T>& chains,
+void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsChains<T>& chains,
                     const RbmTrainOptions& o, Rng& rng, RbmWorkspace<T>& ws) {
+  if (o.k < 1)
+    throw std::invalid_argument(
+        fmt::format("rbm_train_step: k = {} Gibbs sweeps; need at least 1", o.k));
   if (!o.persistent) {
-    chains.resize(v_pos.shape());
-    std::copy(v_pos.begin(), v_pos.end(), chains.begin());
+    chains.v.resize(v_pos.shape());
+    std::copy(v_pos.begin(), v_pos.end(), chains.v.begin());
+    block_gibbs(m, chains.v, chains.h, o.k, rng);
+  } else {
+    const std::size_t n = chains.v.shape()[0];
+    for (int s = 0; s < o.k; ++s) {
+      if (s > 0 || chains.h.size() != n * m.hidden()) {  // (the first step of fresh chains draws h)
+        m.hidden_probs(chains.v, chains.h);
+        sample_bernoulli(chains.h, rng);
+      }
+      m.visible_probs(chains.h, chains.v);
+      sample_bernoulli(chains.v, rng);
+    }
   }
-  block_gibbs(m, chains, ws.h, o.k, rng);
-  rbm_loglik_gradient(m, v_pos, chains, {&m.W.grad, &m.b.grad, &m.c.grad}, ws, T(-1));
+  rbm_loglik_gradient(m, v_pos, chains.v, {&m.W.grad, &m.b.grad, &m.c.grad}, ws, T(-1));
+  if (o.persistent) {  // h ~ p(h | v⁻): the rows of v⁻ follow those of v⁺ in the stacked batch
+    std::copy(ws.ph.begin() + std::ptrdiff_t(v_pos.shape()[0] * m.hidden()), ws.ph.end(),
+              chains.h.begin());
+    sample_bernoulli(chains.h, rng);
+  }
   opt.step();
 }
 

@@ -5,14 +5,32 @@
 // visible_probs(h, pv); the sampler knows nothing else about it.
 #pragma once
 
+#include <type_traits>
+
 #include "autodiff/random.hpp"
 
 namespace ebl {
 
-/// Bernoulli draws from probabilities, in place: p -> 1{u < p}.
+/// Bernoulli draws from probabilities, in place: p -> 1{u < p}, u ~ U[0, 1).
+/// In float, u has 24 random bits (all a float probability resolves), two per 64-bit draw;
+/// in double, 53 bits, one per draw.
+template <class T>
+void sample_bernoulli(T* p, std::size_t n, Rng& rng) {
+  if constexpr (std::is_same_v<T, float>) {
+    std::size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const std::uint64_t r = rng.next_u64();
+      p[i] = float(r >> 40) * 0x1.0p-24f < p[i] ? 1.0f : 0.0f;
+      p[i + 1] = float((r >> 8) & 0xFFFFFFu) * 0x1.0p-24f < p[i + 1] ? 1.0f : 0.0f;
+    }
+    if (i < n) p[i] = float(rng.next_u64() >> 40) * 0x1.0p-24f < p[i] ? 1.0f : 0.0f;
+  } else {
+    for (std::size_t i = 0; i < n; ++i) p[i] = rng.uniform() < double(p[i]) ? T(1) : T(0);
+  }
+}
 template <class T>
 void sample_bernoulli(Array<T>& p, Rng& rng) {
-  for (auto& x : p) x = rng.uniform() < double(x) ? T(1) : T(0);
+  sample_bernoulli(p.data(), p.size(), rng);
 }
 
 /// `sweeps` block-Gibbs sweeps of the chains v [n, V] in place; h [n, H] holds the last hidden
@@ -26,5 +44,14 @@ void block_gibbs(const Model& m, Array<T>& v, Array<T>& h, int sweeps, Rng& rng)
     sample_bernoulli(v, rng);
   }
 }
+
+/// The negative particles of an RBM trained by persistent CD: visible states v [n, V] and the
+/// hidden sample h [n, H] ~ p(h | v) that continues each chain. Keeping h (as Tieleman's PCD
+/// implementations and scikit-learn's BernoulliRBM do) lets a step reuse p(h | v⁻), which the
+/// gradient computes anyway, as the next step's first half-sweep. An empty h is drawn on first use.
+template <class T>
+struct GibbsChains {
+  Array<T> v, h;
+};
 
 }  // namespace ebl

@@ -1,6 +1,7 @@
 // The RBM against enumeration: the free energy and its gradient, Gibbs sampling against the exact
 // joint, exact log Z both ways, AIS against exact log Z, pseudo-likelihood against its
 // definition, and training on bars-and-stripes towards the optimum -ln 14.
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -79,35 +80,86 @@ TEST_CASE("exact log Z: over the hidden layer, over the visible layer and by bru
   CHECK(total == Approx(1.0).epsilon(1e-12));
 }
 
+namespace {
+// Chi-square and total variation of joint (v, h) samples, one per row, against the exact p(v, h).
+std::pair<double, double> joint_fit(const Rbm<double>& m, const Array<double>& v,
+                                    const Array<double>& h) {
+  const std::size_t nv = m.visible(), nh = m.hidden(), states = std::size_t(1) << (nv + nh),
+                    chains = v.shape()[0];
+  const double log_z = rbm_exact_log_z(m);
+  std::vector<double> count(states, 0.0);
+  for (std::size_t r = 0; r < chains; ++r) {
+    std::size_t s = 0;
+    for (std::size_t i = 0; i < nv; ++i) s |= std::size_t(v(r, i)) << i;
+    for (std::size_t j = 0; j < nh; ++j) s |= std::size_t(h(r, j)) << (nv + j);
+    ++count[s];
+  }
+  Array<double> vs = all_states(nv), hs = all_states(nh);
+  double chi2 = 0, tv = 0;
+  for (std::size_t s = 0; s < states; ++s) {
+    const std::size_t vi = s & ((std::size_t(1) << nv) - 1), hi = s >> nv;
+    double p = std::exp(-m.energy(&vs(vi, 0), &hs(hi, 0)) - log_z), expect = p * double(chains);
+    chi2 += (count[s] - expect) * (count[s] - expect) / expect;
+    tv += 0.5 * std::abs(count[s] / double(chains) - p);
+  }
+  return {chi2, tv};
+}
+}  // namespace
+
 TEST_CASE("block Gibbs sampling of a tiny RBM matches the exact joint distribution",
           "[rbm][samplers]") {
   // 4 visible, 3 hidden: 128 joint states. 40000 independent chains, 60 sweeps each; the final
   // (v, h) counts against the exact p(v, h) by a chi-square test, 127 degrees of freedom.
   Rbm<double> m = random_rbm(4, 3, 6);
-  const double log_z = rbm_exact_log_z(m);
-  const std::size_t chains = 40000;
   Rng rng(7);
-  Array<double> v = rng.uniform_array<double>({chains, 4}), h;
+  Array<double> v = rng.uniform_array<double>({40000, 4}), h;
   sample_bernoulli(v, rng);
   block_gibbs(m, v, h, 60, rng);
-  std::vector<double> count(128, 0.0);
-  for (std::size_t r = 0; r < chains; ++r) {
-    std::size_t s = 0;
-    for (std::size_t i = 0; i < 4; ++i) s |= std::size_t(v(r, i)) << i;
-    for (std::size_t j = 0; j < 3; ++j) s |= std::size_t(h(r, j)) << (4 + j);
-    ++count[s];
-  }
-  Array<double> vs = all_states(4), hs = all_states(3);
-  double chi2 = 0, tv = 0;
-  for (std::size_t s = 0; s < 128; ++s) {
-    double p = std::exp(-m.energy(&vs(s & 15, 0), &hs(s >> 4, 0)) - log_z),
-           expect = p * double(chains);
-    chi2 += (count[s] - expect) * (count[s] - expect) / expect;
-    tv += 0.5 * std::abs(count[s] / double(chains) - p);
-  }
+  auto [chi2, tv] = joint_fit(m, v, h);
   INFO("chi2 " << chi2 << ", total variation " << tv);
   CHECK(chi2 < 181.99);  // the 0.999 quantile of chi-square with 127 degrees of freedom
   CHECK(tv < 0.03);
+}
+
+TEST_CASE("persistent chains carrying their hidden sample leave the model distribution invariant",
+          "[rbm][samplers]") {
+  // PCD steps with a zero learning rate are pure Gibbs sweeps over (v, h), where each step's h is
+  // taken from the gradient's p(h | v⁻): after 60 steps the chains' joint states must follow the
+  // exact p(v, h) (same chi-square test as above), for PCD-1 and PCD-3.
+  for (int k : {1, 3}) {
+    Rbm<double> m = random_rbm(4, 3, 6);
+    SGD<double> opt(m.parameters(), {.lr = 0.0});
+    Rng rng(17);
+    GibbsChains<double> chains{.v = rng.uniform_array<double>({40000, 4}), .h = {}};
+    sample_bernoulli(chains.v, rng);
+    Array<double> data = rng.uniform_array<double>({5, 4});
+    sample_bernoulli(data, rng);
+    RbmWorkspace<double> ws;
+    for (int step = 0; step < 60; ++step)
+      rbm_train_step(m, opt, data, chains, {.k = k, .persistent = true}, rng, ws);
+    auto [chi2, tv] = joint_fit(m, chains.v, chains.h);
+    INFO("PCD-" << k << ": chi2 " << chi2 << ", total variation " << tv);
+    CHECK(chi2 < 181.99);
+    CHECK(tv < 0.03);
+  }
+}
+
+TEST_CASE("Bernoulli draws have the requested means in float and in double", "[rbm][samplers]") {
+  // 2^20 draws at each probability, an odd count so that the float path's unpaired last draw is
+  // used; the sample mean within 5 standard errors of p.
+  const std::size_t n = (std::size_t(1) << 20) + 1;
+  for (double p : {0.0, 1e-3, 0.3, 0.5, 0.97, 1.0}) {
+    Rng rng(23);
+    Array<float> f(Shape{n}, float(p));
+    Array<double> d(Shape{n}, p);
+    sample_bernoulli(f, rng);
+    sample_bernoulli(d, rng);
+    const double se = std::sqrt(p * (1 - p) / double(n)), mf = xt::mean(f)(), md = xt::mean(d)();
+    INFO("p " << p << ": float mean " << mf << ", double mean " << md << ", standard error " << se);
+    CHECK(std::abs(mf - p) <= 5 * se + 1e-7);
+    CHECK(std::abs(md - p) <= 5 * se);
+    CHECK(std::all_of(f.begin(), f.end(), [](float x) { return x == 0.0f || x == 1.0f; }));
+  }
 }
 
 TEST_CASE("AIS log Z agrees with the exact value within its error and within a few hundredths",
@@ -161,8 +213,8 @@ TEST_CASE("on 3x3 bars-and-stripes a trained RBM approaches the optimum -ln 14",
   Rng rng(11);
   Rbm<double> m(9, 16, rng, 0.1);
   SGD<double> opt(m.parameters(), {.lr = 0.05, .momentum = 0.5, .weight_decay = 1e-4});
-  Array<double> chains = rng.uniform_array<double>({100, 9}), batch(Shape{14, 9});
-  sample_bernoulli(chains, rng);
+  GibbsChains<double> chains{.v = rng.uniform_array<double>({100, 9}), .h = {}};
+  sample_bernoulli(chains.v, rng);
   const double before = rbm_average_loglik(m, data, rbm_exact_log_z(m));
   RbmWorkspace<double> ws;
   const int steps = 20000;

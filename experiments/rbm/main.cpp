@@ -5,6 +5,7 @@
 // Output in runs/rbm/<data>-seed<seed>[-k]: config.json, metrics.json, results.md, curves.csv,
 // curves.png, filters_<method>.png (each hidden unit's weights as an image), samples_<method>.png
 // (Gibbs chains run from noise).
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -39,11 +40,16 @@ struct Method {
 };
 
 Method parse_method(const std::string& s) {
-  if (s == "pcd") return {s, {.k = 1, .persistent = true}};
-  if (s.rfind("pcd", 0) == 0) return {s, {.k = std::stoi(s.substr(3)), .persistent = true}};
-  if (s.rfind("cd", 0) == 0 && s.size() > 2)
-    return {s, {.k = std::stoi(s.substr(2)), .persistent = false}};
-  throw std::invalid_argument(fmt::format("unknown method '{}' (expected cd<k> or pcd[<k>])", s));
+  const bool persistent = s.rfind("pcd", 0) == 0;
+  const std::string digits = s.substr(persistent ? 3 : 2);
+  const bool ok =
+      (persistent || (s.rfind("cd", 0) == 0 && !digits.empty())) && digits.size() <= 4 &&
+      std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  const int k = ok && !digits.empty() ? std::stoi(digits) : 1;
+  if (!ok || k < 1)
+    throw std::invalid_argument(
+        fmt::format("unknown method '{}' (expected cd<k> or pcd[<k>], k >= 1)", s));
+  return {s, {.k = k, .persistent = persistent}};
 }
 
 // Images as tiles on one canvas, written as a CSV (x, y, value) over the full grid, row by row,
@@ -191,8 +197,9 @@ int main(int argc, char** argv) {
       Rbm<T> m(nv, f.hidden, rng);
       SGD<T> opt(m.parameters(),
                  {.lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay});
-      Array<T> chains = rng.uniform_array<T>({f.batch, nv}), batch(Shape{f.batch, nv});
-      sample_bernoulli(chains, rng);
+      GibbsChains<T> chains{.v = rng.uniform_array<T>({f.batch, nv}), .h = {}};
+      Array<T> batch(Shape{f.batch, nv});
+      sample_bernoulli(chains.v, rng);
       std::vector<std::size_t> perm(n);
       for (std::size_t i = 0; i < n; ++i) perm[i] = i;
       const std::size_t batches = n / f.batch, total = f.epochs * batches;
