@@ -8,6 +8,7 @@
 #include "autodiff/ops.hpp"
 
 #include "autodiff/blas.hpp"
+#include "autodiff/vmath.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -345,7 +346,10 @@ template <class T>
 Var<T> exp(Var<T> a) {
   Var<T> y = unary<T>(
       "exp", a, [](Tape<T>& t, std::size_t i) { t.accumulate(t.in(i, 0), t.gy(i) * t.val(i)); });
-  xt::noalias(y.tape->out(y.id)) = xt::exp(a.value());
+  const Array<T>& x = a.value();
+  Array<T>& out = y.tape->out(y.id);
+  out.resize(x.shape());
+  vexp(x.data(), out.data(), x.size());
   return y;
 }
 
@@ -430,7 +434,10 @@ Var<T> sigmoid(Var<T> a) {
     const Array<T>& y = t.val(i);
     t.accumulate(t.in(i, 0), y * (T(1) - y) * t.gy(i));
   });
-  xt::noalias(y.tape->out(y.id)) = T(1) / (T(1) + xt::exp(-a.value()));
+  const Array<T>& x = a.value();
+  Array<T>& out = y.tape->out(y.id);
+  out.resize(x.shape());
+  vsigmoid(x.data(), out.data(), x.size());  // one vectorised pass (autodiff/vmath.hpp)
   return y;
 }
 
@@ -464,8 +471,10 @@ Var<T> silu(Var<T> a) {
     t.accumulate(a, s * (T(1) + t.val(a) * (T(1) - s)) * t.gy(i));
   });
   auto& nd = y.tape->node_(y.id);
-  xt::noalias(nd.aux) = T(1) / (T(1) + xt::exp(-a.value()));
-  xt::noalias(nd.own) = a.value() * nd.aux;
+  const Array<T>& x = a.value();
+  nd.aux.resize(x.shape());
+  nd.own.resize(x.shape());
+  vsilu(x.data(), nd.aux.data(), nd.own.data(), x.size());  // σ(a) and a σ(a) in one pass
   return y;
 }
 

@@ -23,6 +23,7 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/optim.hpp"
 #include "autodiff/random.hpp"
+#include "autodiff/vmath.hpp"
 #include "samplers/gibbs.hpp"
 
 namespace ebl {
@@ -63,8 +64,8 @@ class Rbm {
     ph.resize(Shape{n, nh});
     for (std::size_t r = 0; r < n; ++r) std::copy_n(c.value.data(), nh, ph.data() + r * nh);
     gemm<T>(false, false, n, nh, nv, T(1), v.data(), nv, W.value.data(), nh, T(1), ph.data(), nh);
-    xt::noalias(ph) =
-        T(1) / (T(1) + xt::exp(-beta * ph));  // elementwise: safe in place, vectorised
+    if (beta != T(1)) xt::noalias(ph) = beta * ph;
+    vsigmoid(ph.data(), ph.data(), ph.size());  // in place, vectorised (autodiff/vmath.hpp)
   }
   /// p(v = 1 | h) for a batch h [n, H] -> pv [n, V]; with `base_bias`, the visible input is
   /// (1-β) base_bias + β (b + Wh) (the AIS intermediate models).
@@ -80,7 +81,7 @@ class Rbm {
           pv(r, i) = beta * pv(r, i) + (T(1) - beta) * (*base_bias)(i);
     else if (beta != T(1))
       xt::noalias(pv) = beta * pv;
-    xt::noalias(pv) = T(1) / (T(1) + xt::exp(-pv));
+    vsigmoid(pv.data(), pv.data(), pv.size());
   }
 
   Parameter<T> W, b, c;

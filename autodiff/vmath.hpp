@@ -1,0 +1,131 @@
+// Elementwise exp and the logistic sigmoid over contiguous arrays, written as plain loops without
+// branches or calls so that the compiler vectorises them (AVX2 under -march=x86-64-v3).
+//
+// Why not xt::exp: through xsimd it is fast in float (~0.4 ns an element here) but takes
+// ~2.5 ns an element in double (these loops: 1.25 ns), and the SiLU activations of an MLP
+// energy evaluate one exp per hidden unit per sample per Langevin step; in float64 that was a
+// third of a CD step at the small size.
+//
+// The method (Cody & Waite 1980; Tang 1989), for x clamped to the range where exp is neither 0
+// nor inf plus a margin:
+//   n = round(x / ln 2),   r = (x - n ln2_hi) - n ln2_lo      (|r| <= ln 2 / 2; n ln2_hi exact)
+//   e^r by its Taylor series to degree 13 (double) or 8 (float): the first omitted terms are
+//       (ln 2 / 2)^14 / 14! < 1e-17   and   (ln 2 / 2)^9 / 9! < 2e-10, below half an ulp
+//   e^x = e^r 2^n1 2^n2 with n1 = round(n/2), n2 = n - n1: two power-of-two factors built from
+//   exponent bits, so that subnormal results and overflow to inf come out of the multiplications.
+// Rounding to an integer is the classic v + 1.5·2^52 - 1.5·2^52 (1.5·2^23 in float), which also
+// leaves the integer in the low bits of v + 1.5·2^52; it needs IEEE arithmetic (no -ffast-math).
+// Accuracy (tests/test_vmath.cpp, against exp in long double over the whole range): within
+// 1 ulp (0.87 measured); +inf gives inf, -inf gives 0, NaN gives NaN.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace ebl {
+
+namespace detail {
+template <class T>
+struct ExpConstants;
+template <>
+struct ExpConstants<double> {
+  using Bits = std::uint64_t;
+  static constexpr double lo = -746.0, hi = 710.0;  // exp(lo) = 0, exp(hi) = inf, as doubles
+  static constexpr double log2e = 1.4426950408889634, shifter = 0x1.8p52;
+  static constexpr double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c7673p-45;
+  static constexpr int mantissa = 52, bias = 1023, degree = 13;
+};
+template <>
+struct ExpConstants<float> {
+  using Bits = std::uint32_t;
+  static constexpr float lo = -104.0f, hi = 89.0f;
+  static constexpr float log2e = 1.44269504f, shifter = 0x1.8p23f;
+  static constexpr float ln2_hi = 0x1.62e400p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+  static constexpr int mantissa = 23, bias = 127, degree = 8;
+};
+
+// 1/k! for k = 0..degree, the Taylor coefficients of e^r.
+template <class T, int D>
+constexpr auto inverse_factorials() {
+  struct {
+    T c[D + 1];
+  } a{};
+  a.c[0] = T(1);
+  for (int k = 1; k <= D; ++k) a.c[k] = T(double(a.c[k - 1]) / double(k));
+  return a;
+}
+
+// c_D r^D + ... + c_1 r + c_0 with c_k = 1/k!, as ((c_D r + c_{D-1}) r + ...) r + c_0.
+template <class T, int... K>
+inline T horner(T r, std::integer_sequence<int, K...>) {
+  constexpr int D = sizeof...(K) - 1;
+  constexpr auto c = inverse_factorials<T, D>();
+  T p = T(0);
+  ((p = p * r + c.c[D - K]), ...);
+  return p;
+}
+
+// e^x for one element; inlined into the loops below, where it vectorises.
+// lo and hi are the clamp bounds, passed in (see exp_bounds) rather than read from C.
+template <class T>
+inline T exp_one(T x, T lo, T hi) {
+  using C = ExpConstants<T>;
+  using U = typename C::Bits;
+  x = x < lo ? lo : x;  // (NaN compares false both times and passes through)
+  x = x > hi ? hi : x;
+  const T t = x * C::log2e + C::shifter;
+  const T n = t - C::shifter;  // round(x / ln 2), as a T
+  const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
+  // Taylor series of e^r by Horner's rule: one multiply-add per degree, unrolled at compile time
+  const T p = horner<T>(r, std::make_integer_sequence<int, C::degree + 1>{});
+  // 2^n1 and 2^n2 with n1 = round(n/2), n2 = n - n1: n_k + bias lands in the low bits of
+  // n_k + bias + shifter, and a left shift moves it into the exponent field (kept in floating
+  // point, because AVX2 has no 64-bit arithmetic shift or double-to-int64 conversion)
+  const T n1 = (n * T(0.5) + C::shifter) - C::shifter, n2 = n - n1;
+  const T s1 = std::bit_cast<T>(U(std::bit_cast<U>(n1 + (C::shifter + C::bias)) << C::mantissa));
+  const T s2 = std::bit_cast<T>(U(std::bit_cast<U>(n2 + (C::shifter + C::bias)) << C::mantissa));
+  return p * s1 * s2;
+}
+// The clamp bounds, hidden from the optimiser: were they constants, GCC would fold the clamped
+// path of exp_one into its own branch, and a loop with a branch does not vectorise.
+template <class T>
+inline void exp_bounds(T& lo, T& hi) {
+  lo = ExpConstants<T>::lo;
+  hi = ExpConstants<T>::hi;
+  asm("" : "+x"(lo), "+x"(hi));
+}
+}  // namespace detail
+
+/// y[i] = e^x[i]; y may alias x.
+template <class T>
+void vexp(const T* x, T* y, std::size_t n) {
+  static_assert(std::is_floating_point_v<T>);
+  T lo, hi;
+  detail::exp_bounds(lo, hi);
+  for (std::size_t i = 0; i < n; ++i) y[i] = detail::exp_one(x[i], lo, hi);
+}
+
+/// y[i] = σ(x[i]) = 1 / (1 + e^-x[i]); y may alias x. Saturates to exactly 0 and 1.
+template <class T>
+void vsigmoid(const T* x, T* y, std::size_t n) {
+  T lo, hi;
+  detail::exp_bounds(lo, hi);
+  for (std::size_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + detail::exp_one(-x[i], lo, hi));
+}
+
+/// SiLU's forward in one pass: s[i] = σ(x[i]) (kept for the VJP) and y[i] = x[i] s[i].
+template <class T>
+void vsilu(const T* x, T* s, T* y, std::size_t n) {
+  T lo, hi;
+  detail::exp_bounds(lo, hi);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T si = T(1) / (T(1) + detail::exp_one(-x[i], lo, hi));
+    s[i] = si;
+    y[i] = x[i] * si;
+  }
+}
+
+}  // namespace ebl
