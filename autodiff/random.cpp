@@ -36,32 +36,34 @@ std::uint64_t Rng::below(std::uint64_t n) {
 // method to generate normal random samples", 2005): 128 strips of equal area V under
 // f(x) = exp(-x²/2); a draw is one 64-bit number in 98.8% of cases (53 bits for u, 7 independent
 // bits for the strip), with exp() only near the strip edges and the Marsaglia tail beyond R.
+namespace detail {
 namespace {
-constexpr int kStrips = 128;
-constexpr double kR = 3.442619855899, kV = 9.91256303526217e-3;
-struct Ziggurat {
-  double x[kStrips + 1], ratio[kStrips];
-  Ziggurat() {
-    double f = std::exp(-0.5 * kR * kR);
-    x[0] = kV / f;
-    x[1] = kR;
-    x[kStrips] = 0;
-    for (int i = 2; i < kStrips; ++i) {
-      x[i] = std::sqrt(-2 * std::log(kV / x[i - 1] + f));
-      f = std::exp(-0.5 * x[i] * x[i]);
-    }
-    for (int i = 0; i < kStrips; ++i) ratio[i] = x[i + 1] / x[i];
+ZigguratTables make_ziggurat() {
+  constexpr int kStrips = ZigguratTables::strips;
+  constexpr double kR = ZigguratTables::r, kV = 9.91256303526217e-3;  // R and the strips' area
+  ZigguratTables z{};
+  double f = std::exp(-0.5 * kR * kR);
+  z.x[0] = kV / f;
+  z.x[1] = kR;
+  z.x[kStrips] = 0;
+  for (int i = 2; i < kStrips; ++i) {
+    z.x[i] = std::sqrt(-2 * std::log(kV / z.x[i - 1] + f));
+    f = std::exp(-0.5 * z.x[i] * z.x[i]);
   }
-};
-const Ziggurat kZig;
+  for (int i = 0; i < kStrips; ++i) z.ratio[i] = z.x[i + 1] / z.x[i];
+  return z;
+}
 }  // namespace
+const ZigguratTables kZiggurat = make_ziggurat();
+}  // namespace detail
 
-double Rng::normal() {
+double Rng::normal_slow(std::uint64_t bits) {
+  const auto& z = detail::kZiggurat;
+  constexpr double kR = detail::ZigguratTables::r;
   for (;;) {
-    const std::uint64_t bits = next_u64();
-    const double u = 2 * (static_cast<double>(bits >> 11) * 0x1.0p-53) - 1;  // uniform on [-1, 1)
-    const int i = static_cast<int>(bits & (kStrips - 1));
-    if (std::abs(u) < kZig.ratio[i]) return u * kZig.x[i];  // inside the strip's rectangle
+    const double u = 2 * (static_cast<double>(bits >> 11) * 0x1.0p-53) - 1;
+    const int i = static_cast<int>(bits & (detail::ZigguratTables::strips - 1));
+    if (std::abs(u) < z.ratio[i]) return u * z.x[i];  // (the redrawn case of the loop below)
     if (i == 0) {  // the base strip's tail beyond R (Marsaglia 1964)
       double t, y;
       do {
@@ -70,10 +72,11 @@ double Rng::normal() {
       } while (-2 * y < t * t);
       return u < 0 ? t - kR : kR - t;
     }
-    const double xx = u * kZig.x[i];
-    const double f0 = std::exp(-0.5 * (kZig.x[i] * kZig.x[i] - xx * xx));
-    const double f1 = std::exp(-0.5 * (kZig.x[i + 1] * kZig.x[i + 1] - xx * xx));
+    const double xx = u * z.x[i];  // the wedge between the rectangle and the curve
+    const double f0 = std::exp(-0.5 * (z.x[i] * z.x[i] - xx * xx));
+    const double f1 = std::exp(-0.5 * (z.x[i + 1] * z.x[i + 1] - xx * xx));
     if (f1 + uniform() * (f0 - f1) < 1.0) return xx;
+    bits = next_u64();
   }
 }
 

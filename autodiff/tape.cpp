@@ -135,7 +135,31 @@ void Tape<T>::run_backward(Var<T> y) {
       n.grad.fill(T(0));
       n.grad_ready = true;
     }
-    if (n.param) xt::noalias(n.param->grad) += n.grad;
+    if (n.param && !keep_param_grads_) xt::noalias(n.param->grad) += n.grad;
+  }
+  last_output_ = y.id;
+}
+
+template <class T>
+void Tape<T>::backward_on_tape(Var<T> y, std::span<Parameter<T>* const> params) {
+  keep_param_grads_ = true;
+  try {
+    backward(y, std::span<const Var<T>>{}, params);
+  } catch (...) {
+    keep_param_grads_ = false;
+    throw;
+  }
+  keep_param_grads_ = false;
+}
+
+template <class T>
+void Tape<T>::add_param_grad(const Parameter<T>& p, Array<T>& g) const {
+  if (g.shape() != p.value.shape())
+    throw ShapeError(fmt::format("add_param_grad: '{}' is {}, the destination {}", p.name,
+                                 shape_str(p.value.shape()), shape_str(g.shape())));
+  for (std::size_t i = 0; i <= last_output_ && i < size_; ++i) {
+    const Node& n = nodes_[i];
+    if (n.param == &p && n.needs && n.grad_ready) xt::noalias(g) += n.grad;
   }
 }
 

@@ -105,6 +105,13 @@ class Tape {
   }
   /// dy/dleaf from the last backward pass. Throws if the leaf was not asked for.
   const Array<T>& grad(Var<T> leaf) const;
+  /// Like backward(y, {}, params), but the parameters' gradients stay on the tape instead of being
+  /// added into Parameter::grad; add_param_grad then sums them. For tapes on several threads
+  /// whose energies share parameters: each thread's backward writes only to its own tape.
+  void backward_on_tape(Var<T> y, std::span<Parameter<T>* const> params);
+  /// g += dy/dp from the last backward_on_tape, summed over every leaf of p on this tape (an
+  /// energy evaluated twice puts each parameter on the tape twice).
+  void add_param_grad(const Parameter<T>& p, Array<T>& g) const;
 
   /// Forget all nodes but keep their memory for the next graph.
   void clear() { size_ = 0; }
@@ -177,7 +184,9 @@ class Tape {
   void sum_to(const Array<T>& g, std::size_t i);
   void run_backward(Var<T> y);
 
-  std::deque<Node> nodes_;  // a deque: references to nodes stay valid while the tape grows
+  std::deque<Node> nodes_;         // a deque: references to nodes stay valid while the tape grows
+  bool keep_param_grads_ = false;  // set during backward_on_tape
+  std::size_t last_output_ = 0;    // y of the last backward pass
   std::size_t size_ = 0;
   Array<T> scratch_;
 };

@@ -13,6 +13,9 @@
 // bench/compare.py runs this next to the same workloads in PyTorch and prints the table.
 #include <sys/resource.h>
 
+#include <cstdio>
+#include <string>
+
 #include <benchmark/benchmark.h>
 
 #include "autodiff/blas.hpp"
@@ -22,6 +25,9 @@
 using namespace ebl;
 
 namespace {
+
+// Threads for the sampler's chains (LangevinOptions::threads), set by --chain_threads=N.
+int g_chain_threads = 2;
 
 struct Config {
   std::size_t in, hidden, batch;
@@ -89,7 +95,7 @@ void BM_ours(benchmark::State& state, Mode mode) {
   CdOptions o;
   o.init = ChainInit::Data;
   o.alpha = 0.1;
-  o.langevin = {.steps = kChainSteps, .step_size = 1e-4};
+  o.langevin = {.steps = kChainSteps, .step_size = 1e-4, .threads = g_chain_threads};
   ContrastiveDivergence<T> cd(energy, opt, o, 1, c.in);
   Langevin<T> chain([&energy](Tape<T>& tt, Var<T> v) { return energy(tt, v); }, o.langevin);
   Array<T> xs;
@@ -209,6 +215,27 @@ void register_all(const char* dtype) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // our one flag, taken out before Google Benchmark reads the rest
+  int kept = 1;
+  for (int k = 1; k < argc; ++k) {
+    const std::string a = argv[k], key = "--chain_threads=";
+    if (a.rfind(key, 0) == 0) {
+      try {
+        g_chain_threads = std::stoi(a.substr(key.size()));
+      } catch (const std::exception&) {
+        g_chain_threads = 0;
+      }
+      if (g_chain_threads < 1) {
+        std::fprintf(stderr, "bench_mlp: --chain_threads wants a positive integer, got '%s'\n",
+                     argv[k]);
+        return 2;
+      }
+    } else {
+      argv[kept++] = argv[k];
+    }
+  }
+  argc = kept;
+  benchmark::AddCustomContext("chain_threads", std::to_string(g_chain_threads));
   register_all<float>("f32");
   register_all<double>("f64");
   benchmark::RegisterBenchmark("ebl/f32/per_op/config:0", BM_per_op)->Unit(benchmark::kNanosecond);

@@ -18,11 +18,14 @@
 // so the last checkpoint() taken is a good state to resume from.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -105,38 +108,31 @@ class ContrastiveDivergence {
   /// ∇θ NLL (plus the regulariser). Also reports mean E(x⁺) and mean E(x⁻).
   Var<T> loss(Tape<T>& t, const Array<T>& x_pos, const Array<T>& x_neg,
               CdStepStats* stats = nullptr) {
-    Var<T> e_pos = energy_(t, t.input(x_pos)), e_neg = energy_(t, t.input(x_neg));
-    Var<T> wake = mean(e_pos), dream = mean(e_neg);
-    Var<T> l = wake - dream;
-    if (opt_o_.alpha != 0) l = l + T(opt_o_.alpha) * (mean(square(e_pos)) + mean(square(e_neg)));
-    if (stats) {
-      stats->e_pos = double(wake.item());
-      stats->e_neg = double(dream.item());
-      stats->loss = double(l.item());
-      bool finite = std::all_of(e_pos.value().begin(), e_pos.value().end(),
-                                [](T v) { return std::isfinite(v); }) &&
-                    std::all_of(e_neg.value().begin(), e_neg.value().end(),
-                                [](T v) { return std::isfinite(v); });
-      if (!finite || !std::isfinite(stats->loss) || std::abs(stats->loss) > opt_o_.loss_bound)
-        throw DivergenceError(fmt::format(
-            "training diverged at step {}: loss {:.6g}, mean E(x+) {:.6g}, mean E(x-) {:.6g} "
-            "(non-finite energies or |loss| > {:g})",
-            step_ + 1, stats->loss, stats->e_pos, stats->e_neg, opt_o_.loss_bound));
-    }
+    LossParts parts;
+    Var<T> l = loss_part(t, x_pos, x_neg, x_pos.shape()[0], x_neg.shape()[0], parts);
+    if (stats) check(parts, *stats);
     return l;
   }
 
-  /// One CD step on a data batch x⁺ [n, d].
+  /// One CD step on a data batch x⁺ [n, d]. With LangevinOptions::threads > 1 the chains and
+  /// the θ-pass run on that many threads (row blocks), with BLAS single-threaded throughout.
   CdStepStats step(const Array<T>& x_pos) {
+    const std::size_t threads = std::size_t(std::max(1, sampler_.options().threads));
+    std::optional<BlasSingleThreaded> one_blas_thread;  // our threads, not OpenBLAS's, when > 1
+    if (threads > 1) one_blas_thread.emplace();
     CdStepStats s;
     s.chain = sample_negatives(x_pos, x_neg_);
-    tape_.clear();
-    Var<T> l = loss(tape_, x_pos, x_neg_, &s);  // throws before any state changes
-    opt_.zero_grad();
-    tape_.backward(l, {}, params_);
+    const std::size_t parts = std::min({threads, x_pos.shape()[0], x_neg_.shape()[0]});
+    if (parts <= 1) {
+      tape_.clear();
+      Var<T> l = loss(tape_, x_pos, x_neg_, &s);  // throws before any state changes
+      opt_.zero_grad();
+      tape_.backward(l, {}, params_);
+    } else {
+      theta_pass_on_threads(x_pos, parts, s);
+    }
     double g2 = 0;
-    for (auto* p : params_)
-      for (T v : p->grad) g2 += double(v) * double(v);
+    for (auto* p : params_) g2 += sum_of_squares(p->grad.data(), p->grad.size());
     s.grad_norm = std::sqrt(g2);
     if (!std::isfinite(s.grad_norm))
       throw DivergenceError(
@@ -178,6 +174,82 @@ class ContrastiveDivergence {
   const Array<T>& last_negatives() const { return x_neg_; }
 
  private:
+  // The loss's sums over one block of rows (the whole batch when serial): L = Σ_blocks L_b.
+  struct LossParts {
+    double wake = 0, dream = 0, loss = 0;  // Σ E⁺ / n⁺, Σ E⁻ / n⁻, L_b
+    bool finite = true;
+  };
+  struct Block {
+    Tape<T> tape;
+    Array<T> x_pos, x_neg;
+    LossParts parts;
+  };
+
+  // L_b = Σ_b E⁺ / n⁺ - Σ_b E⁻ / n⁻ + α (Σ_b (E⁺)² / n⁺ + Σ_b (E⁻)² / n⁻), with n⁺ and n⁻ the
+  // whole batch's sizes, so that the blocks' losses (and gradients) add up to the batch's.
+  // (sum · (1/n) is how mean() computes, so a single block is bit-identical to mean().)
+  Var<T> loss_part(Tape<T>& t, const Array<T>& x_pos, const Array<T>& x_neg, std::size_t n_pos,
+                   std::size_t n_neg, LossParts& parts) {
+    Var<T> e_pos = energy_(t, t.input(x_pos)), e_neg = energy_(t, t.input(x_neg));
+    const T inv_pos = T(1) / T(n_pos), inv_neg = T(1) / T(n_neg);
+    Var<T> wake = sum(e_pos) * inv_pos, dream = sum(e_neg) * inv_neg;
+    Var<T> l = wake - dream;
+    if (opt_o_.alpha != 0)
+      l = l + T(opt_o_.alpha) * (sum(square(e_pos)) * inv_pos + sum(square(e_neg)) * inv_neg);
+    auto finite = [](const Array<T>& e) {
+      return std::all_of(e.begin(), e.end(), [](T v) { return std::isfinite(v); });
+    };
+    parts = {double(wake.item()), double(dream.item()), double(l.item()),
+             finite(e_pos.value()) && finite(e_neg.value())};
+    return l;
+  }
+
+  // The divergence guard, on the whole batch's sums.
+  void check(const LossParts& p, CdStepStats& stats) const {
+    stats.e_pos = p.wake;
+    stats.e_neg = p.dream;
+    stats.loss = p.loss;
+    if (!p.finite || !std::isfinite(stats.loss) || std::abs(stats.loss) > opt_o_.loss_bound)
+      throw DivergenceError(fmt::format(
+          "training diverged at step {}: loss {:.6g}, mean E(x+) {:.6g}, mean E(x-) {:.6g} "
+          "(non-finite energies or |loss| > {:g})",
+          step_ + 1, stats.loss, stats.e_pos, stats.e_neg, opt_o_.loss_bound));
+  }
+
+  // ∇θ L with the rows of x⁺ and x⁻ split into blocks, one per thread, each on its own tape
+  // (the parameters are only read); the blocks' gradients are then summed into Parameter::grad.
+  void theta_pass_on_threads(const Array<T>& x_pos, std::size_t parts, CdStepStats& s) {
+    if (!pool_ || pool_->max_parts() < parts) pool_ = std::make_unique<WorkerPool>(parts);
+    while (blocks_.size() < parts) blocks_.push_back(std::make_unique<Block>());
+    const std::size_t np = x_pos.shape()[0], nn = x_neg_.shape()[0], d = x_pos.size() / np;
+    auto rows = [d](const Array<T>& from, std::size_t r0, std::size_t r1, Array<T>& to) {
+      to.resize(std::array<std::size_t, 2>{r1 - r0, d});
+      std::copy_n(from.data() + r0 * d, to.size(), to.data());
+    };
+    for (std::size_t b = 0; b < parts; ++b) {
+      rows(x_pos, np * b / parts, np * (b + 1) / parts, blocks_[b]->x_pos);
+      rows(x_neg_, nn * b / parts, nn * (b + 1) / parts, blocks_[b]->x_neg);
+    }
+    pool_->run(parts, [&](std::size_t b) {
+      Block& blk = *blocks_[b];
+      blk.tape.clear();
+      Var<T> l = loss_part(blk.tape, blk.x_pos, blk.x_neg, np, nn, blk.parts);
+      blk.tape.backward_on_tape(l, params_);
+    });
+    LossParts total;
+    for (std::size_t b = 0; b < parts; ++b) {
+      const LossParts& p = blocks_[b]->parts;
+      total.wake += p.wake;
+      total.dream += p.dream;
+      total.loss += p.loss;
+      total.finite = total.finite && p.finite;
+    }
+    check(total, s);  // throws before any state changes
+    opt_.zero_grad();
+    for (std::size_t b = 0; b < parts; ++b)
+      for (auto* p : params_) blocks_[b]->tape.add_param_grad(*p, p->grad);
+  }
+
   Energy<T>& energy_;
   Optimizer<T>& opt_;
   CdOptions opt_o_;
@@ -188,6 +260,8 @@ class ContrastiveDivergence {
   std::optional<ReplayBuffer<T>> buffer_;
   Tape<T> tape_;
   Array<T> x_neg_;
+  std::unique_ptr<WorkerPool> pool_;  // for the θ-pass on threads, made on first use
+  std::vector<std::unique_ptr<Block>> blocks_;
   long step_ = 0;
 };
 

@@ -14,8 +14,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "autodiff/parallel.hpp"
 
 #include "samplers/common.hpp"
 
@@ -32,6 +37,12 @@ struct LangevinOptions {
   double lo = -1, hi = 1;
   StepSchedule schedule = StepSchedule::Constant;
   double final_step_size = 0;  ///< ε at the last step for the Linear and Geometric schedules
+  /// Threads to run the chains on: the rows of x are split into this many blocks, each advanced
+  /// by its own thread with its own tape and its own generator (split from the caller's, so a
+  /// run is reproducible for a given seed and thread count, but differs between thread counts),
+  /// with BLAS single-threaded inside. The energy must allow concurrent evaluation on separate
+  /// tapes (the library's energies do: a ∇x pass only reads the parameters).
+  int threads = 1;
 
   /// ε at step t of `steps`
   double step_at(int t) const {
@@ -45,28 +56,49 @@ struct LangevinOptions {
 template <class T>
 class Langevin {
  public:
-  Langevin(EnergyFn<T> energy, LangevinOptions opt) : eval_(std::move(energy)), opt_(opt) {
+  Langevin(EnergyFn<T> energy, LangevinOptions opt)
+      : eval_fn_(std::move(energy)), opt_(opt), serial_(eval_fn_) {
     if (!(opt_.step_size > 0) || opt_.temperature < 0 || opt_.steps < 0)
       throw std::invalid_argument("Langevin: step size must be > 0, temperature >= 0, steps >= 0");
+    if (opt_.threads < 1) throw std::invalid_argument("Langevin: threads must be >= 1");
     if (opt_.schedule == StepSchedule::Geometric && !(opt_.final_step_size > 0))
       throw std::invalid_argument("Langevin: a geometric schedule needs final_step_size > 0");
   }
 
   /// Runs the chains x [n, d] in place for opt.steps steps.
   ChainStats run(Array<T>& x, Rng& rng) {
+    const std::size_t n = x.shape().empty() ? 0 : x.shape()[0];
+    const std::size_t parts = std::min<std::size_t>(std::size_t(std::max(opt_.threads, 1)), n);
+    if (parts <= 1) return chain(x, rng, serial_);
+    // Row blocks on the pool: each block copies its rows out, runs, and copies them back.
+    if (!pool_ || pool_->max_parts() < parts) pool_ = std::make_unique<WorkerPool>(parts);
+    while (blocks_.size() < parts) blocks_.push_back(std::make_unique<Block>(eval_fn_));
+    const std::size_t d = x.size() / n;
+    for (std::size_t b = 0; b < parts; ++b) {
+      Block& blk = *blocks_[b];
+      blk.r0 = n * b / parts;
+      blk.r1 = n * (b + 1) / parts;
+      blk.x.resize(std::array<std::size_t, 2>{blk.r1 - blk.r0, d});
+      std::copy_n(x.data() + blk.r0 * d, blk.x.size(), blk.x.data());
+      blk.rng = rng.split();
+    }
+    {
+      BlasSingleThreaded one_blas_thread;
+      pool_->run(parts, [this](std::size_t b) {
+        Block& blk = *blocks_[b];
+        blk.stats = chain(blk.x, blk.rng, blk.bufs);
+      });
+    }
     ChainStats stats;
-    for (int t = 0; t < opt_.steps; ++t) {
-      eval_(x, energy_, grad_);
-      stats.record(energy_, grad_);
-      const double eps = opt_.step_at(t);
-      const T noise = T(std::sqrt(2 * eps * opt_.temperature)), step = T(eps);
-      const T c = T(opt_.grad_clip);
-      T* xs = x.data();
-      const T* g = grad_.data();
-      for (std::size_t e = 0; e < x.size(); ++e) {
-        T ge = c > 0 ? std::clamp(g[e], -c, c) : g[e];
-        xs[e] += -step * ge + noise * T(rng.normal());
-        if (opt_.clamp) xs[e] = std::clamp(xs[e], T(opt_.lo), T(opt_.hi));
+    stats.mean_energy.assign(std::size_t(opt_.steps), 0.0);
+    stats.mean_grad_norm.assign(std::size_t(opt_.steps), 0.0);
+    for (std::size_t b = 0; b < parts; ++b) {  // row-weighted means over the blocks
+      Block& blk = *blocks_[b];
+      std::copy_n(blk.x.data(), blk.x.size(), x.data() + blk.r0 * d);
+      const double w = double(blk.r1 - blk.r0) / double(n);
+      for (std::size_t t = 0; t < stats.mean_energy.size(); ++t) {
+        stats.mean_energy[t] += w * blk.stats.mean_energy[t];
+        stats.mean_grad_norm[t] += w * blk.stats.mean_grad_norm[t];
       }
     }
     stats.finish();
@@ -76,9 +108,53 @@ class Langevin {
   LangevinOptions& options() { return opt_; }
 
  private:
-  EnergyGrad<T> eval_;
+  // What one thread's chains need: a tape (inside EnergyGrad) and the step's buffers.
+  struct Buffers {
+    explicit Buffers(EnergyFn<T> f) : eval(std::move(f)) {}
+    EnergyGrad<T> eval;
+    Array<T> energy, grad, noise;
+  };
+  struct Block {
+    explicit Block(EnergyFn<T> f) : bufs(std::move(f)) {}
+    Buffers bufs;
+    Array<T> x;
+    Rng rng;
+    ChainStats stats;
+    std::size_t r0 = 0, r1 = 0;
+  };
+
+  // x_t = x_{t-1} - ε ∇E(x_{t-1}) + sqrt(2εT) ξ for the chains x, on one thread.
+  ChainStats chain(Array<T>& x, Rng& rng, Buffers& bf) const {
+    ChainStats stats;
+    for (int t = 0; t < opt_.steps; ++t) {
+      bf.eval(x, bf.energy, bf.grad);
+      stats.record(bf.energy, bf.grad);
+      const double eps = opt_.step_at(t);
+      const T noise = T(std::sqrt(2 * eps * opt_.temperature)), step = T(eps);
+      // the noise first (the serial part: one ziggurat draw per coordinate, in coordinate
+      // order), then the update as one vectorised pass
+      bf.noise.resize(x.shape());
+      rng.fill_normal(bf.noise.data(), bf.noise.size());
+      const T c = T(opt_.grad_clip), lo = T(opt_.lo), hi = T(opt_.hi);
+      T* xs = x.data();
+      const T *g = bf.grad.data(), *w = bf.noise.data();
+      const std::size_t n = x.size();
+      if (c > 0)
+        for (std::size_t e = 0; e < n; ++e) xs[e] += -step * std::clamp(g[e], -c, c) + noise * w[e];
+      else
+        for (std::size_t e = 0; e < n; ++e) xs[e] += -step * g[e] + noise * w[e];
+      if (opt_.clamp)
+        for (std::size_t e = 0; e < n; ++e) xs[e] = std::clamp(xs[e], lo, hi);
+    }
+    stats.finish();
+    return stats;
+  }
+
+  EnergyFn<T> eval_fn_;
   LangevinOptions opt_;
-  Array<T> energy_, grad_;
+  Buffers serial_;
+  std::unique_ptr<WorkerPool> pool_;  // made on the first threaded run
+  std::vector<std::unique_ptr<Block>> blocks_;
 };
 
 }  // namespace ebl

@@ -191,3 +191,53 @@ TEST_CASE("checkpoint files: round trip and clear errors for bad files", "[cd][i
   CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_trunc.bin"), Contains("truncated"));
   for (auto n : {"ebl_ck.bin", "ebl_bad.bin", "ebl_trunc.bin"}) std::filesystem::remove(dir / n);
 }
+
+TEST_CASE("a CD step on threads computes the serial step's loss, gradient and update", "[cd]") {
+  // Chains from the data at zero temperature are deterministic, so the serial and the threaded
+  // steps see the same x⁻; the θ-pass splits x⁺ and x⁻ into blocks on separate tapes and sums
+  // their gradients: every parameter after one SGD step must agree to rounding. 13 rows: uneven
+  // blocks.
+  Array<double> data = randn({13, 2}, 31);
+  std::vector<std::vector<Array<double>>> after;
+  std::vector<CdStepStats> stats;
+  for (int threads : {1, 2, 3}) {
+    Model m;
+    SGD<double> opt(m.energy.parameters(), {.lr = 0.1});
+    CdOptions o;
+    o.init = ChainInit::Data;
+    o.alpha = 0.3;
+    o.langevin = {.steps = 5, .step_size = 0.05, .temperature = 0, .threads = threads};
+    ContrastiveDivergence<double> cd(m.energy, opt, o, 32, 2);
+    stats.push_back(cd.step(data));
+    std::vector<Array<double>> values;
+    for (auto* p : m.energy.parameters()) values.push_back(p->value);
+    after.push_back(values);
+  }
+  for (std::size_t k = 1; k < after.size(); ++k) {
+    INFO((k + 1) << " threads");
+    CHECK(stats[k].loss == Approx(stats[0].loss).epsilon(1e-12));
+    CHECK(stats[k].e_pos == Approx(stats[0].e_pos).epsilon(1e-12));
+    CHECK(stats[k].e_neg == Approx(stats[0].e_neg).epsilon(1e-12));
+    CHECK(stats[k].grad_norm == Approx(stats[0].grad_norm).epsilon(1e-12));
+    CHECK(stats[k].grad_norm > 0);
+    for (std::size_t p = 0; p < after[0].size(); ++p)
+      for (std::size_t e = 0; e < after[0][p].size(); ++e)
+        CHECK(after[k][p].data()[e] == Approx(after[0][p].data()[e]).margin(1e-12));
+  }
+}
+
+TEST_CASE("the divergence guard also stops a threaded step before any state changes", "[cd]") {
+  Model m;
+  SGD<double> opt(m.energy.parameters(), {.lr = 0.1});
+  CdOptions o;
+  o.init = ChainInit::Data;
+  o.loss_bound = 1e-12;  // any loss trips it
+  o.langevin = {.steps = 2, .step_size = 0.05, .threads = 2};
+  ContrastiveDivergence<double> cd(m.energy, opt, o, 33, 2);
+  std::vector<Array<double>> before;
+  for (auto* p : m.energy.parameters()) before.push_back(p->value);
+  CHECK_THROWS_AS(cd.step(randn({8, 2}, 34)), DivergenceError);
+  std::size_t k = 0;
+  for (auto* p : m.energy.parameters()) CHECK(same(p->value, before[k++]));
+  CHECK(cd.steps_done() == 0);
+}

@@ -207,3 +207,40 @@ TEST_CASE("gradcheck passes a correct user-defined op and restores parameters", 
   CHECK(same(p.value, value0));
   CHECK(same(p.grad, grad0));
 }
+
+TEST_CASE("backward_on_tape keeps parameter gradients on the tape, summed over repeated leaves",
+          "[tape]") {
+  // the MLP evaluated twice on one tape puts each parameter on it twice; add_param_grad must
+  // give what backward() adds into Parameter::grad, and backward_on_tape must leave that alone
+  Rng rng(41);
+  MLP<double> f({3, 5, 1}, Activation::Tanh, rng);
+  Array<double> a = randn({4, 3}, 42), b = randn({6, 3}, 43);
+  auto params = f.parameters();
+  auto loss = [&](TD& t) {
+    return sum(mlp_energy(f, t, t.constant(a))) -
+           0.5 * sum(square(mlp_energy(f, t, t.constant(b))));
+  };
+  TD t1;
+  for (auto* p : params) p->zero_grad();
+  t1.backward(loss(t1), {}, params);
+  std::vector<Array<double>> reference;
+  for (auto* p : params) reference.push_back(p->grad);
+
+  TD t2;
+  for (auto* p : params) p->zero_grad();
+  t2.backward_on_tape(loss(t2), params);
+  for (auto* p : params) CHECK(all_equal(p->grad, 0.0));
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    Array<double> g(params[k]->value.shape(), 0.0);
+    t2.add_param_grad(*params[k], g);
+    for (std::size_t e = 0; e < g.size(); ++e)
+      CHECK(g.data()[e] == Approx(reference[k].data()[e]).margin(1e-14));
+  }
+  Array<double> wrong(Shape{2, 2}, 0.0);
+  CHECK_THROWS_WITH(t2.add_param_grad(*params[0], wrong),
+                    Contains("add_param_grad") && Contains("[2,2]") && Contains("[3,5]"));
+  // and a plain backward afterwards accumulates into Parameter::grad again
+  TD t3;
+  t3.backward(loss(t3), {}, params);
+  CHECK(same(params[0]->grad, reference[0]));
+}

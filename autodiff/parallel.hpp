@@ -1,0 +1,77 @@
+// Fork-join parallelism for independent work (the rows of a batch of Markov chains), and the
+// switch that keeps OpenBLAS's own thread pool out of such sections.
+//
+// WorkerPool keeps its threads for its whole life: run(parts, fn) calls fn(0) on the calling
+// thread and fn(1), ..., fn(parts-1) on the workers, and returns when all have finished. Nothing
+// is allocated per section, and the first exception thrown by any part is rethrown by run() once
+// every part has finished.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace ebl {
+
+class WorkerPool {
+ public:
+  /// A pool for sections of up to `parts` parts: parts - 1 worker threads.
+  explicit WorkerPool(std::size_t parts);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  std::size_t max_parts() const { return threads_.size() + 1; }
+
+  /// fn(k) for k = 0 .. parts-1, k = 0 on this thread; returns when all are done.
+  template <class F>
+  void run(std::size_t parts, F&& fn) {
+    if (parts > max_parts())
+      throw std::invalid_argument("WorkerPool::run: more parts than the pool has threads");
+    auto call = [](void* f, std::size_t k) { (*static_cast<std::remove_reference_t<F>*>(f))(k); };
+    start(parts, call, static_cast<void*>(&fn));
+    std::exception_ptr mine;
+    try {
+      fn(std::size_t(0));
+    } catch (...) {
+      mine = std::current_exception();
+    }
+    finish(mine);
+  }
+
+ private:
+  void start(std::size_t parts, void (*call)(void*, std::size_t), void* ctx);
+  void finish(std::exception_ptr mine);
+  void work(std::size_t k);
+
+  std::vector<std::thread> threads_;
+  std::mutex m_;
+  std::condition_variable wake_, done_;
+  void (*call_)(void*, std::size_t) = nullptr;
+  void* ctx_ = nullptr;
+  std::size_t parts_ = 0, pending_ = 0;
+  unsigned long generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+/// While alive, BLAS calls run single-threaded (OpenBLAS's openblas_set_num_threads, looked up at
+/// run time; a no-op with another BLAS). Parallel sections whose parts call BLAS hold one: two
+/// callers each driving OpenBLAS's pool would fight over the same cores.
+class BlasSingleThreaded {
+ public:
+  BlasSingleThreaded();
+  ~BlasSingleThreaded();
+  BlasSingleThreaded(const BlasSingleThreaded&) = delete;
+  BlasSingleThreaded& operator=(const BlasSingleThreaded&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+}  // namespace ebl
