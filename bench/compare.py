@@ -4,6 +4,7 @@ in alternating rounds in one session so that both see the same machine, then a m
 medians over rounds: times, PyTorch / ours, and the fraction of the GEMM floor each reaches.
 
 usage: bench/compare.py BENCH_BINARY [--rounds 3] [--repetitions 5] [--filter cd_step]
+                        [--chain-threads 2]
 """
 import argparse
 import json
@@ -17,8 +18,8 @@ CONFIGS = {0: "(2, 128, 256)", 1: "(64, 256, 128)", 2: "(784, 512, 128)"}
 ORDER = ["forward", "grad_theta", "grad_x", "langevin20", "cd_step"]
 
 
-def run_ours(binary, reps, flt):
-    cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={reps}", "--benchmark_report_aggregates_only=true",
+def run_ours(binary, reps, flt, chain_threads):
+    cmd = [binary, f"--chain_threads={chain_threads}", "--benchmark_format=json", f"--benchmark_repetitions={reps}", "--benchmark_report_aggregates_only=true",
            "--benchmark_min_time=0.05", "--benchmark_enable_random_interleaving=true"]
     if flt:
         cmd.append(f"--benchmark_filter={flt}|peak|per_op")
@@ -47,11 +48,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--filter", default="")
+    ap.add_argument("--chain-threads", type=int, default=2,
+                    help="threads for our Langevin chains and CD theta-pass (LangevinOptions::threads)")
     args = ap.parse_args()
     ours, torch_t, settings = {}, {}, {}
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}: ours", file=sys.stderr)
-        for k, v in run_ours(args.binary, args.repetitions, args.filter).items():
+        for k, v in run_ours(args.binary, args.repetitions, args.filter, args.chain_threads).items():
             ours.setdefault(k, []).append(v)
         print(f"round {r + 1}/{args.rounds}: PyTorch", file=sys.stderr)
         t = run_torch(args.repetitions, args.filter)
@@ -61,7 +64,9 @@ def main():
     med = lambda xs: statistics.median(xs)
     peak = {k.split("/")[1]: med([f for _, f in v]) for k, v in ours.items() if k.startswith("peak/")}
     print(f"PyTorch {settings.get('torch')} with {settings.get('intra_op_threads')} intra-op thread(s); "
-          f"ours single-threaded around OpenBLAS (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}); "
+          f"ours: chains and CD step on {args.chain_threads} thread(s) (row blocks, BLAS single-threaded inside), "
+          f"forward/grad workloads single-threaded around OpenBLAS's pool "
+          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}); "
           f"medians of {args.rounds} alternating rounds x {args.repetitions} repetitions.")
     for dt, f in sorted(peak.items()):
         print(f"BLAS peak ({dt}, 1024^3 GEMM): {f / 1e9:.0f} GFLOP/s")

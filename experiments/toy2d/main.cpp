@@ -40,6 +40,7 @@ struct Flags {
   int sample_steps = 1000;
   long eval_every = 500;
   std::uint64_t seed = 0;
+  int threads = 2;
   std::string out = "runs", resume;
   bool smoke = false;
 };
@@ -47,7 +48,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers,
                                    lr_final, langevin_steps, step_size, temperature, alpha,
                                    grad_clip, init, buffer, restart, noise_box, box, grid,
                                    train_size, test_size, eval_samples, sample_steps, eval_every,
-                                   seed, out, resume, smoke)
+                                   seed, threads, out, resume, smoke)
 
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--dataset", f.dataset,
@@ -74,6 +75,10 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--lr-final", f.lr_final, "learning rate at the last step (linear decay)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--threads", f.threads,
+                 "threads for the chains and the CD gradient (results depend on it, as on --seed)")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--langevin-steps", f.langevin_steps, "k: Langevin steps per training step")
       ->check(CLI::Range(0, 100000))
@@ -230,7 +235,8 @@ int main(int argc, char** argv) {
     cdo.langevin = {.steps = f.langevin_steps,
                     .step_size = f.step_size,
                     .temperature = f.temperature,
-                    .grad_clip = f.grad_clip};
+                    .grad_clip = f.grad_clip,
+                    .threads = f.threads};
     cdo.alpha = f.alpha;
     cdo.noise_lo = -f.noise_box;
     cdo.noise_hi = f.noise_box;
@@ -258,7 +264,8 @@ int main(int argc, char** argv) {
       Langevin<T>([&](Tape<T>& t, Var<T> v) { return energy(t, v); }, {.steps = steps,
                                                                        .step_size = f.step_size,
                                                                        .temperature = f.temperature,
-                                                                       .grad_clip = f.grad_clip})
+                                                                       .grad_clip = f.grad_clip,
+                                                                       .threads = f.threads})
           .run(x, srng);
       return x;
     };
