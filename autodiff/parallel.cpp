@@ -70,8 +70,12 @@ void WorkerPool::work(std::size_t k) {
 namespace {
 using GetThreads = int (*)();
 using SetThreads = void (*)(int);
-GetThreads openblas_get() { return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
-SetThreads openblas_set() { return reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
+GetThreads openblas_get() {
+  return reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+}
+SetThreads openblas_set() {
+  return reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+}
 }  // namespace
 
 BlasSingleThreaded::BlasSingleThreaded() {
