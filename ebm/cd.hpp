@@ -221,14 +221,11 @@ class ContrastiveDivergence {
   void theta_pass_on_threads(const Array<T>& x_pos, std::size_t parts, CdStepStats& s) {
     if (!pool_ || pool_->max_parts() < parts) pool_ = std::make_unique<WorkerPool>(parts);
     while (blocks_.size() < parts) blocks_.push_back(std::make_unique<Block>());
-    const std::size_t np = x_pos.shape()[0], nn = x_neg_.shape()[0], d = x_pos.size() / np;
-    auto rows = [d](const Array<T>& from, std::size_t r0, std::size_t r1, Array<T>& to) {
-      to.resize(std::array<std::size_t, 2>{r1 - r0, d});
-      std::copy_n(from.data() + r0 * d, to.size(), to.data());
-    };
+    const std::size_t np = x_pos.shape()[0], nn = x_neg_.shape()[0];
     for (std::size_t b = 0; b < parts; ++b) {
-      rows(x_pos, np * b / parts, np * (b + 1) / parts, blocks_[b]->x_pos);
-      rows(x_neg_, nn * b / parts, nn * (b + 1) / parts, blocks_[b]->x_neg);
+      copy_rows(x_pos, block_start(np, b, parts), block_start(np, b + 1, parts), blocks_[b]->x_pos);
+      copy_rows(x_neg_, block_start(nn, b, parts), block_start(nn, b + 1, parts),
+                blocks_[b]->x_neg);
     }
     pool_->run(parts, [&](std::size_t b) {
       Block& blk = *blocks_[b];

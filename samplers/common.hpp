@@ -6,6 +6,8 @@
 // temperature T is p(x) ∝ exp(-E(x) / T).
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -65,6 +67,19 @@ void accept_chain(std::size_t i, std::size_t d, const Array<T>& x_new, const Arr
 
 /// Diagnostics of one sampler run, per step: mean energy over chains, mean ‖∇x E‖ over chains,
 /// and the acceptance rate (1 for unadjusted Langevin).
+/// Chains split across threads: block b of `parts` near-equal contiguous blocks of n rows starts
+/// at row block_start(n, b, parts) (and ends where block b + 1 starts).
+inline std::size_t block_start(std::size_t n, std::size_t b, std::size_t parts) {
+  return n * b / parts;
+}
+/// Rows [r0, r1) of x [n, d] into `to` [r1 - r0, d] (which keeps its buffer when the size holds).
+template <class T>
+void copy_rows(const Array<T>& x, std::size_t r0, std::size_t r1, Array<T>& to) {
+  const std::size_t d = x.size() / x.shape()[0];
+  to.resize(std::array<std::size_t, 2>{r1 - r0, d});
+  std::copy_n(x.data() + r0 * d, to.size(), to.data());
+}
+
 /// Σ_k a[k]² in double, with eight running sums so that the loop vectorises (a single sum is a
 /// serial chain of additions: it ran at one element per add latency).
 template <class T>

@@ -76,10 +76,9 @@ class Langevin {
     const std::size_t d = x.size() / n;
     for (std::size_t b = 0; b < parts; ++b) {
       Block& blk = *blocks_[b];
-      blk.r0 = n * b / parts;
-      blk.r1 = n * (b + 1) / parts;
-      blk.x.resize(std::array<std::size_t, 2>{blk.r1 - blk.r0, d});
-      std::copy_n(x.data() + blk.r0 * d, blk.x.size(), blk.x.data());
+      blk.r0 = block_start(n, b, parts);
+      blk.r1 = block_start(n, b + 1, parts);
+      copy_rows(x, blk.r0, blk.r1, blk.x);
       blk.rng = rng.split();
     }
     {
