@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "autodiff/optim.hpp"
+#include "autodiff/parallel.hpp"
 #include "ebm/checkpoint.hpp"
 #include "ebm/energy.hpp"
 #include "samplers/langevin.hpp"
