@@ -160,6 +160,8 @@ TEST_CASE("elementwise functions: gradients", "[ops][gradcheck]") {
   expect_gradients([](TD&, In x) { return tanh(x[0]); }, {a});
   expect_gradients([](TD&, In x) { return softplus(x[0]); }, {a});
   expect_gradients([](TD&, In x) { return silu(x[0]); }, {a});
+  // silu's VJP adds to a gradient another consumer of its input already wrote (fan-out)
+  expect_gradients([](TD&, In x) { return silu(x[0]) + x[0] * x[0]; }, {a});
   expect_gradients([](TD&, In x) { return clamp(x[0], -0.5, 0.7); }, {aoff});
 }
 
