@@ -34,6 +34,7 @@ template <>
 struct ExpConstants<double> {
   using Bits = std::uint64_t;
   static constexpr double lo = -746.0, hi = 710.0;  // exp(lo) = 0, exp(hi) = inf, as doubles
+  static constexpr double sig_lo = -708.0;          // exp(sig_lo) is normal
   static constexpr double log2e = 1.4426950408889634, shifter = 0x1.8p52;
   static constexpr double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c7673p-45;
   static constexpr int mantissa = 52, bias = 1023, degree = 13;
@@ -42,6 +43,7 @@ template <>
 struct ExpConstants<float> {
   using Bits = std::uint32_t;
   static constexpr float lo = -104.0f, hi = 89.0f;
+  static constexpr float sig_lo = -86.0f;
   static constexpr float log2e = 1.44269504f, shifter = 0x1.8p23f;
   static constexpr float ln2_hi = 0x1.62e400p-1f, ln2_lo = 0x1.7f7d1cp-20f;
   static constexpr int mantissa = 23, bias = 127, degree = 8;
@@ -89,11 +91,29 @@ inline T exp_one(T x, T lo, T hi) {
   const T s2 = std::bit_cast<T>(U(std::bit_cast<U>(n2 + (C::shifter + C::bias)) << C::mantissa));
   return p * s1 * s2;
 }
+// e^x for the logistic function, where results below the normal range do not matter (1 + e^x
+// rounds to 1 there): x is clamped below at sig_lo (e^x ~ 3e-308, or 4e-38 in float), which lets
+// one power of two do the scaling, e^x = (2 e^r) 2^(n-1), two operations fewer than exp_one.
+// Exact scalings both, so wherever the result is normal or overflows it equals exp_one's.
+template <class T>
+inline T exp_for_sigmoid(T x, T lo, T hi) {
+  using C = ExpConstants<T>;
+  using U = typename C::Bits;
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  const T t = x * C::log2e + C::shifter;
+  const T n = t - C::shifter;
+  const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
+  const T p = horner<T>(r, std::make_integer_sequence<int, C::degree + 1>{});
+  const T s = std::bit_cast<T>(U(std::bit_cast<U>(n + (C::shifter + C::bias - 1)) << C::mantissa));
+  return (p * T(2)) * s;
+}
+
 // The clamp bounds, hidden from the optimiser: were they constants, GCC would fold the clamped
 // path of exp_one into its own branch, and a loop with a branch does not vectorise.
 template <class T>
-inline void exp_bounds(T& lo, T& hi) {
-  lo = ExpConstants<T>::lo;
+inline void exp_bounds(T& lo, T& hi, bool for_sigmoid = false) {
+  lo = for_sigmoid ? ExpConstants<T>::sig_lo : ExpConstants<T>::lo;
   hi = ExpConstants<T>::hi;
   asm("" : "+x"(lo), "+x"(hi));
 }
@@ -112,17 +132,17 @@ void vexp(const T* x, T* y, std::size_t n) {
 template <class T>
 void vsigmoid(const T* x, T* y, std::size_t n) {
   T lo, hi;
-  detail::exp_bounds(lo, hi);
-  for (std::size_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + detail::exp_one(-x[i], lo, hi));
+  detail::exp_bounds(lo, hi, true);
+  for (std::size_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + detail::exp_for_sigmoid(-x[i], lo, hi));
 }
 
 /// SiLU's forward in one pass: s[i] = σ(x[i]) (kept for the VJP) and y[i] = x[i] s[i].
 template <class T>
 void vsilu(const T* x, T* s, T* y, std::size_t n) {
   T lo, hi;
-  detail::exp_bounds(lo, hi);
+  detail::exp_bounds(lo, hi, true);
   for (std::size_t i = 0; i < n; ++i) {
-    const T si = T(1) / (T(1) + detail::exp_one(-x[i], lo, hi));
+    const T si = T(1) / (T(1) + detail::exp_for_sigmoid(-x[i], lo, hi));
     s[i] = si;
     y[i] = x[i] * si;
   }

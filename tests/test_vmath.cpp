@@ -102,3 +102,19 @@ TEMPLATE_TEST_CASE("vsigmoid and vsilu agree with their definitions at every len
   CHECK(x[1] == T(0.5));
   CHECK(x[2] == Approx(1 / (1 + std::exp(-2.0))).epsilon(4 * std::numeric_limits<T>::epsilon()));
 }
+
+TEMPLATE_TEST_CASE("the sigmoid's exp equals exp wherever its result is normal or overflows",
+                   "[vmath]", float, double) {
+  // one power-of-two scaling instead of two: both exact, so the results must be bit-identical
+  using T = TestType;
+  T lo, hi, slo, shi;
+  detail::exp_bounds(lo, hi);
+  detail::exp_bounds(slo, shi, true);
+  const std::vector<T> x = grid<T>(double(slo), double(hi) + 5, 300000);
+  std::size_t differ = 0;
+  for (T v : x)
+    if (detail::exp_for_sigmoid(v, slo, shi) != detail::exp_one(v, lo, hi)) ++differ;
+  CHECK(differ == 0);
+  CHECK(detail::exp_for_sigmoid(T(1000), slo, shi) == std::numeric_limits<T>::infinity());
+  CHECK(detail::exp_for_sigmoid(slo - 1, slo, shi) == detail::exp_one(slo, lo, hi));  // clamped
+}
