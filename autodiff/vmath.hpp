@@ -70,19 +70,28 @@ inline T horner(T r, std::integer_sequence<int, K...>) {
   return p;
 }
 
+// The shared first half of both exps: x clamped to [lo, hi], n = round(x / ln 2) and
+// p = e^r for r = x - n ln 2, so that e^x = p 2^n.
+template <class T>
+inline void reduce(T x, T lo, T hi, T& n, T& p) {
+  using C = ExpConstants<T>;
+  x = x < lo ? lo : x;  // (NaN compares false both times and passes through)
+  x = x > hi ? hi : x;
+  const T t = x * C::log2e + C::shifter;
+  n = t - C::shifter;  // round(x / ln 2), as a T
+  const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
+  // Taylor series of e^r by Horner's rule: one multiply-add per degree, unrolled at compile time
+  p = horner<T>(r, std::make_integer_sequence<int, C::degree + 1>{});
+}
+
 // e^x for one element; inlined into the loops below, where it vectorises.
 // lo and hi are the clamp bounds, passed in (see exp_bounds) rather than read from C.
 template <class T>
 inline T exp_one(T x, T lo, T hi) {
   using C = ExpConstants<T>;
   using U = typename C::Bits;
-  x = x < lo ? lo : x;  // (NaN compares false both times and passes through)
-  x = x > hi ? hi : x;
-  const T t = x * C::log2e + C::shifter;
-  const T n = t - C::shifter;  // round(x / ln 2), as a T
-  const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
-  // Taylor series of e^r by Horner's rule: one multiply-add per degree, unrolled at compile time
-  const T p = horner<T>(r, std::make_integer_sequence<int, C::degree + 1>{});
+  T n, p;
+  reduce(x, lo, hi, n, p);
   // 2^n1 and 2^n2 with n1 = round(n/2), n2 = n - n1: n_k + bias lands in the low bits of
   // n_k + bias + shifter, and a left shift moves it into the exponent field (kept in floating
   // point, because AVX2 has no 64-bit arithmetic shift or double-to-int64 conversion)
@@ -99,12 +108,8 @@ template <class T>
 inline T exp_for_sigmoid(T x, T lo, T hi) {
   using C = ExpConstants<T>;
   using U = typename C::Bits;
-  x = x < lo ? lo : x;
-  x = x > hi ? hi : x;
-  const T t = x * C::log2e + C::shifter;
-  const T n = t - C::shifter;
-  const T r = (x - n * C::ln2_hi) - n * C::ln2_lo;
-  const T p = horner<T>(r, std::make_integer_sequence<int, C::degree + 1>{});
+  T n, p;
+  reduce(x, lo, hi, n, p);
   const T s = std::bit_cast<T>(U(std::bit_cast<U>(n + (C::shifter + C::bias - 1)) << C::mantissa));
   return (p * T(2)) * s;
 }
