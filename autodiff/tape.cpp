@@ -153,13 +153,10 @@ void Tape<T>::backward_on_tape(Var<T> y, std::span<Parameter<T>* const> params) 
 }
 
 template <class T>
-void Tape<T>::add_param_grad(const Parameter<T>& p, Array<T>& g) const {
-  if (g.shape() != p.value.shape())
-    throw ShapeError(fmt::format("add_param_grad: '{}' is {}, the destination {}", p.name,
-                                 shape_str(p.value.shape()), shape_str(g.shape())));
+void Tape<T>::param_grads(const Parameter<T>& p, std::vector<const T*>& out) const {
   for (std::size_t i = 0; i <= last_output_ && i < size_; ++i) {
     const Node& n = nodes_[i];
-    if (n.param == &p && n.needs && n.grad_ready) xt::noalias(g) += n.grad;
+    if (n.param == &p && n.needs && n.grad_ready) out.push_back(n.grad.data());
   }
 }
 

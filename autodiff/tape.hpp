@@ -106,12 +106,13 @@ class Tape {
   /// dy/dleaf from the last backward pass. Throws if the leaf was not asked for.
   const Array<T>& grad(Var<T> leaf) const;
   /// Like backward(y, {}, params), but the parameters' gradients stay on the tape instead of being
-  /// added into Parameter::grad; add_param_grad then sums them. For tapes on several threads
+  /// added into Parameter::grad; param_grads then finds them. For tapes on several threads
   /// whose energies share parameters: each thread's backward writes only to its own tape.
   void backward_on_tape(Var<T> y, std::span<Parameter<T>* const> params);
-  /// g += dy/dp from the last backward_on_tape, summed over every leaf of p on this tape (an
-  /// energy evaluated twice puts each parameter on the tape twice).
-  void add_param_grad(const Parameter<T>& p, Array<T>& g) const;
+  /// Appends to `out` the gradient buffers (p.value.size() elements each) of p's leaves from the
+  /// last backward_on_tape, in tape order: dy/dp is their sum (an energy evaluated twice puts each
+  /// parameter on the tape twice). See sum_into for adding them up.
+  void param_grads(const Parameter<T>& p, std::vector<const T*>& out) const;
 
   /// Forget all nodes but keep their memory for the next graph.
   void clear() { size_ = 0; }
@@ -194,6 +195,26 @@ class Tape {
 template <class T>
 const Array<T>& Var<T>::value() const {
   return tape->val(id);
+}
+
+/// dst[e] = src[0][e] + src[1][e] + ... for e in [lo, hi), added left to right (0 for no
+/// sources): gradients held on several tapes (Tape::param_grads), gathered in one pass. The order
+/// is that of zeroing dst and adding each source in turn, with one read of each buffer.
+template <class T>
+void sum_into(std::span<const T* const> src, T* dst, std::size_t lo, std::size_t hi) {
+  const std::size_t m = src.size();
+  if (m == 0) return std::fill(dst + lo, dst + hi, T(0));
+  if (m == 1) {
+    std::copy(src[0] + lo, src[0] + hi, dst + lo);
+    return;
+  }
+  // two sources a pass, so that dst is written (and read back) half as often
+  for (std::size_t e = lo; e < hi; ++e) dst[e] = src[0][e] + src[1][e];
+  std::size_t k = 2;
+  for (; k + 1 < m; k += 2)
+    for (std::size_t e = lo; e < hi; ++e) dst[e] = (dst[e] + src[k][e]) + src[k + 1][e];
+  if (k < m)
+    for (std::size_t e = lo; e < hi; ++e) dst[e] += src[k][e];
 }
 
 /// Gradients of y with respect to the given leaves, as copies, in order.

@@ -70,7 +70,9 @@ Isa best_isa() {
   return isa;
 }
 
-const char* isa_name(Isa isa) { return isa == Isa::X86_64_v4 ? "x86-64-v4" : "x86-64-v3"; }
+const char* isa_name(Isa isa) {
+  return isa == Isa::X86_64_v4 ? "x86-64-v4" : "x86-64-v3";
+}
 
 template <class T>
 void vexp(const T* x, T* y, std::size_t n, Isa isa) {
@@ -97,10 +99,10 @@ void vsilu_vjp(const T* s, const T* x, const T* gy, T* ga, std::size_t n, bool a
   silu_vjp_loop(s, x, gy, ga, n, accumulate);
 }
 
-#define EBL_INSTANTIATE(T)                                                                  \
-  template void vexp<T>(const T*, T*, std::size_t, Isa);                                    \
-  template void vsigmoid<T>(const T*, T*, std::size_t, Isa);                                \
-  template void vsilu<T>(const T*, T*, T*, std::size_t, Isa);                               \
+#define EBL_INSTANTIATE(T)                                    \
+  template void vexp<T>(const T*, T*, std::size_t, Isa);      \
+  template void vsigmoid<T>(const T*, T*, std::size_t, Isa);  \
+  template void vsilu<T>(const T*, T*, T*, std::size_t, Isa); \
   template void vsilu_vjp<T>(const T*, const T*, const T*, T*, std::size_t, bool, Isa);
 EBL_INSTANTIATE(float)
 EBL_INSTANTIATE(double)

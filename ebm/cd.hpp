@@ -243,9 +243,22 @@ class ContrastiveDivergence {
       total.finite = total.finite && p.finite;
     }
     check(total, s);  // throws before any state changes
-    opt_.zero_grad();
-    for (std::size_t b = 0; b < parts; ++b)
-      for (auto* p : params_) blocks_[b]->tape.add_param_grad(*p, p->grad);
+    // Parameter::grad = the sum of every block's gradients, one pass over each parameter, its
+    // elements split between the threads (the order of additions is zero_grad's and += block by
+    // block, as a serial gather would do them)
+    grad_srcs_.resize(params_.size());
+    for (std::size_t k = 0; k < params_.size(); ++k) {
+      grad_srcs_[k].clear();
+      for (std::size_t b = 0; b < parts; ++b)
+        blocks_[b]->tape.param_grads(*params_[k], grad_srcs_[k]);
+    }
+    pool_->run(parts, [&](std::size_t b) {
+      for (std::size_t k = 0; k < params_.size(); ++k) {
+        const std::size_t n = params_[k]->grad.size();
+        sum_into<T>(grad_srcs_[k], params_[k]->grad.data(), block_start(n, b, parts),
+                    block_start(n, b + 1, parts));
+      }
+    });
   }
 
   Energy<T>& energy_;
@@ -260,6 +273,8 @@ class ContrastiveDivergence {
   Array<T> x_neg_;
   std::unique_ptr<WorkerPool> pool_;  // for the θ-pass on threads, made on first use
   std::vector<std::unique_ptr<Block>> blocks_;
+  std::vector<std::vector<const T*>>
+      grad_srcs_;  // per parameter: its gradients on the blocks' tapes
   long step_ = 0;
 };
 
