@@ -13,6 +13,7 @@
 // bench/compare.py runs this next to the same workloads in PyTorch and prints the table.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -37,6 +38,7 @@ constexpr Config kConfigs[] = {{2, 128, 256}, {64, 256, 128}, {784, 512, 128}};
 
 enum class Mode { Forward, GradTheta, GradX, Langevin20, CdStep };
 constexpr int kChainSteps = 20;
+constexpr int kPairs = 5;  // block pairs per run of a pair/ benchmark
 
 // One matrix product C[m,n] = op(A) op(B) with inner dimension k. Products with the same slot
 // (the same layer's forward, input-gradient or weight-gradient product, at every chain step and
@@ -99,53 +101,105 @@ double flops(const std::vector<Product>& ps) {
   return f;
 }
 
+// One of our workloads, built once; run() is one iteration of it.
 template <class T>
-void BM_ours(benchmark::State& state, Mode mode) {
-  const Config c = kConfigs[state.range(0)];
-  Rng rng(0);
-  MlpEnergy<T> energy(c.in, {c.hidden, c.hidden}, Activation::Silu, rng);
-  Array<T> x0 = rng.normal_array<T>({c.batch, c.in});
-  auto params = energy.parameters();
-  Tape<T> t;
-  Adam<T> opt(params, {.lr = 1e-4});
-  CdOptions o;
-  o.init = ChainInit::Data;
-  o.alpha = 0.1;
-  o.langevin = {.steps = kChainSteps, .step_size = 1e-4, .threads = g_chain_threads};
-  ContrastiveDivergence<T> cd(energy, opt, o, 1, c.in);
-  Langevin<T> chain([&energy](Tape<T>& tt, Var<T> v) { return energy(tt, v); }, o.langevin);
-  Array<T> xs;
-  auto minor_faults = [] {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return double(u.ru_minflt);
-  };
-  auto once = [&] {
-    switch (mode) {
+class Ours {
+ public:
+  Ours(const Config& c, Mode mode)
+      : mode_(mode),
+        energy_(c.in, {c.hidden, c.hidden}, Activation::Silu, rng_),
+        x0_(rng_.normal_array<T>({c.batch, c.in})),
+        params_(energy_.parameters()),
+        opt_(params_, {.lr = 1e-4}),
+        cd_(energy_, opt_, cd_options(), 1, c.in),
+        chain_([this](Tape<T>& tt, Var<T> v) { return energy_(tt, v); }, cd_options().langevin) {}
+
+  void run() {
+    switch (mode_) {
       case Mode::Forward:
       case Mode::GradTheta:
       case Mode::GradX: {
-        t.clear();
-        Var<T> x = t.input(x0, mode == Mode::GradX);
-        Var<T> e = sum(energy(t, x));
-        if (mode == Mode::GradTheta) t.backward(e, {}, params);
-        if (mode == Mode::GradX) t.backward(e, {x});
+        t_.clear();
+        Var<T> x = t_.input(x0_, mode_ == Mode::GradX);
+        Var<T> e = sum(energy_(t_, x));
+        if (mode_ == Mode::GradTheta) t_.backward(e, {}, params_);
+        if (mode_ == Mode::GradX) t_.backward(e, {x});
         benchmark::DoNotOptimize(e.value().data());
         break;
       }
       case Mode::Langevin20:
-        xs = x0;
-        chain.run(xs, rng);
-        benchmark::DoNotOptimize(xs.data());
+        xs_ = x0_;
+        chain_.run(xs_, rng_);
+        benchmark::DoNotOptimize(xs_.data());
         break;
       case Mode::CdStep:
-        benchmark::DoNotOptimize(cd.step(x0).loss);
+        benchmark::DoNotOptimize(cd_.step(x0_).loss);
         break;
     }
-  };
-  warm_up(once);
+  }
+
+ private:
+  static CdOptions cd_options() {
+    CdOptions o;
+    o.init = ChainInit::Data;
+    o.alpha = 0.1;
+    o.langevin = {.steps = kChainSteps, .step_size = 1e-4, .threads = g_chain_threads};
+    return o;
+  }
+  Mode mode_;
+  Rng rng_{0};
+  MlpEnergy<T> energy_;
+  Array<T> x0_, xs_;
+  std::vector<Parameter<T>*> params_;
+  Tape<T> t_;
+  Adam<T> opt_;
+  ContrastiveDivergence<T> cd_;
+  Langevin<T> chain_;
+};
+
+// The GEMM floor of a workload: its matrix products on preallocated buffers; run() calls them.
+template <class T>
+class Floor {
+ public:
+  Floor(const Config& c, Mode mode) : ps_(products(c, mode)), a_(9), b_(9), out_(9) {
+    std::vector<bool> made(9, false);  // buffers by slot
+    Rng rng(0);
+    for (const auto& p : ps_) {
+      const auto sl = std::size_t(p.slot);
+      if (made[sl]) continue;
+      made[sl] = true;
+      a_[sl] = rng.normal_array<T>(p.ta ? Shape{p.k, p.m} : Shape{p.m, p.k});
+      b_[sl] = rng.normal_array<T>(p.tb ? Shape{p.n, p.k} : Shape{p.k, p.n});
+      out_[sl] = Array<T>(Shape{p.m, p.n}, T(0));
+    }
+  }
+  void run() {
+    for (const Product& p : ps_) {
+      const auto sl = std::size_t(p.slot);
+      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a_[sl].data(), a_[sl].shape()[1], b_[sl].data(),
+              b_[sl].shape()[1], T(0), out_[sl].data(), p.n);
+    }
+    benchmark::DoNotOptimize(out_[0].data());
+  }
+
+ private:
+  std::vector<Product> ps_;
+  std::vector<Array<T>> a_, b_, out_;
+};
+
+double minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_minflt);
+}
+
+template <class T>
+void BM_ours(benchmark::State& state, Mode mode) {
+  const Config c = kConfigs[state.range(0)];
+  Ours<T> w(c, mode);
+  warm_up([&] { w.run(); });
   const double faults_before = minor_faults();
-  for (auto _ : state) once();
+  for (auto _ : state) w.run();
   const double faults = minor_faults() - faults_before;
   state.counters["page_faults_per_step"] =
       benchmark::Counter(faults / double(std::max<std::int64_t>(1, state.iterations())));
@@ -156,30 +210,54 @@ void BM_ours(benchmark::State& state, Mode mode) {
 template <class T>
 void BM_floor(benchmark::State& state, Mode mode) {
   const Config c = kConfigs[state.range(0)];
-  std::vector<Product> ps = products(c, mode);
-  std::vector<Array<T>> a(9), b(9), out(9);  // by slot
-  std::vector<bool> made(9, false);
-  Rng rng(0);
-  for (const auto& p : ps) {
-    const auto sl = std::size_t(p.slot);
-    if (made[sl]) continue;
-    made[sl] = true;
-    a[sl] = rng.normal_array<T>(p.ta ? Shape{p.k, p.m} : Shape{p.m, p.k});
-    b[sl] = rng.normal_array<T>(p.tb ? Shape{p.n, p.k} : Shape{p.k, p.n});
-    out[sl] = Array<T>(Shape{p.m, p.n}, T(0));
-  }
-  auto once = [&] {
-    for (const Product& p : ps) {
-      const auto sl = std::size_t(p.slot);
-      gemm<T>(p.ta, p.tb, p.m, p.n, p.k, T(1), a[sl].data(), a[sl].shape()[1], b[sl].data(),
-              b[sl].shape()[1], T(0), out[sl].data(), p.n);
-    }
-    benchmark::DoNotOptimize(out[0].data());
-  };
-  warm_up(once);
-  for (auto _ : state) once();
+  Floor<T> f(c, mode);
+  warm_up([&] { f.run(); });
+  for (auto _ : state) f.run();
   state.counters["gemm_flops"] =
-      benchmark::Counter(flops(ps), benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(flops(products(c, mode)), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Ours and its floor measured as a pair, for their ratio: the host's speed drifts by ±20% over
+// minutes (other tenants), which two medians taken at different moments carry into the ratio.
+// Each iteration runs a block of ours then a block of the floor: 0.2 s untimed (warm_up: the
+// caches, and the other's idle threads quieting down), then at least 50 ms timed; floor_over_ours
+// is the median over iterations of (floor's mean time in its block) / (ours' in its block),
+// measured a fraction of a second apart. ours_s and floor_s are the medians of the block means;
+// the wall time Google Benchmark reports for this benchmark is not used.
+template <class T>
+void BM_pair(benchmark::State& state, Mode mode) {
+  const Config c = kConfigs[state.range(0)];
+  Ours<T> w(c, mode);
+  Floor<T> f(c, mode);
+  double ours_runs = 0, ours_faults = 0;
+  auto block = [](auto&& run, double* runs = nullptr, double* faults = nullptr) {
+    using clock = std::chrono::steady_clock;
+    warm_up(run);
+    const double faults_before = minor_faults();
+    const auto start = clock::now();
+    int n = 0;
+    do run(), ++n;
+    while (clock::now() - start < std::chrono::milliseconds(50));
+    const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+    if (runs) *runs += n, *faults += minor_faults() - faults_before;
+    return seconds / n;  // mean seconds per run
+  };
+  std::vector<double> ours, floor, ratio;
+  for (auto _ : state) {
+    ours.push_back(block([&] { w.run(); }, &ours_runs, &ours_faults));
+    floor.push_back(block([&] { f.run(); }));
+    ratio.push_back(floor.back() / ours.back());
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  state.counters["ours_s"] = median(ours);
+  state.counters["floor_s"] = median(floor);
+  state.counters["floor_over_ours"] = median(ratio);
+  // in our timed runs only (switching OpenBLAS between 1 and 2 threads may map memory)
+  state.counters["page_faults_per_step"] = ours_faults / std::max(1.0, ours_runs);
 }
 
 // The BLAS peak on this machine: a large square product, n = 1024.
@@ -232,6 +310,11 @@ void register_all(const char* dtype) {
         ->ArgName("config")
         ->DenseRange(0, 2)
         ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(fmt::format("pair/{}/{}", dtype, name).c_str(), BM_pair<T>, mode)
+        ->ArgName("config")
+        ->DenseRange(0, 2)
+        ->Iterations(kPairs)
+        ->Unit(benchmark::kMillisecond);
   }
 }
 
