@@ -22,6 +22,7 @@
 
 #include "autodiff/blas.hpp"
 #include "autodiff/layers.hpp"
+#include "autodiff/parallel.hpp"
 #include "ebm/cd.hpp"
 
 using namespace ebl;
@@ -48,6 +49,7 @@ struct Product {
   bool ta, tb;
   std::size_t m, n, k;
   int slot;
+  bool batch_in_k = false;  // the batch's rows are k (weight gradients), else m
 };
 
 // The products a workload runs.
@@ -56,8 +58,8 @@ std::vector<Product> products(const Config& c, Mode mode) {
   std::vector<Product> fwd, gx_all, gx_upper, gw;
   for (int l = 0; l < 3; ++l) fwd.push_back({false, false, c.batch, sizes[l + 1], sizes[l], l});
   for (int l = 2; l >= 0; --l) {
-    gw.push_back({true, false, sizes[l], sizes[l + 1], c.batch, 6 + l});      // gW = xᵀ gy
-    gx_all.push_back({false, true, c.batch, sizes[l], sizes[l + 1], 3 + l});  // gx = gy Wᵀ
+    gw.push_back({true, false, sizes[l], sizes[l + 1], c.batch, 6 + l, true});  // gW = xᵀ gy
+    gx_all.push_back({false, true, c.batch, sizes[l], sizes[l + 1], 3 + l});    // gx = gy Wᵀ
     if (l > 0) gx_upper.push_back(gx_all.back());
   }
   std::vector<Product> ps;
@@ -157,11 +159,17 @@ class Ours {
   Langevin<T> chain_;
 };
 
-// The GEMM floor of a workload: its matrix products on preallocated buffers; run() calls them.
+// The GEMM floor of a workload: its matrix products on preallocated buffers, run two ways.
+// run(): each product whole, on OpenBLAS with its own threads. run_split(): the batch's rows
+// split into g_chain_threads blocks, each block's products on its own thread with OpenBLAS
+// single-threaded (what our chains do); a block's weight gradients go to its own output. The
+// first is the floor as the issue defines it; the faster of the two is the best OpenBLAS does
+// with these products on this machine by either way of using the cores, a stricter bound.
 template <class T>
 class Floor {
  public:
-  Floor(const Config& c, Mode mode) : ps_(products(c, mode)), a_(9), b_(9), out_(9) {
+  Floor(const Config& c, Mode mode)
+      : ps_(products(c, mode)), a_(9), b_(9), out_(9), part_out_(9), pool_(parts()) {
     std::vector<bool> made(9, false);  // buffers by slot
     Rng rng(0);
     for (const auto& p : ps_) {
@@ -171,6 +179,8 @@ class Floor {
       a_[sl] = rng.normal_array<T>(p.ta ? Shape{p.k, p.m} : Shape{p.m, p.k});
       b_[sl] = rng.normal_array<T>(p.tb ? Shape{p.n, p.k} : Shape{p.k, p.n});
       out_[sl] = Array<T>(Shape{p.m, p.n}, T(0));
+      if (p.batch_in_k)  // one weight-gradient output per block
+        part_out_[sl] = Array<T>(Shape{parts(), p.m * p.n}, T(0));
     }
   }
   void run() {
@@ -181,10 +191,31 @@ class Floor {
     }
     benchmark::DoNotOptimize(out_[0].data());
   }
+  void run_split() {
+    BlasSingleThreaded one_blas_thread;
+    pool_.run(parts(), [this](std::size_t b) {
+      for (const Product& p : ps_) {
+        const auto sl = std::size_t(p.slot);
+        const std::size_t rows = p.batch_in_k ? p.k : p.m;
+        const std::size_t r0 = block_start(rows, b, parts()),
+                          r1 = block_start(rows, b + 1, parts());
+        const std::size_t lda = a_[sl].shape()[1], ldb = b_[sl].shape()[1];
+        if (p.batch_in_k)  // C[m,n] = A[k,m]ᵀ B[k,n] over rows r0..r1 of A and B
+          gemm<T>(true, false, p.m, p.n, r1 - r0, T(1), a_[sl].data() + r0 * lda, lda,
+                  b_[sl].data() + r0 * ldb, ldb, T(0), part_out_[sl].data() + b * p.m * p.n, p.n);
+        else  // rows r0..r1 of C[m,n] = A[m,k] op(B)
+          gemm<T>(p.ta, p.tb, r1 - r0, p.n, p.k, T(1), a_[sl].data() + r0 * lda, lda, b_[sl].data(),
+                  ldb, T(0), out_[sl].data() + r0 * p.n, p.n);
+      }
+    });
+    benchmark::DoNotOptimize(out_[0].data());
+  }
 
  private:
+  static std::size_t parts() { return std::size_t(g_chain_threads); }
   std::vector<Product> ps_;
-  std::vector<Array<T>> a_, b_, out_;
+  std::vector<Array<T>> a_, b_, out_, part_out_;
+  WorkerPool pool_;
 };
 
 double minor_faults() {
@@ -219,10 +250,12 @@ void BM_floor(benchmark::State& state, Mode mode) {
 
 // Ours and its floor measured as a pair, for their ratio: the host's speed drifts by ±20% over
 // minutes (other tenants), which two medians taken at different moments carry into the ratio.
-// Each iteration runs a block of ours then a block of the floor: 0.2 s untimed (warm_up: the
-// caches, and the other's idle threads quieting down), then at least 50 ms timed; floor_over_ours
-// is the median over iterations of (floor's mean time in its block) / (ours' in its block),
-// measured a fraction of a second apart. ours_s and floor_s are the medians of the block means;
+// Each iteration runs a block of ours, then a block of each way of running the floor: 0.2 s
+// untimed (warm_up: the caches, and the other's idle threads quieting down), then at least 50 ms
+// timed. floor_over_ours is the median over iterations of (the whole-product floor's mean time) /
+// (ours'), measured within a second: the floor as the issue defines it, OpenBLAS with its own
+// threads. best_floor_over_ours takes the faster of the two floor blocks of each iteration, the
+// stricter bound. ours_s, floor_s (whole products), split_floor_s are medians of block means;
 // the wall time Google Benchmark reports for this benchmark is not used.
 template <class T>
 void BM_pair(benchmark::State& state, Mode mode) {
@@ -242,11 +275,13 @@ void BM_pair(benchmark::State& state, Mode mode) {
     if (runs) *runs += n, *faults += minor_faults() - faults_before;
     return seconds / n;  // mean seconds per run
   };
-  std::vector<double> ours, floor, ratio;
+  std::vector<double> ours, whole, split, ratio, best_ratio;
   for (auto _ : state) {
     ours.push_back(block([&] { w.run(); }, &ours_runs, &ours_faults));
-    floor.push_back(block([&] { f.run(); }));
-    ratio.push_back(floor.back() / ours.back());
+    whole.push_back(block([&] { f.run(); }));
+    split.push_back(block([&] { f.run_split(); }));
+    ratio.push_back(whole.back() / ours.back());
+    best_ratio.push_back(std::min(whole.back(), split.back()) / ours.back());
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -254,8 +289,10 @@ void BM_pair(benchmark::State& state, Mode mode) {
     return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
   };
   state.counters["ours_s"] = median(ours);
-  state.counters["floor_s"] = median(floor);
+  state.counters["floor_s"] = median(whole);
+  state.counters["split_floor_s"] = median(split);
   state.counters["floor_over_ours"] = median(ratio);
+  state.counters["best_floor_over_ours"] = median(best_ratio);
   // in our timed runs only (switching OpenBLAS between 1 and 2 threads may map memory)
   state.counters["page_faults_per_step"] = ours_faults / std::max(1.0, ours_runs);
 }

@@ -3,7 +3,9 @@
 in alternating rounds in one session so that both see the same machine, then a markdown table of
 medians over rounds: times, PyTorch / ours, and the fraction of the GEMM floor each reaches.
 Ours and the floor come from bench_mlp's pair/ benchmarks, which alternate the two in blocks a
-fraction of a second apart; floor / ours is the median of those paired ratios.
+fraction of a second apart; floor / ours is the median of those paired ratios. The GEMM floor is
+OpenBLAS on the whole products with its own threads; the split floor runs them on the batch's
+row blocks, one thread each, OpenBLAS single-threaded; "best floor" is the faster of the two.
 
 usage: bench/compare.py BENCH_BINARY [--rounds 3] [--repetitions 5] [--filter cd_step]
                         [--chain-threads 2]
@@ -29,7 +31,8 @@ def run_ours(binary, flt, chain_threads):
     for b in out["benchmarks"]:
         name = b["run_name"].split("/iterations:")[0]
         if name.startswith("pair/"):
-            res[name] = {k: b[k] for k in ("ours_s", "floor_s", "floor_over_ours", "page_faults_per_step")}
+            res[name] = {k: b[k] for k in ("ours_s", "floor_s", "split_floor_s", "floor_over_ours",
+                                           "best_floor_over_ours", "page_faults_per_step")}
             continue
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
         t = b["real_time"] * scale
@@ -74,8 +77,9 @@ def main():
     for dt, f in sorted(peak.items()):
         print(f"BLAS peak ({dt}, 1024^3 GEMM): {f / 1e9:.0f} GFLOP/s")
     print()
-    print("| config (in, hidden, batch) | dtype | workload | ours | PyTorch | PyTorch / ours | GEMM floor | floor / ours | floor / PyTorch |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| config (in, hidden, batch) | dtype | workload | ours | PyTorch | PyTorch / ours | GEMM floor | floor / ours | "
+          "floor / PyTorch | split floor | best floor / ours |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     fmt_t = lambda s: f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
     faults = []
     for cfg in range(3):
@@ -88,10 +92,12 @@ def main():
                 o = med([r["ours_s"] for r in runs])
                 fl = med([r["floor_s"] for r in runs])
                 ratio = med([r["floor_over_ours"] for r in runs])
+                split = med([r["split_floor_s"] for r in runs])
+                best = med([r["best_floor_over_ours"] for r in runs])
                 faults += [r["page_faults_per_step"] for r in runs]
                 tt = med(torch_t[f"torch/{key}"]) if f"torch/{key}" in torch_t else float("nan")
                 print(f"| {CONFIGS[cfg]} | {dt} | {w} | {fmt_t(o)} | {fmt_t(tt)} | {tt / o:.2f} | {fmt_t(fl)} | "
-                      f"{100 * ratio:.0f}% | {100 * fl / tt:.0f}% |")
+                      f"{100 * ratio:.0f}% | {100 * fl / tt:.0f}% | {fmt_t(split)} | {100 * best:.0f}% |")
     if faults:
         print(f"\nPage faults per step of ours in the steady state (every workload, every round): max {max(faults):g}.")
     if "ebl/f32/per_op/config:0" in ours:
