@@ -100,21 +100,28 @@ inline void reduce(T x, T lo, T hi, T& n, T& p) {
   p = horner<T>(r, std::make_index_sequence<std::size(C::poly) - 1>{});
 }
 
+// 2^(n + offset) for an integer-valued n with n + offset in the normal exponent range: n + offset
+// + bias lands in the low bits of n + (shifter + offset + bias), and a left shift moves it into
+// the exponent field (kept in floating point, because AVX2 has no 64-bit arithmetic shift or
+// double-to-int64 conversion).
+template <class T>
+inline T pow2(T n, int offset = 0) {
+  using C = ExpConstants<T>;
+  using U = typename C::Bits;
+  return std::bit_cast<T>(
+      U(std::bit_cast<U>(n + (C::shifter + (C::bias + offset))) << C::mantissa));
+}
+
 // e^x for one element; inlined into the loops below, where it vectorises.
 // lo and hi are the clamp bounds, passed in (see exp_bounds) rather than read from C.
 template <class T>
 inline T exp_one(T x, T lo, T hi) {
   using C = ExpConstants<T>;
-  using U = typename C::Bits;
   T n, p;
   reduce(x, lo, hi, n, p);
-  // 2^n1 and 2^n2 with n1 = round(n/2), n2 = n - n1: n_k + bias lands in the low bits of
-  // n_k + bias + shifter, and a left shift moves it into the exponent field (kept in floating
-  // point, because AVX2 has no 64-bit arithmetic shift or double-to-int64 conversion)
+  // 2^n as 2^n1 2^n2 with n1 = round(n/2), n2 = n - n1, each in the normal range
   const T n1 = (n * T(0.5) + C::shifter) - C::shifter, n2 = n - n1;
-  const T s1 = std::bit_cast<T>(U(std::bit_cast<U>(n1 + (C::shifter + C::bias)) << C::mantissa));
-  const T s2 = std::bit_cast<T>(U(std::bit_cast<U>(n2 + (C::shifter + C::bias)) << C::mantissa));
-  return p * s1 * s2;
+  return p * pow2(n1) * pow2(n2);
 }
 // e^x for the logistic function, where results below the normal range do not matter (1 + e^x
 // rounds to 1 there): x is clamped below at sig_lo (e^x ~ 3e-308, or 4e-38 in float), which lets
@@ -122,12 +129,9 @@ inline T exp_one(T x, T lo, T hi) {
 // Exact scalings both, so wherever the result is normal or overflows it equals exp_one's.
 template <class T>
 inline T exp_for_sigmoid(T x, T lo, T hi) {
-  using C = ExpConstants<T>;
-  using U = typename C::Bits;
   T n, p;
   reduce(x, lo, hi, n, p);
-  const T s = std::bit_cast<T>(U(std::bit_cast<U>(n + (C::shifter + C::bias - 1)) << C::mantissa));
-  return (p * T(2)) * s;
+  return (p * T(2)) * pow2(n, -1);
 }
 
 // The clamp bounds, hidden from the optimiser: were they constants, GCC would fold the clamped
