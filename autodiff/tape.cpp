@@ -63,6 +63,13 @@ Var<T> Tape<T>::input(const Array<T>& x, bool requires_grad) {
 }
 
 template <class T>
+Var<T> Tape<T>::input_ref(const Array<T>& x, bool requires_grad) {
+  std::size_t i = push_leaf("input", requires_grad);
+  nodes_[i].value = &x;
+  return {this, i};
+}
+
+template <class T>
 Var<T> Tape<T>::scalar(T s) {
   std::size_t i = push_leaf("scalar", false);
   Array<T>& v = nodes_[i].own;

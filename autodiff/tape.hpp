@@ -88,6 +88,9 @@ class Tape {
     xt::noalias(node_(i).own) = x.derived_cast();
     return {this, i};
   }
+  /// An input leaf that reads x in place, without input()'s copy (as a parameter leaf reads its
+  /// Parameter): x must outlive the tape's use and keep its values until backward is done.
+  Var<T> input_ref(const Array<T>& x, bool requires_grad = false);
   /// A constant: an input that never wants a gradient.
   Var<T> constant(const Array<T>& x) { return input(x, false); }
   Var<T> scalar(T v);

@@ -30,7 +30,7 @@ class EnergyGrad {
   /// Fills energy [n] and grad [n, d] (both resized only if their sizes change).
   void operator()(const Array<T>& x, Array<T>& energy, Array<T>& grad) {
     tape_.clear();
-    Var<T> xv = tape_.input(x, true);
+    Var<T> xv = tape_.input_ref(x, true);  // x is read in place; the tape is done with it on return
     Var<T> e = f_(tape_, xv);
     if (e.shape().size() != 1 || e.shape()[0] != x.shape()[0])
       throw ShapeError(fmt::format("sampler: the energy of a batch {} must have shape [{}], got {}",
@@ -45,7 +45,7 @@ class EnergyGrad {
   /// E(x) only.
   void energy(const Array<T>& x, Array<T>& energy) {
     tape_.clear();
-    Var<T> e = f_(tape_, tape_.input(x));
+    Var<T> e = f_(tape_, tape_.input_ref(x));
     energy.resize(e.shape());
     std::copy(e.value().begin(), e.value().end(), energy.begin());
   }

@@ -268,3 +268,23 @@ TEST_CASE("sum_into adds any number of sources left to right over a range", "[ta
     }
   }
 }
+
+TEST_CASE("input_ref reads its array in place and gives what input gives", "[tape]") {
+  Array<double> x0 = randn({4, 3}, 70);
+  auto f = [](V x) { return sum(square(tanh(x)) * 2.0); };
+  TD t1, t2;
+  V a = t1.input(x0, true), b = t2.input_ref(x0, true);
+  CHECK(b.value().data() == x0.data());  // no copy
+  CHECK(a.value().data() != x0.data());
+  V ya = f(a), yb = f(b);
+  t1.backward(ya, {a});
+  t2.backward(yb, {b});
+  CHECK(ya.item() == yb.item());
+  CHECK(same(t1.grad(a), t2.grad(b)));
+  // the node is reused after clear(): an op created there reads its own buffer, not x0
+  t2.clear();
+  V c = t2.input(randn({2}, 71));
+  V d = exp(c);
+  CHECK(d.value().data() != x0.data());
+  CHECK(c.value().data() != x0.data());
+}
