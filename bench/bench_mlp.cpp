@@ -293,6 +293,7 @@ void BM_pair(benchmark::State& state, Mode mode) {
   state.counters["split_floor_s"] = median(split);
   state.counters["floor_over_ours"] = median(ratio);
   state.counters["best_floor_over_ours"] = median(best_ratio);
+  state.counters["gemm_flops_per_run"] = flops(products(c, mode));  // for GFLOP/s achieved
   // in our timed runs only (switching OpenBLAS between 1 and 2 threads may map memory)
   state.counters["page_faults_per_step"] = ours_faults / std::max(1.0, ours_runs);
 }

@@ -32,7 +32,8 @@ def run_ours(binary, flt, chain_threads):
         name = b["run_name"].split("/iterations:")[0]
         if name.startswith("pair/"):
             res[name] = {k: b[k] for k in ("ours_s", "floor_s", "split_floor_s", "floor_over_ours",
-                                           "best_floor_over_ours", "page_faults_per_step")}
+                                           "best_floor_over_ours", "page_faults_per_step",
+                                           "gemm_flops_per_run")}
             continue
         scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
         t = b["real_time"] * scale
@@ -78,8 +79,8 @@ def main():
         print(f"BLAS peak ({dt}, 1024^3 GEMM): {f / 1e9:.0f} GFLOP/s")
     print()
     print("| config (in, hidden, batch) | dtype | workload | ours | PyTorch | PyTorch / ours | GEMM floor | floor / ours | "
-          "floor / PyTorch | split floor | best floor / ours |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "floor / PyTorch | split floor | best floor / ours | ours: GEMM GFLOP/s (of peak) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     fmt_t = lambda s: f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
     faults = []
     for cfg in range(3):
@@ -94,10 +95,12 @@ def main():
                 ratio = med([r["floor_over_ours"] for r in runs])
                 split = med([r["split_floor_s"] for r in runs])
                 best = med([r["best_floor_over_ours"] for r in runs])
+                gflops = runs[0]["gemm_flops_per_run"] / o / 1e9  # the products' flops per second of ours
                 faults += [r["page_faults_per_step"] for r in runs]
                 tt = med(torch_t[f"torch/{key}"]) if f"torch/{key}" in torch_t else float("nan")
                 print(f"| {CONFIGS[cfg]} | {dt} | {w} | {fmt_t(o)} | {fmt_t(tt)} | {tt / o:.2f} | {fmt_t(fl)} | "
-                      f"{100 * ratio:.0f}% | {100 * fl / tt:.0f}% | {fmt_t(split)} | {100 * best:.0f}% |")
+                      f"{100 * ratio:.0f}% | {100 * fl / tt:.0f}% | {fmt_t(split)} | {100 * best:.0f}% | "
+                      f"{gflops:.0f} ({100 * gflops * 1e9 / peak.get(dt, float('nan')):.0f}%) |")
     if faults:
         print(f"\nPage faults per step of ours in the steady state (every workload, every round): max {max(faults):g}.")
     if "ebl/f32/per_op/config:0" in ours:
