@@ -273,8 +273,8 @@ class ContrastiveDivergence {
   Array<T> x_neg_;
   std::unique_ptr<WorkerPool> pool_;  // for the θ-pass on threads, made on first use
   std::vector<std::unique_ptr<Block>> blocks_;
-  std::vector<std::vector<const T*>>
-      grad_srcs_;  // per parameter: its gradients on the blocks' tapes
+  // per parameter: its gradient buffers on the blocks' tapes (Tape::param_grads)
+  std::vector<std::vector<const T*>> grad_srcs_;
   long step_ = 0;
 };
 

@@ -65,8 +65,6 @@ void accept_chain(std::size_t i, std::size_t d, const Array<T>& x_new, const Arr
   e.data()[i] = e_new.data()[i];
 }
 
-/// Diagnostics of one sampler run, per step: mean energy over chains, mean ‖∇x E‖ over chains,
-/// and the acceptance rate (1 for unadjusted Langevin).
 /// Chains split across threads: block b of `parts` near-equal contiguous blocks of n rows starts
 /// at row block_start(n, b, parts) (and ends where block b + 1 starts).
 inline std::size_t block_start(std::size_t n, std::size_t b, std::size_t parts) {
@@ -92,6 +90,8 @@ double sum_of_squares(const T* a, std::size_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/// Diagnostics of one sampler run, per step: mean energy over chains, mean ‖∇x E‖ over chains,
+/// and the acceptance rate (1 for unadjusted Langevin).
 struct ChainStats {
   std::vector<double> mean_energy;
   std::vector<double> mean_grad_norm;
