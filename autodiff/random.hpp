@@ -7,6 +7,7 @@
 // implementation-defined).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "autodiff/array.hpp"
@@ -29,17 +30,7 @@ class Rng {
   explicit Rng(std::uint64_t seed = 0);
 
   /// 64 random bits (xoshiro256++). Inline: samplers call it once per coordinate.
-  std::uint64_t next_u64() {
-    const std::uint64_t result = rotl(s_[0] + s_[3], 23) + s_[0];
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
+  std::uint64_t next_u64() { return next(s_); }
   /// Uniform on [0, 1), 53 random bits.
   double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
@@ -49,10 +40,8 @@ class Rng {
   /// case (98.8%: the draw falls inside its strip's rectangle) is inline; the rest is not.
   double normal() {
     const std::uint64_t bits = next_u64();
-    const double u = 2 * (static_cast<double>(bits >> 11) * 0x1.0p-53) - 1;  // uniform on [-1, 1)
-    const int i = static_cast<int>(bits & (detail::ZigguratTables::strips - 1));  // 7 other bits
-    if (std::abs(u) < detail::kZiggurat.ratio[i]) return u * detail::kZiggurat.x[i];
-    return normal_slow(bits);
+    double z;
+    return normal_fast(bits, z) ? z : normal_slow(bits);
   }
   double normal(double mean, double stddev) { return mean + stddev * normal(); }
   bool bernoulli(double p) { return uniform() < p; }
@@ -75,9 +64,23 @@ class Rng {
   void fill_normal(Array<T>& a, double mean = 0, double stddev = 1) {
     fill_normal(a.data(), a.size(), mean, stddev);
   }
+  /// The same numbers as n calls of normal(), faster: the state stays in local variables
+  /// (registers) through the loop and goes back to the object only around the rare slow path,
+  /// which draws from it (through `this`, which would otherwise keep the state in memory).
   template <class T>
   void fill_normal(T* a, std::size_t n, double mean = 0, double stddev = 1) {
-    for (std::size_t k = 0; k < n; ++k) a[k] = static_cast<T>(mean + stddev * normal());
+    std::uint64_t s[4] = {s_[0], s_[1], s_[2], s_[3]};
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::uint64_t bits = next(s);
+      double z;
+      if (!normal_fast(bits, z)) {
+        std::copy_n(s, 4, s_);
+        z = normal_slow(bits);
+        std::copy_n(s_, 4, s);
+      }
+      a[k] = static_cast<T>(mean + stddev * z);
+    }
+    std::copy_n(s, 4, s_);
   }
 
   /// The complete state, for checkpoints: restoring it continues the stream exactly.
@@ -94,6 +97,26 @@ class Rng {
 
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  /// One step of xoshiro256++ on the state s.
+  static std::uint64_t next(std::uint64_t (&s)[4]) {
+    const std::uint64_t result = rotl(s[0] + s[3], 23) + s[0];
+    const std::uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+  }
+  /// The ziggurat's common case for the 64 bits of a draw: z = u x[i] if the draw falls inside
+  /// strip i's rectangle (returns true), else false (normal_slow takes it from there).
+  static bool normal_fast(std::uint64_t bits, double& z) {
+    const double u = 2 * (static_cast<double>(bits >> 11) * 0x1.0p-53) - 1;  // uniform on [-1, 1)
+    const int i = static_cast<int>(bits & (detail::ZigguratTables::strips - 1));  // 7 other bits
+    z = u * detail::kZiggurat.x[i];
+    return std::abs(u) < detail::kZiggurat.ratio[i];
+  }
   double normal_slow(std::uint64_t bits);  // the wedges and the tail, starting from this draw
   std::uint64_t s_[4];
 };

@@ -179,6 +179,14 @@ const Array<T>& Tape<T>::grad(Var<T> leaf) const {
 }
 
 template <class T>
+void Tape<T>::swap_grad(Var<T> leaf, Array<T>& into) {
+  grad(leaf);  // the same checks
+  Node& n = nodes_[leaf.id];
+  std::swap(n.grad, into);
+  n.grad_ready = false;
+}
+
+template <class T>
 T* Tape<T>::grad_zeroed(std::size_t i) {
   Node& n = nodes_[i];
   if (!n.grad_ready) {

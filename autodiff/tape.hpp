@@ -108,6 +108,10 @@ class Tape {
   }
   /// dy/dleaf from the last backward pass. Throws if the leaf was not asked for.
   const Array<T>& grad(Var<T> leaf) const;
+  /// Moves dy/dleaf out instead of copying it: swaps it with `into`, whose buffer the tape keeps
+  /// for the next pass (a loop that passes the same array every time allocates nothing once both
+  /// buffers have their size). grad(leaf) is not readable afterwards.
+  void swap_grad(Var<T> leaf, Array<T>& into);
   /// Like backward(y, {}, params), but the parameters' gradients stay on the tape instead of being
   /// added into Parameter::grad; param_grads then finds them. For tapes on several threads
   /// whose energies share parameters: each thread's backward writes only to its own tape.

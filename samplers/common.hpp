@@ -38,9 +38,7 @@ class EnergyGrad {
     tape_.backward(sum(e), {xv});  // rows are independent chains: ∇x Σ_i E(x_i) = [∇E(x_i)]_i
     energy.resize(e.shape());
     std::copy(e.value().begin(), e.value().end(), energy.begin());
-    const Array<T>& g = tape_.grad(xv);
-    grad.resize(g.shape());
-    std::copy(g.begin(), g.end(), grad.begin());
+    tape_.swap_grad(xv, grad);  // ∇x moves out; grad's old buffer is the tape's next
   }
   /// E(x) only.
   void energy(const Array<T>& x, Array<T>& energy) {

@@ -95,3 +95,24 @@ TEST_CASE("normal draws have Gaussian tails, including beyond the ziggurat's bas
   check(right35, tail(3.5));
   check(left35, tail(3.5));
 }
+
+TEST_CASE("fill_normal gives the numbers of repeated normal calls, slow paths included",
+          "[random]") {
+  // 20000 draws take the ziggurat's slow paths (1.2% of draws) a few hundred times: the wedges,
+  // and the tail beyond R = 3.44 about 12 times (P(|z| > R) = 5.8e-4).
+  const std::size_t n = 20000;
+  Rng a(5), b(5);
+  std::vector<double> d(n);
+  a.fill_normal(d.data(), n, 0.25, 1.5);
+  std::vector<float> f(n);
+  a.fill_normal(f.data(), n);
+  std::size_t tail_draws = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const double z = b.normal(0.25, 1.5);
+    CHECK(d[k] == z);
+    tail_draws += std::abs(z - 0.25) > 1.5 * detail::ZigguratTables::r;
+  }
+  for (std::size_t k = 0; k < n; ++k) CHECK(f[k] == static_cast<float>(b.normal()));
+  CHECK(a.next_u64() == b.next_u64());  // and leaves the generator in the same state
+  CHECK(tail_draws > 0);
+}

@@ -288,3 +288,26 @@ TEST_CASE("input_ref reads its array in place and gives what input gives", "[tap
   CHECK(d.value().data() != x0.data());
   CHECK(c.value().data() != x0.data());
 }
+
+TEST_CASE("swap_grad moves the gradient out and the tape reuses the buffer it gets back",
+          "[tape]") {
+  Array<double> x0 = randn({4, 3}, 72);
+  auto f = [](V x) { return sum(square(tanh(x)) * 2.0 + x * x); };  // x reached twice
+  TD reference, t;
+  V r = reference.input(x0, true);
+  reference.backward(f(r), {r});
+  Array<double> g;
+  std::vector<const double*> buffers;
+  for (int pass = 0; pass < 4; ++pass) {
+    t.clear();
+    V x = t.input_ref(x0, true);
+    t.backward(f(x), {x});
+    t.swap_grad(x, g);
+    CHECK(same(g, reference.grad(r)));  // the stale values the tape got back were overwritten
+    CHECK_THROWS_AS(t.grad(x), std::logic_error);
+    buffers.push_back(g.data());
+  }
+  CHECK(buffers[2] == buffers[0]);  // two buffers taking turns: no allocation once both exist
+  CHECK(buffers[3] == buffers[1]);
+  CHECK(buffers[1] != buffers[0]);
+}
