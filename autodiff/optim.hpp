@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "autodiff/parallel.hpp"
 #include "autodiff/tape.hpp"
 
 namespace ebl {
@@ -20,6 +21,10 @@ class Optimizer {
  public:
   virtual ~Optimizer() = default;
   virtual void step() = 0;
+  /// The same update with every parameter's elements split into `parts` ranges, one per thread of
+  /// `pool`. The updates are element-wise, so the result is step()'s, bit for bit; on large
+  /// models the update is memory-bound and two threads move its data faster than one.
+  virtual void step(WorkerPool& pool, std::size_t parts) = 0;
   virtual void zero_grad() = 0;
   /// Named state arrays (momenta) and the step counter, for saving and restoring.
   virtual std::vector<std::pair<std::string, Array<T>*>> state() = 0;
@@ -37,22 +42,16 @@ class SGD : public Optimizer<T> {
   }
   void step() override {
     ++t_;
-    const T lr = T(opt_.lr), mu = T(opt_.momentum), wd = T(opt_.weight_decay);
-    for (std::size_t k = 0; k < params_.size(); ++k) {
-      T* th = params_[k]->value.data();
-      const T* g = params_[k]->grad.data();
-      T* v = velocity_[k].data();
-      const std::size_t n = params_[k]->value.size();
-      if (mu == T(0) && wd == T(0)) {  // plain SGD: one pass, the velocity is unused
-        for (std::size_t e = 0; e < n; ++e) th[e] -= lr * g[e];
-        continue;
+    for (std::size_t k = 0; k < params_.size(); ++k) update(k, 0, params_[k]->value.size());
+  }
+  void step(WorkerPool& pool, std::size_t parts) override {
+    ++t_;
+    pool.run(parts, [&](std::size_t b) {
+      for (std::size_t k = 0; k < params_.size(); ++k) {
+        const std::size_t n = params_[k]->value.size();
+        update(k, block_start(n, b, parts), block_start(n, b + 1, parts));
       }
-      for (std::size_t e = 0; e < n; ++e) {
-        T d = g[e] + wd * th[e];
-        v[e] = mu * v[e] + d;
-        th[e] -= lr * v[e];
-      }
-    }
+    });
   }
   void zero_grad() override {
     for (auto* p : params_) p->zero_grad();
@@ -67,6 +66,23 @@ class SGD : public Optimizer<T> {
   Options& options() { return opt_; }
 
  private:
+  // elements [lo, hi) of parameter k
+  void update(std::size_t k, std::size_t lo, std::size_t hi) {
+    const T lr = T(opt_.lr), mu = T(opt_.momentum), wd = T(opt_.weight_decay);
+    T* th = params_[k]->value.data();
+    const T* g = params_[k]->grad.data();
+    T* v = velocity_[k].data();
+    if (mu == T(0) && wd == T(0)) {  // plain SGD: one pass, the velocity is unused
+      for (std::size_t e = lo; e < hi; ++e) th[e] -= lr * g[e];
+      return;
+    }
+    for (std::size_t e = lo; e < hi; ++e) {
+      T d = g[e] + wd * th[e];
+      v[e] = mu * v[e] + d;
+      th[e] -= lr * v[e];
+    }
+  }
+
   std::vector<Parameter<T>*> params_;
   std::vector<Array<T>> velocity_;
   Options opt_;
@@ -87,21 +103,16 @@ class Adam : public Optimizer<T> {
   }
   void step() override {
     ++t_;
-    const double c1 = 1 - std::pow(opt_.beta1, double(t_)),
-                 c2 = 1 - std::pow(opt_.beta2, double(t_));
-    const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), wd = T(opt_.weight_decay), eps = T(opt_.eps);
-    const T step = T(opt_.lr / c1), inv_sqrt_c2 = T(1 / std::sqrt(c2));
-    for (std::size_t k = 0; k < params_.size(); ++k) {
-      T* th = params_[k]->value.data();
-      const T* g = params_[k]->grad.data();
-      T *m = m_[k].data(), *v = v_[k].data();
-      for (std::size_t e = 0, n = params_[k]->value.size(); e < n; ++e) {
-        T d = g[e] + wd * th[e];
-        m[e] = b1 * m[e] + (1 - b1) * d;
-        v[e] = b2 * v[e] + (1 - b2) * d * d;
-        th[e] -= step * m[e] / (std::sqrt(v[e]) * inv_sqrt_c2 + eps);
+    for (std::size_t k = 0; k < params_.size(); ++k) update(k, 0, params_[k]->value.size());
+  }
+  void step(WorkerPool& pool, std::size_t parts) override {
+    ++t_;
+    pool.run(parts, [&](std::size_t b) {
+      for (std::size_t k = 0; k < params_.size(); ++k) {
+        const std::size_t n = params_[k]->value.size();
+        update(k, block_start(n, b, parts), block_start(n, b + 1, parts));
       }
-    }
+    });
   }
   void zero_grad() override {
     for (auto* p : params_) p->zero_grad();
@@ -118,6 +129,23 @@ class Adam : public Optimizer<T> {
   Options& options() { return opt_; }
 
  private:
+  // elements [lo, hi) of parameter k, at step t_
+  void update(std::size_t k, std::size_t lo, std::size_t hi) {
+    const double c1 = 1 - std::pow(opt_.beta1, double(t_)),
+                 c2 = 1 - std::pow(opt_.beta2, double(t_));
+    const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), wd = T(opt_.weight_decay), eps = T(opt_.eps);
+    const T step = T(opt_.lr / c1), inv_sqrt_c2 = T(1 / std::sqrt(c2));
+    T* th = params_[k]->value.data();
+    const T* g = params_[k]->grad.data();
+    T *m = m_[k].data(), *v = v_[k].data();
+    for (std::size_t e = lo; e < hi; ++e) {
+      T d = g[e] + wd * th[e];
+      m[e] = b1 * m[e] + (1 - b1) * d;
+      v[e] = b2 * v[e] + (1 - b2) * d * d;
+      th[e] -= step * m[e] / (std::sqrt(v[e]) * inv_sqrt_c2 + eps);
+    }
+  }
+
   std::vector<Parameter<T>*> params_;
   std::vector<Array<T>> m_, v_;
   Options opt_;

@@ -18,6 +18,13 @@
 
 namespace ebl {
 
+/// Work split across threads: block b of `parts` near-equal contiguous blocks of n items (the
+/// rows of a batch of chains, the elements of a parameter) starts at block_start(n, b, parts) and
+/// ends where block b + 1 starts.
+inline std::size_t block_start(std::size_t n, std::size_t b, std::size_t parts) {
+  return n * b / parts;
+}
+
 class WorkerPool {
  public:
   /// A pool for sections of up to `parts` parts: parts - 1 worker threads.

@@ -116,7 +116,8 @@ class ContrastiveDivergence {
   }
 
   /// One CD step on a data batch x⁺ [n, d]. With LangevinOptions::threads > 1 the chains and
-  /// the θ-pass run on that many threads (row blocks), with BLAS single-threaded throughout.
+  /// the θ-pass run on that many threads (row blocks), with BLAS single-threaded throughout, and
+  /// so does the optimizer's update (element ranges).
   CdStepStats step(const Array<T>& x_pos) {
     const std::size_t threads = std::size_t(std::max(1, sampler_.options().threads));
     std::optional<BlasSingleThreaded> one_blas_thread;  // our threads, not OpenBLAS's, when > 1
@@ -138,7 +139,10 @@ class ContrastiveDivergence {
     if (!std::isfinite(s.grad_norm))
       throw DivergenceError(
           fmt::format("training diverged at step {}: non-finite gradient", step_ + 1));
-    opt_.step();
+    if (parts > 1)
+      opt_.step(*pool_, parts);  // element-wise: the same result as opt_.step()
+    else
+      opt_.step();
     if (buffer_) buffer_->update(x_neg_);
     ++step_;
     return s;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "autodiff/ops.hpp"
+#include "autodiff/parallel.hpp"
 #include "autodiff/random.hpp"
 
 namespace ebl {
@@ -63,11 +64,6 @@ void accept_chain(std::size_t i, std::size_t d, const Array<T>& x_new, const Arr
   e.data()[i] = e_new.data()[i];
 }
 
-/// Chains split across threads: block b of `parts` near-equal contiguous blocks of n rows starts
-/// at row block_start(n, b, parts) (and ends where block b + 1 starts).
-inline std::size_t block_start(std::size_t n, std::size_t b, std::size_t parts) {
-  return n * b / parts;
-}
 /// Rows [r0, r1) of x [n, d] into `to` [r1 - r0, d] (which keeps its buffer when the size holds).
 template <class T>
 void copy_rows(const Array<T>& x, std::size_t r0, std::size_t r1, Array<T>& to) {

@@ -90,3 +90,55 @@ TEST_CASE("SGD and Adam minimise a quadratic through the tape", "[optim]") {
     for (std::size_t e = 0; e < 3; ++e) CHECK(p.value(e) == Approx(c(e)).margin(1e-3));
   }
 }
+
+TEMPLATE_TEST_CASE("an optimizer step split over threads is bit-identical to the serial step",
+                   "[optim]", float, double) {
+  using T = TestType;
+  // odd sizes, so that the blocks' edges fall inside vector widths and the loops' tails run
+  auto make = [](std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<Parameter<T>> ps;
+    for (std::size_t n : {std::size_t(1), std::size_t(37), std::size_t(1001)})
+      ps.emplace_back(fmt::format("p{}", n), rng.normal_array<T>({n}));
+    return ps;
+  };
+  auto ptrs = [](std::vector<Parameter<T>>& ps) {
+    std::vector<Parameter<T>*> out;
+    for (auto& p : ps) out.push_back(&p);
+    return out;
+  };
+  WorkerPool pool(3);
+  for (int which = 0; which < 3; ++which) {
+    auto serial = make(1), split = make(1);
+    std::unique_ptr<Optimizer<T>> a, b;
+    if (which == 0) {
+      a = std::make_unique<SGD<T>>(ptrs(serial), typename SGD<T>::Options{.lr = 0.1});
+      b = std::make_unique<SGD<T>>(ptrs(split), typename SGD<T>::Options{.lr = 0.1});
+    } else if (which == 1) {
+      typename SGD<T>::Options o{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01};
+      a = std::make_unique<SGD<T>>(ptrs(serial), o);
+      b = std::make_unique<SGD<T>>(ptrs(split), o);
+    } else {
+      typename Adam<T>::Options o{.lr = 0.01, .weight_decay = 0.01};
+      a = std::make_unique<Adam<T>>(ptrs(serial), o);
+      b = std::make_unique<Adam<T>>(ptrs(split), o);
+    }
+    Rng rng(2);
+    for (int step = 0; step < 5; ++step) {
+      for (std::size_t k = 0; k < serial.size(); ++k) {  // the same gradients on both
+        serial[k].grad = rng.normal_array<T>(serial[k].value.shape());
+        split[k].grad = serial[k].grad;
+      }
+      a->step();
+      b->step(pool, std::size_t(2 + step % 2));  // 2 and 3 parts
+    }
+    INFO("optimizer " << which);
+    CHECK(a->steps() == b->steps());
+    for (std::size_t k = 0; k < serial.size(); ++k) {
+      CHECK(same(serial[k].value, split[k].value));
+      CHECK_FALSE(same(serial[k].value, make(1)[k].value));  // and the steps moved them
+    }
+    for (std::size_t k = 0; k < a->state().size(); ++k)
+      CHECK(same(*a->state()[k].second, *b->state()[k].second));
+  }
+}
