@@ -22,9 +22,13 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual void step() = 0;
   /// The same update with every parameter's elements split into `parts` ranges, one per thread of
-  /// `pool`. The updates are element-wise, so the result is step()'s, bit for bit; on large
-  /// models the update is memory-bound and two threads move its data faster than one.
-  virtual void step(WorkerPool& pool, std::size_t parts) = 0;
+  /// `pool`. SGD's and Adam's updates are element-wise, so the result is step()'s, bit for bit;
+  /// on large models the update is memory-bound and two threads move its data faster than one.
+  /// An optimizer of one's own may keep this default, which runs step() on the calling thread.
+  virtual void step(WorkerPool& pool, std::size_t parts) {
+    (void)pool, (void)parts;
+    step();
+  }
   virtual void zero_grad() = 0;
   /// Named state arrays (momenta) and the step counter, for saving and restoring.
   virtual std::vector<std::pair<std::string, Array<T>*>> state() = 0;

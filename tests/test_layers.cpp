@@ -142,3 +142,25 @@ TEMPLATE_TEST_CASE("an optimizer step split over threads is bit-identical to the
       CHECK(same(*a->state()[k].second, *b->state()[k].second));
   }
 }
+
+TEST_CASE("an optimizer of one's own gets a threaded step that runs its serial one", "[optim]") {
+  struct Halve : Optimizer<double> {  // θ ← θ / 2, with no threaded step of its own
+    Parameter<double>* p;
+    long t = 0;
+    explicit Halve(Parameter<double>* q) : p(q) {}
+    void step() override {
+      ++t;
+      for (auto& v : p->value) v /= 2;
+    }
+    void zero_grad() override { p->zero_grad(); }
+    std::vector<std::pair<std::string, Array<double>*>> state() override { return {}; }
+    long& steps() override { return t; }
+  };
+  Parameter<double> p("p", Array<double>{4.0, -8.0});
+  Halve opt(&p);
+  WorkerPool pool(2);
+  static_cast<Optimizer<double>&>(opt).step(pool, 2);
+  CHECK(opt.steps() == 1);
+  CHECK(p.value(0) == 2.0);
+  CHECK(p.value(1) == -4.0);
+}
