@@ -35,15 +35,11 @@ class Optimizer {
   virtual long& steps() = 0;
 };
 
+/// An optimizer whose update is element by element (SGD, Adam): one update of a range of a
+/// parameter's elements serves both the serial and the threaded step.
 template <class T>
-class SGD : public Optimizer<T> {
+class ElementwiseOptimizer : public Optimizer<T> {
  public:
-  struct Options {
-    double lr = 1e-2, momentum = 0, weight_decay = 0;
-  };
-  SGD(std::vector<Parameter<T>*> params, Options opt) : params_(std::move(params)), opt_(opt) {
-    for (auto* p : params_) velocity_.emplace_back(Array<T>(p->value.shape(), T(0)));
-  }
   void step() override {
     ++t_;
     for (std::size_t k = 0; k < params_.size(); ++k) update(k, 0, params_[k]->value.size());
@@ -60,18 +56,37 @@ class SGD : public Optimizer<T> {
   void zero_grad() override {
     for (auto* p : params_) p->zero_grad();
   }
+  long& steps() override { return t_; }
+
+ protected:
+  explicit ElementwiseOptimizer(std::vector<Parameter<T>*> params) : params_(std::move(params)) {}
+  /// Elements [lo, hi) of parameter k, at step t_ (already counted).
+  virtual void update(std::size_t k, std::size_t lo, std::size_t hi) = 0;
+
+  std::vector<Parameter<T>*> params_;
+  long t_ = 0;
+};
+
+template <class T>
+class SGD : public ElementwiseOptimizer<T> {
+ public:
+  struct Options {
+    double lr = 1e-2, momentum = 0, weight_decay = 0;
+  };
+  SGD(std::vector<Parameter<T>*> params, Options opt)
+      : ElementwiseOptimizer<T>(std::move(params)), opt_(opt) {
+    for (auto* p : params_) velocity_.emplace_back(Array<T>(p->value.shape(), T(0)));
+  }
   std::vector<std::pair<std::string, Array<T>*>> state() override {
     std::vector<std::pair<std::string, Array<T>*>> s;
     for (std::size_t k = 0; k < params_.size(); ++k)
       s.emplace_back(params_[k]->name + ".velocity", &velocity_[k]);
     return s;
   }
-  long& steps() override { return t_; }
   Options& options() { return opt_; }
 
  private:
-  // elements [lo, hi) of parameter k
-  void update(std::size_t k, std::size_t lo, std::size_t hi) {
+  void update(std::size_t k, std::size_t lo, std::size_t hi) override {
     const T lr = T(opt_.lr), mu = T(opt_.momentum), wd = T(opt_.weight_decay);
     T* th = params_[k]->value.data();
     const T* g = params_[k]->grad.data();
@@ -87,39 +102,23 @@ class SGD : public Optimizer<T> {
     }
   }
 
-  std::vector<Parameter<T>*> params_;
+  using ElementwiseOptimizer<T>::params_;
   std::vector<Array<T>> velocity_;
   Options opt_;
-  long t_ = 0;
 };
 
 template <class T>
-class Adam : public Optimizer<T> {
+class Adam : public ElementwiseOptimizer<T> {
  public:
   struct Options {
     double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
   };
-  Adam(std::vector<Parameter<T>*> params, Options opt) : params_(std::move(params)), opt_(opt) {
+  Adam(std::vector<Parameter<T>*> params, Options opt)
+      : ElementwiseOptimizer<T>(std::move(params)), opt_(opt) {
     for (auto* p : params_) {
       m_.emplace_back(Array<T>(p->value.shape(), T(0)));
       v_.emplace_back(Array<T>(p->value.shape(), T(0)));
     }
-  }
-  void step() override {
-    ++t_;
-    for (std::size_t k = 0; k < params_.size(); ++k) update(k, 0, params_[k]->value.size());
-  }
-  void step(WorkerPool& pool, std::size_t parts) override {
-    ++t_;
-    pool.run(parts, [&](std::size_t b) {
-      for (std::size_t k = 0; k < params_.size(); ++k) {
-        const std::size_t n = params_[k]->value.size();
-        update(k, block_start(n, b, parts), block_start(n, b + 1, parts));
-      }
-    });
-  }
-  void zero_grad() override {
-    for (auto* p : params_) p->zero_grad();
   }
   std::vector<std::pair<std::string, Array<T>*>> state() override {
     std::vector<std::pair<std::string, Array<T>*>> s;
@@ -129,12 +128,10 @@ class Adam : public Optimizer<T> {
     }
     return s;
   }
-  long& steps() override { return t_; }
   Options& options() { return opt_; }
 
  private:
-  // elements [lo, hi) of parameter k, at step t_
-  void update(std::size_t k, std::size_t lo, std::size_t hi) {
+  void update(std::size_t k, std::size_t lo, std::size_t hi) override {
     const double c1 = 1 - std::pow(opt_.beta1, double(t_)),
                  c2 = 1 - std::pow(opt_.beta2, double(t_));
     const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), wd = T(opt_.weight_decay), eps = T(opt_.eps);
@@ -150,10 +147,10 @@ class Adam : public Optimizer<T> {
     }
   }
 
-  std::vector<Parameter<T>*> params_;
+  using ElementwiseOptimizer<T>::params_;
+  using ElementwiseOptimizer<T>::t_;
   std::vector<Array<T>> m_, v_;
   Options opt_;
-  long t_ = 0;
 };
 
 }  // namespace ebl
