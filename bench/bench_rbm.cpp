@@ -4,7 +4,7 @@
 // bench/rbm_vs_sklearn.py runs it next to scikit-learn on the same data.
 #include <benchmark/benchmark.h>
 
-#include "ebm/data.hpp"
+#include "datasets/images.hpp"
 #include "ebm/rbm.hpp"
 
 using namespace ebl;

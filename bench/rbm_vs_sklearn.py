@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """RBM training time per epoch: bench_rbm (this library) against scikit-learn's BernoulliRBM at
 its default batch size (10), on the same data (the binarised 8x8 digits, the 1297-image training
-split, read from data/digits.csv.gz with the same threshold), same settings (256 hidden units,
+split, read from datasets/data/digits.csv.gz with the same threshold), same settings (256 hidden units,
 learning rate 0.1, persistent CD-1, float32 on both sides), in alternating rounds; medians.
 
 usage: bench/rbm_vs_sklearn.py BENCH_RBM_BINARY [--rounds 3]
@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def digits_train():
     # The epoch time depends on the number of images and their binarisation, not on which 1297
     # of the 1797 are used (the C++ side uses its seeded split).
-    rows = np.loadtxt(gzip.open(os.path.join(ROOT, "data/digits.csv.gz")), delimiter=",")
+    rows = np.loadtxt(gzip.open(os.path.join(ROOT, "datasets/data/digits.csv.gz")), delimiter=",")
     x = (rows[:1297, :64] / 16.0 > 0.5).astype(np.float32)
     return x
 

@@ -31,8 +31,8 @@
 
 #include "autodiff/optim.hpp"
 #include "autodiff/parallel.hpp"
-#include "ebm/checkpoint.hpp"
 #include "ebm/energy.hpp"
+#include "io/checkpoint.hpp"
 #include "samplers/langevin.hpp"
 #include "samplers/replay_buffer.hpp"
 

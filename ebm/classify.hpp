@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cmath>
+#include <span>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "autodiff/optim.hpp"
 #include "ebm/boltzmann.hpp"
-#include "ebm/data.hpp"
 #include "ebm/energy.hpp"
 #include "ebm/losses.hpp"
 
@@ -43,20 +45,25 @@ struct ClassifierEval {
   CollapseReport collapse;
 };
 
+/// Evaluates on inputs x [n, d] with labels y (n of them).
 template <class T>
-ClassifierEval evaluate_classifier(DiscreteAnswerEnergy<T>& model, const LabeledData& d,
-                                   double flat_tol) {
+ClassifierEval evaluate_classifier(DiscreteAnswerEnergy<T>& model, const Array<float>& x_in,
+                                   std::span<const std::size_t> y, double flat_tol) {
+  if (x_in.dimension() != 2 || x_in.shape()[0] != y.size())
+    throw ShapeError(fmt::format("evaluate_classifier: inputs {} and {} labels do not match",
+                                 shape_str(x_in.shape()), y.size()));
+  const std::size_t n = y.size();
   Tape<T> t;
-  Array<T> x(d.x.shape());
-  std::copy(d.x.begin(), d.x.end(), x.begin());
+  Array<T> x(x_in.shape());
+  std::copy(x_in.begin(), x_in.end(), x.begin());
   Var<T> e = model(t, t.input(x));
-  Answers<T> a = answers(e, std::span(d.y));
+  Answers<T> a = answers(e, y);
   std::vector<std::size_t> pred = infer(e.value());
   ClassifierEval r;
-  for (std::size_t i = 0; i < d.size(); ++i) {
-    r.error += (pred[i] != d.y[i]) / double(d.size());
-    r.mean_gap += (double(a.e_neg.value()(i)) - double(a.e_pos.value()(i))) / double(d.size());
-    r.mean_energy += double(a.e_pos.value()(i)) / double(d.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    r.error += (pred[i] != y[i]) / double(n);
+    r.mean_gap += (double(a.e_neg.value()(i)) - double(a.e_pos.value()(i))) / double(n);
+    r.mean_energy += double(a.e_pos.value()(i)) / double(n);
   }
   r.collapse = detect_collapse(e.value(), flat_tol);
   return r;
@@ -69,15 +76,24 @@ struct ClassifierTraining {
   double flat_tol = 1e-3;  ///< collapse threshold on max_y E - min_y E
 };
 
+/// Labelled examples as the trainer sees them: inputs [n, d] and one label per row. A view: the
+/// arrays belong to the caller (a loader's record, a generator's output).
+struct LabeledView {
+  const Array<float>& x;
+  std::span<const std::size_t> y;
+};
+
 /// Trains with Adam on mini-batches (reshuffled every epoch from rng); after each epoch, calls
 /// on_epoch(epoch, evaluation on `test`). Stops early, reporting it, if the loss becomes
 /// non-finite (an unbounded loss such as the energy loss can run away).
 template <class T, class OnEpoch>
-bool train_classifier(DiscreteAnswerEnergy<T>& model, Loss loss, const LabeledData& train,
-                      const LabeledData& test, const ClassifierTraining& o, Rng& rng,
-                      OnEpoch on_epoch) {
+bool train_classifier(DiscreteAnswerEnergy<T>& model, Loss loss, LabeledView train,
+                      LabeledView test, const ClassifierTraining& o, Rng& rng, OnEpoch on_epoch) {
+  if (train.x.dimension() != 2 || train.x.shape()[0] != train.y.size())
+    throw ShapeError(fmt::format("train_classifier: inputs {} and {} labels do not match",
+                                 shape_str(train.x.shape()), train.y.size()));
   Adam<T> opt(model.parameters(), {.lr = o.lr});
-  const std::size_t n = train.size(), dim = train.x.shape()[1];
+  const std::size_t n = train.y.size(), dim = train.x.shape()[1];
   std::vector<std::size_t> perm(n), labels;
   for (std::size_t i = 0; i < n; ++i) perm[i] = i;
   Tape<T> t;
@@ -99,7 +115,7 @@ bool train_classifier(DiscreteAnswerEnergy<T>& model, Loss loss, const LabeledDa
       t.backward(l);
       opt.step();
     }
-    on_epoch(epoch, evaluate_classifier(model, test, o.flat_tol));
+    on_epoch(epoch, evaluate_classifier<T>(model, test.x, test.y, o.flat_tol));
   }
   return true;
 }

@@ -16,6 +16,8 @@
 #include <numbers>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "autodiff/layers.hpp"
 
 namespace ebl {

@@ -13,6 +13,8 @@
 #include <limits>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "autodiff/ops.hpp"
 #include "autodiff/parallel.hpp"
 #include "autodiff/random.hpp"

@@ -1,5 +1,6 @@
 // The loss-comparison study's claims as tests: the collapse detector, margin losses learn the
 // digits, and what the tutorial predicts for the energy loss and the zero-margin losses.
+#include "datasets/images.hpp"
 #include "ebm/classify.hpp"
 #include "tests/helpers.hpp"
 
@@ -25,9 +26,11 @@ ClassifierEval train_digits(Loss loss, std::uint64_t seed, double* first_energy 
   ClassifierTraining o;
   o.epochs = 20;
   if (first_energy)
-    *first_energy = evaluate_classifier(model, digits().test, o.flat_tol).mean_energy;
+    *first_energy =
+        evaluate_classifier(model, digits().test.x, digits().test.y, o.flat_tol).mean_energy;
   ClassifierEval last;
-  bool ok = train_classifier(model, loss, digits().train, digits().test, o, rng,
+  bool ok = train_classifier(model, loss, {digits().train.x, digits().train.y},
+                             {digits().test.x, digits().test.y}, o, rng,
                              [&](std::size_t, const ClassifierEval& e) { last = e; });
   REQUIRE(ok);
   return last;

@@ -18,8 +18,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "ebm/checkpoint.hpp"
-#include "ebm/data.hpp"
+#include "datasets/images.hpp"
+#include "io/files.hpp"
 
 namespace ebl::xp {
 

@@ -259,8 +259,8 @@ int main(int argc, char** argv) {
         DiscreteAnswerEnergy<T> model(train.x.shape()[1], {f.hidden}, train.classes,
                                       Activation::Relu, rng);
         std::vector<double> err, gap, flat;
-        bool ok = train_classifier(model, kLossTable[li].kind, train, test, ct, rng,
-                                   [&](std::size_t, const ClassifierEval& ev) {
+        bool ok = train_classifier(model, kLossTable[li].kind, {train.x, train.y}, {test.x, test.y},
+                                   ct, rng, [&](std::size_t, const ClassifierEval& ev) {
                                      err.push_back(ev.error);
                                      gap.push_back(ev.mean_gap);
                                      flat.push_back(ev.collapse.flat_fraction);

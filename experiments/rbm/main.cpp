@@ -9,7 +9,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "ebm/data.hpp"
+#include "datasets/images.hpp"
 #include "ebm/rbm.hpp"
 #include "experiments/common/run.hpp"
 

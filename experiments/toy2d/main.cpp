@@ -13,11 +13,12 @@
 
 #include <xtensor/xview.hpp>
 
+#include "datasets/toy2d.hpp"
 #include "ebm/boltzmann.hpp"
 #include "ebm/cd.hpp"
-#include "ebm/metrics.hpp"
-#include "ebm/toy2d.hpp"
 #include "experiments/common/run.hpp"
+#include "io/checkpoint.hpp"
+#include "metrics/mmd.hpp"
 
 using namespace ebl;
 using namespace ebl::xp;

@@ -1,10 +1,8 @@
 // Labelled image data: the 8×8 digits (CSV, gzip) and Fashion-MNIST (IDX, gzip), pixels scaled
-// to [0, 1], with a fixed held-out split. Every malformed input — a missing file, bad gzip, a
-// wrong magic number, truncated data, sizes that disagree, a bad CSV field — is one IoError
-// naming the file and what is wrong with it.
+// to [0, 1], loaded into a LabeledData (datasets/labeled.hpp). Every malformed input — a missing
+// file, bad gzip, a wrong magic number, truncated data, sizes that disagree, a bad CSV field — is
+// one IoError naming the file and what is wrong with it.
 #pragma once
-
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,35 +14,10 @@
 
 #include <fmt/format.h>
 
-#include "autodiff/random.hpp"
-#include "ebm/checkpoint.hpp"
+#include "datasets/labeled.hpp"
+#include "io/files.hpp"
 
 namespace ebl {
-
-struct LabeledData {
-  Array<float> x;              ///< [n, d], in [0, 1]
-  std::vector<std::size_t> y;  ///< labels in [0, classes)
-  std::size_t classes = 0;
-  std::size_t size() const { return y.size(); }
-};
-
-/// The whole decompressed content of a gzip file.
-inline std::string read_gzip(const std::filesystem::path& path) {
-  if (!std::filesystem::is_regular_file(path))
-    throw IoError(fmt::format("{}: no such file", path.string()));
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw IoError(fmt::format("{}: cannot open", path.string()));
-  std::string out;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, std::size_t(n));
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  std::string what = (n < 0 || err < 0) ? std::string(msg) : std::string();
-  gzclose(f);
-  if (!what.empty()) throw IoError(fmt::format("{}: corrupt gzip data ({})", path.string(), what));
-  return out;
-}
 
 /// The digits CSV: per line 64 pixel values 0..16 then the label 0..9.
 inline LabeledData load_digits_csv(const std::filesystem::path& path) {
@@ -140,52 +113,11 @@ inline LabeledData load_idx(const std::filesystem::path& images,
   return d;
 }
 
-/// The rows `idx` of a data set.
-inline LabeledData subset(const LabeledData& d, const std::vector<std::size_t>& idx) {
-  LabeledData s;
-  s.classes = d.classes;
-  const std::size_t dim = d.x.shape()[1];
-  s.x = Array<float>::from_shape({idx.size(), dim});
-  for (std::size_t i = 0; i < idx.size(); ++i) {
-    std::copy_n(d.x.data() + idx[i] * dim, dim, s.x.data() + i * dim);
-    s.y.push_back(d.y[idx[i]]);
-  }
-  return s;
-}
-
-/// A fixed held-out split: a seeded permutation (Fisher–Yates), the last `test` rows held out.
-inline std::pair<LabeledData, LabeledData> split(const LabeledData& d, std::size_t test,
-                                                 std::uint64_t seed) {
-  if (test >= d.size())
-    throw std::invalid_argument(
-        fmt::format("split: {} held out of {} leaves nothing to train on", test, d.size()));
-  std::vector<std::size_t> perm(d.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
-  Rng rng(seed);
-  for (std::size_t i = perm.size(); i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
-  std::vector<std::size_t> tr(perm.begin(), perm.end() - std::ptrdiff_t(test)),
-      te(perm.end() - std::ptrdiff_t(test), perm.end());
-  return {subset(d, tr), subset(d, te)};
-}
-
-/// Binarise pixels: by a threshold, or by sampling each pixel as Bernoulli(value).
-inline Array<float> binarize_threshold(const Array<float>& x, float threshold = 0.5f) {
-  Array<float> b(x.shape());
-  std::transform(x.begin(), x.end(), b.begin(),
-                 [threshold](float v) { return v > threshold ? 1.0f : 0.0f; });
-  return b;
-}
-inline Array<float> binarize_sample(const Array<float>& x, Rng& rng) {
-  Array<float> b(x.shape());
-  std::transform(x.begin(), x.end(), b.begin(),
-                 [&rng](float v) { return rng.bernoulli(v) ? 1.0f : 0.0f; });
-  return b;
-}
-
-/// Where the data live: the digits copy carried in the repository (data/, see its README), and
+/// Where the data live: the digits copy carried in the repository (datasets/data/, see its
+/// README), and
 /// Debian's Fashion-MNIST (package dataset-fashion-mnist).
 inline std::filesystem::path default_digits_path() {
-  return std::filesystem::path(EBL_SOURCE_DIR) / "data/digits.csv.gz";
+  return std::filesystem::path(EBL_SOURCE_DIR) / "datasets/data/digits.csv.gz";
 }
 inline constexpr const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
 

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "ebm/data.hpp"
+#include "datasets/images.hpp"
 #include "tests/helpers.hpp"
 
 using namespace ebl;

@@ -4,9 +4,8 @@
 //   "EBLCKPT1", u64 #arrays, then per array: u32 name length, name, u32 rank, u64 dims[rank],
 //   f64 data[prod dims]; u64 #integers, then per integer: u32 name length, name, u64 value.
 // Arrays are stored in double: a float array round-trips exactly.
-//
-// write_file_atomic writes to "<path>.tmp" and renames it over <path>, so an interrupted write
-// leaves the previous file intact and never a half-written one.
+// save() goes through write_file_atomic (io/files.hpp): an interrupted save leaves the previous
+// checkpoint intact.
 #pragma once
 
 #include <algorithm>
@@ -23,31 +22,9 @@
 #include <fmt/format.h>
 
 #include "autodiff/array.hpp"
+#include "io/files.hpp"
 
 namespace ebl {
-
-class IoError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-/// Write `bytes` to path through a temporary file and a rename.
-inline void write_file_atomic(const std::filesystem::path& path, const std::string& bytes) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(fmt::format("cannot write {}", tmp.string()));
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-    out.flush();
-    if (!out) throw IoError(fmt::format("cannot write {} (disk full?)", tmp.string()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    throw IoError(
-        fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
-}
 
 struct Checkpoint {
   std::map<std::string, Array<double>> arrays;
