@@ -172,6 +172,12 @@ class ContrastiveDivergence {
     step_ = long(c.integer("step"));
   }
 
+  /// Only the energy's parameters from a checkpoint: a new run that starts from them (the
+  /// optimizer, the chains, the generator and the step count stay this run's own).
+  void restore_parameters(const Checkpoint& c) {
+    for (auto* p : params_) c.get("param/" + p->name, p->value);
+  }
+
   Rng& rng() { return rng_; }
   long steps_done() const { return step_; }
   CdOptions& options() { return opt_o_; }

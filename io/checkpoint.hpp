@@ -1,9 +1,19 @@
-// Checkpoints: named arrays and integers in one binary file, written atomically.
+// Checkpoints: named arrays, integers and strings in one binary file, written atomically and
+// checked whole when read back.
 //
-// Format (little-endian, as the machine writes it):
-//   "EBLCKPT1", u64 #arrays, then per array: u32 name length, name, u32 rank, u64 dims[rank],
-//   f64 data[prod dims]; u64 #integers, then per integer: u32 name length, name, u64 value.
-// Arrays are stored in double: a float array round-trips exactly.
+// Format 2 (little-endian, as the machine writes it):
+//   header   "EBLCKPT " (8 bytes), u32 format version (2), u64 length of the whole file
+//   arrays   u64 count, then per array: u32 name length, name, u32 rank, u64 dims[rank],
+//            f64 data[prod dims]
+//   integers u64 count, then per integer: u32 name length, name, u64 value
+//   strings  u64 count, then per string: u32 name length, name, u64 length, bytes
+//   trailer  u32 CRC-32 (zlib's) of every byte before it
+// Arrays are stored in double: a float array round-trips exactly. The CRC is checked before
+// anything is parsed, so a changed byte anywhere — header, parameters, optimizer state, chains,
+// generator, configuration, the CRC itself — is reported as corruption, naming the file (CRC-32
+// detects every error burst of up to 32 bits); a shorter file is reported as truncated.
+// Format 1 ("EBLCKPT1", no checksum) is refused with a message saying so.
+//
 // save() goes through write_file_atomic (io/files.hpp): an interrupted save leaves the previous
 // checkpoint intact.
 #pragma once
@@ -19,6 +29,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <zlib.h>
+
 #include <fmt/format.h>
 
 #include "autodiff/array.hpp"
@@ -27,8 +39,11 @@
 namespace ebl {
 
 struct Checkpoint {
+  static constexpr std::uint32_t kFormatVersion = 2;
+
   std::map<std::string, Array<double>> arrays;
   std::map<std::string, std::uint64_t> integers;
+  std::map<std::string, std::string> strings;  ///< e.g. "config": the run's flags as JSON
 
   template <class T>
   void put(const std::string& name, const Array<T>& a) {
@@ -51,36 +66,98 @@ struct Checkpoint {
     if (it == integers.end()) throw IoError(fmt::format("checkpoint: no integer '{}'", name));
     return it->second;
   }
+  /// A stored string, or nullptr when there is none of that name.
+  const std::string* text(const std::string& name) const {
+    auto it = strings.find(name);
+    return it == strings.end() ? nullptr : &it->second;
+  }
 
-  void save(const std::filesystem::path& path) const {
-    std::string b = "EBLCKPT1";
+  /// The file's bytes (format 2).
+  std::string bytes() const {
+    std::string b = "EBLCKPT ";
     auto put_u32 = [&b](std::uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
     auto put_u64 = [&b](std::uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
-    put_u64(arrays.size());
-    for (const auto& [name, a] : arrays) {
+    auto put_name = [&](const std::string& name) {
       put_u32(std::uint32_t(name.size()));
       b += name;
+    };
+    put_u32(kFormatVersion);
+    put_u64(0);  // the file's length, filled in below
+    put_u64(arrays.size());
+    for (const auto& [name, a] : arrays) {
+      put_name(name);
       put_u32(std::uint32_t(a.dimension()));
       for (auto d : a.shape()) put_u64(d);
       b.append(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(double));
     }
     put_u64(integers.size());
     for (const auto& [name, v] : integers) {
-      put_u32(std::uint32_t(name.size()));
-      b += name;
+      put_name(name);
       put_u64(v);
     }
-    write_file_atomic(path, b);
+    put_u64(strings.size());
+    for (const auto& [name, v] : strings) {
+      put_name(name);
+      put_u64(v.size());
+      b += v;
+    }
+    const std::uint64_t length = b.size() + 4;
+    std::memcpy(b.data() + kLengthAt, &length, 8);
+    put_u32(crc(b.data(), b.size()));
+    return b;
   }
+
+  void save(const std::filesystem::path& path) const { write_file_atomic(path, bytes()); }
 
   static Checkpoint load(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(fmt::format("cannot read checkpoint {}", path.string()));
     std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::size_t pos = 0;
+    return parse(b, path.string());
+  }
+
+  /// Reads a checkpoint from its bytes; `source` names it in errors.
+  static Checkpoint parse(const std::string& b, const std::string& source) {
+    auto corrupt = [&](const std::string& why) {
+      return IoError(fmt::format("checkpoint {} is corrupt: {}", source, why));
+    };
+    if (b.size() < 8 || b.compare(0, 7, "EBLCKPT") != 0)
+      throw IoError(fmt::format(
+          "{} is not an ebl checkpoint (or its header is corrupt: it does not start with EBLCKPT)",
+          source));
+    if (b[7] == '1')
+      throw IoError(fmt::format(
+          "checkpoint {} has format 1 (no checksum), which this version no longer reads; start "
+          "a new run",
+          source));
+    if (b[7] != ' ') throw corrupt("bad magic number");
+    if (b.size() < kHeaderSize + 4)
+      throw corrupt(fmt::format("truncated: {} bytes, shorter than a header", b.size()));
+    std::uint64_t length;
+    std::memcpy(&length, b.data() + kLengthAt, 8);
+    if (length != b.size())
+      throw corrupt(
+          length > b.size()
+              ? fmt::format("truncated: {} bytes, its header records {}", b.size(), length)
+              : fmt::format("{} bytes, its header records {}", b.size(), length));
+    std::uint32_t stored;
+    std::memcpy(&stored, b.data() + b.size() - 4, 4);
+    const std::uint32_t computed = crc(b.data(), b.size() - 4);
+    if (stored != computed)
+      throw corrupt(
+          fmt::format("CRC-32 {:08x} of its contents, {:08x} recorded", computed, stored));
+    std::uint32_t version;
+    std::memcpy(&version, b.data() + 8, 4);
+    if (version != kFormatVersion)
+      throw IoError(fmt::format("checkpoint {} has format {}; this version reads format {}", source,
+                                version, kFormatVersion));
+
+    // From here on the bytes are what a writer wrote; the checks below guard against a writer's
+    // bug, not against corruption.
+    const std::size_t end = b.size() - 4;
+    std::size_t pos = kHeaderSize;
     auto need = [&](std::size_t n) {
-      if (pos + n > b.size())
-        throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
+      if (n > end - pos) throw corrupt("an entry runs past the end of the file");
     };
     auto get_u32 = [&]() {
       need(4);
@@ -96,34 +173,25 @@ struct Checkpoint {
       pos += 8;
       return v;
     };
-    auto get_name = [&]() {
-      std::uint32_t n = get_u32();
+    auto get_bytes = [&](std::uint64_t n) {
       need(n);
-      std::string s = b.substr(pos, n);
+      std::string v = b.substr(pos, n);
       pos += n;
-      return s;
+      return v;
     };
-    need(8);
-    if (b.compare(0, 8, "EBLCKPT1") != 0)
-      throw IoError(fmt::format("{} is not an ebl checkpoint", path.string()));
-    pos = 8;
+    auto get_name = [&]() { return get_bytes(get_u32()); };
     Checkpoint c;
     for (std::uint64_t k = 0, n = get_u64(); k < n; ++k) {
       std::string name = get_name();
       std::uint32_t rank = get_u32();
-      if (rank > 8)
-        throw IoError(
-            fmt::format("checkpoint {}: array '{}' has rank {}", path.string(), name, rank));
+      if (rank > 8) throw corrupt(fmt::format("array '{}' has rank {}", name, rank));
       Shape s(rank);
       std::size_t count = 1;
       for (auto& d : s) {
         d = get_u64();
-        if (d > b.size()) throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
-        count *= d;
-        if (count > b.size())
-          throw IoError(fmt::format("checkpoint {} is truncated", path.string()));
+        if (d > end || (count *= d) > end) throw corrupt("an entry runs past the end of the file");
       }
-      need(count * sizeof(double));  // before allocating: a corrupt size must not allocate
+      need(count * sizeof(double));  // before allocating: a bad size must not allocate
       Array<double> a(s);
       std::memcpy(a.data(), b.data() + pos, a.size() * sizeof(double));
       pos += a.size() * sizeof(double);
@@ -133,9 +201,25 @@ struct Checkpoint {
       std::string name = get_name();
       c.integers[name] = get_u64();
     }
-    if (pos != b.size())
-      throw IoError(fmt::format("checkpoint {} has trailing bytes", path.string()));
+    for (std::uint64_t k = 0, n = get_u64(); k < n; ++k) {
+      std::string name = get_name();
+      c.strings[name] = get_bytes(get_u64());
+    }
+    if (pos != end) throw corrupt(fmt::format("{} unread bytes before the checksum", end - pos));
     return c;
+  }
+
+ private:
+  static constexpr std::size_t kLengthAt = 12, kHeaderSize = 20;
+  static std::uint32_t crc(const char* data, std::size_t n) {
+    uLong c = crc32(0L, Z_NULL, 0);
+    while (n > 0) {  // zlib takes lengths as uInt
+      const uInt chunk = uInt(std::min<std::size_t>(n, 1u << 30));
+      c = crc32(c, reinterpret_cast<const Bytef*>(data), chunk);
+      data += chunk;
+      n -= chunk;
+    }
+    return std::uint32_t(c);
   }
 };
 

@@ -162,6 +162,38 @@ TEST_CASE("resuming from a checkpoint file continues the same run bit for bit", 
   std::filesystem::remove(path);
 }
 
+TEST_CASE("a CD checkpoint with any single byte changed is refused as corrupt", "[cd][io]") {
+  Model m;
+  Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
+  CdOptions o;
+  o.langevin = {.steps = 2, .step_size = 0.05};
+  o.buffer_size = 20;
+  ContrastiveDivergence<double> cd(m.energy, opt, o, 61, 2);
+  Array<double> batch = randn({8, 2}, 62);
+  for (int s = 0; s < 2; ++s) cd.step(batch);
+  Checkpoint c = cd.checkpoint();
+  c.strings["config"] = R"({"lr": 0.01})";
+  const std::string good = c.bytes();
+  // every region is in the file: parameters, optimizer state, chains, generator, configuration
+  for (const char* region : {"param/", "optim/", "chains", "rng/s0", "step", "config"})
+    REQUIRE(good.find(region) != std::string::npos);
+  std::size_t refused = 0;
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = char(bad[i] ^ 0x5a);
+    try {
+      Checkpoint::parse(bad, "cd.bin");
+    } catch (const IoError& e) {
+      refused += std::string(e.what()).find("corrupt") != std::string::npos;
+    }
+  }
+  CHECK(refused == good.size());
+  // and the intact file restores the same state
+  ContrastiveDivergence<double> again(m.energy, opt, o, 99, 2);
+  again.restore(Checkpoint::parse(good, "cd.bin"));
+  CHECK(again.steps_done() == 2);
+}
+
 TEST_CASE("a CD step on threads computes the serial step's loss, gradient and update", "[cd]") {
   // Chains from the data at zero temperature are deterministic, so the serial and the threaded
   // steps see the same x⁻; the θ-pass splits x⁺ and x⁻ into blocks on separate tapes and sums

@@ -1,8 +1,11 @@
 // File I/O: checkpoints round-trip exactly and bad files are clear errors; atomic writes leave no
 // temporary behind.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include <zlib.h>
 
 #include "io/checkpoint.hpp"
 #include "tests/helpers.hpp"
@@ -17,6 +20,7 @@ TEST_CASE("checkpoint files: round trip and clear errors for bad files", "[io]")
   c.put("a", randn({3, 2}, 1));
   c.put("f", Array<float>(Shape{4}, 0.1f));
   c.integers["n"] = 7;
+  c.strings["config"] = R"({"lr": 0.001})";
   c.save(dir / "ebl_ck.bin");
   Checkpoint d = Checkpoint::load(dir / "ebl_ck.bin");
   CHECK(same(d.arrays.at("a"), c.arrays.at("a")));
@@ -24,6 +28,9 @@ TEST_CASE("checkpoint files: round trip and clear errors for bad files", "[io]")
   d.get("f", f);
   CHECK(f(2) == 0.1f);
   CHECK(d.integer("n") == 7);
+  REQUIRE(d.text("config"));
+  CHECK(*d.text("config") == R"({"lr": 0.001})");
+  CHECK(d.text("other") == nullptr);
   CHECK_FALSE(std::filesystem::exists(dir / "ebl_ck.bin.tmp"));
   Array<float> wrong(Shape{5});
   CHECK_THROWS_WITH(d.get("f", wrong), Contains("shape [4], expected [5]"));
@@ -39,4 +46,72 @@ TEST_CASE("checkpoint files: round trip and clear errors for bad files", "[io]")
   write_file_atomic(dir / "ebl_trunc.bin", full.substr(0, full.size() - 5));
   CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_trunc.bin"), Contains("truncated"));
   for (auto n : {"ebl_ck.bin", "ebl_bad.bin", "ebl_trunc.bin"}) std::filesystem::remove(dir / n);
+}
+
+namespace {
+// A small checkpoint with an entry of every kind, as bytes.
+std::string sample_bytes() {
+  Checkpoint c;
+  c.put("param/W", randn({3, 2}, 2));
+  c.put("chains", randn({4, 2}, 3));
+  c.integers["rng/s0"] = 0x0123456789abcdefULL;
+  c.integers["step"] = 12;
+  c.strings["config"] = R"({"dataset": "8gaussians"})";
+  return c.bytes();
+}
+std::uint32_t crc_of(const std::string& b) {
+  return std::uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(b.data()), uInt(b.size())));
+}
+}  // namespace
+
+TEST_CASE("a checkpoint with any single byte changed is refused as corrupt, naming the file",
+          "[io][errors]") {
+  const std::string good = sample_bytes();
+  REQUIRE_NOTHROW(Checkpoint::parse(good, "good.bin"));
+  // CRC-32 detects every change confined to 32 consecutive bits, so every position and every
+  // value must be caught. Each byte of the header takes all 255 other values; the rest one each.
+  std::size_t refused = 0, tried = 0;
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    for (int delta = 1; delta < (i < 20 ? 256 : 2); ++delta) {
+      std::string bad = good;
+      bad[i] = char(std::uint8_t(bad[i]) + delta);
+      ++tried;
+      try {
+        Checkpoint::parse(bad, "ck.bin");
+        FAIL_CHECK("byte " << i << " changed by " << delta << " was not noticed");
+      } catch (const IoError& e) {
+        const std::string what = e.what();
+        INFO("byte " << i << " + " << delta << ": " << what);
+        CHECK(what.find("ck.bin") != std::string::npos);
+        // the one exception: byte 7 spelling the magic number of format 1, refused as such
+        if (i == 7 && bad[i] == '1')
+          CHECK(what.find("format 1") != std::string::npos);
+        else
+          CHECK(what.find("corrupt") != std::string::npos);
+        ++refused;
+      }
+    }
+  }
+  CHECK(refused == tried);
+  CHECK(tried == good.size() - 20 + 20 * 255);
+}
+
+TEST_CASE("truncated, padded, old-format and newer-format checkpoints are clear errors",
+          "[io][errors]") {
+  const std::string good = sample_bytes();
+  CHECK_THROWS_WITH(Checkpoint::parse(good.substr(0, good.size() - 1), "t.bin"),
+                    Contains("t.bin is corrupt") && Contains("truncated"));
+  CHECK_THROWS_WITH(Checkpoint::parse(good.substr(0, 10), "t.bin"), Contains("truncated"));
+  CHECK_THROWS_WITH(Checkpoint::parse(good + "x", "p.bin"),
+                    Contains("p.bin is corrupt") && Contains("header records"));
+  CHECK_THROWS_WITH(Checkpoint::parse("EBLCKPT1" + std::string(40, '\0'), "old.bin"),
+                    Contains("old.bin has format 1"));
+  // a well-formed file of a later format: the version is read only after the CRC checks out
+  std::string later = good;
+  const std::uint32_t v3 = 3;
+  std::memcpy(later.data() + 8, &v3, 4);
+  const std::uint32_t crc = crc_of(later.substr(0, later.size() - 4));
+  std::memcpy(later.data() + later.size() - 4, &crc, 4);
+  CHECK_THROWS_WITH(Checkpoint::parse(later, "new.bin"),
+                    Contains("new.bin has format 3") && Contains("reads format 2"));
 }

@@ -5,12 +5,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -19,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "datasets/images.hpp"
+#include "io/checkpoint.hpp"
 #include "io/files.hpp"
 
 namespace ebl::xp {
@@ -26,9 +31,36 @@ namespace ebl::xp {
 namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;
 
+/// A flag's value that the program refuses after parsing (a resume under different flags, ...):
+/// main prints it as one line and exits with status 2, like a parse error.
+class FlagError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Every floating-point flag (CLI11's type FLOAT) refuses NaN and ±inf. Added to every flag of the
+/// app at parse time, so a new flag cannot be forgotten, and placed before the flag's own checks
+/// (CLI11's range checks let NaN through), which still apply.
+inline void require_finite_floats(CLI::App& app) {
+  for (CLI::Option* o : app.get_options()) {
+    if (o->get_type_name().rfind("FLOAT", 0) != 0) continue;
+    CLI::Validator finite(
+        [](std::string& v) -> std::string {
+          char* end = nullptr;
+          const double x = std::strtod(v.c_str(), &end);
+          if (end != v.c_str() && !std::isfinite(x))
+            return fmt::format("must be a finite number, got {}", v);
+          return {};
+        },
+        "", "finite");
+    o->transform(finite.non_modifying());  // transform() puts it first
+  }
+}
+
 /// Parse flags. Returns an exit code when the program should stop now: 0 after --help, 2 after a
-/// bad flag (one line on stderr, naming the program).
+/// bad flag (one line on stderr, naming the program). Floating-point flags refuse NaN and ±inf.
 inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
+  require_finite_floats(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -39,6 +71,50 @@ inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
     return 2;
   }
   return std::nullopt;
+}
+
+/// A flag's name from its key in config.json: lr_final -> --lr-final.
+inline std::string flag_name(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
+
+/// Refuses to resume from checkpoint `c` (read from `path`) under flags other than those it was
+/// made with: compares the configuration stored in it with `now`, key by key, except the keys in
+/// `may_differ` (flags that only extend the run, route its output or change its evaluation), and
+/// throws a FlagError listing every differing flag with both values.
+inline void check_resume_config(const Checkpoint& c, const nlohmann::json& now,
+                                const std::set<std::string>& may_differ, const fs::path& path) {
+  const std::string* text = c.text("config");
+  if (!text)
+    throw FlagError(fmt::format(
+        "cannot resume from {}: it records no configuration (use --resume-from-weights to start "
+        "a new run from its parameters)",
+        path.string()));
+  nlohmann::json saved;
+  try {
+    saved = nlohmann::json::parse(*text);
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(
+        fmt::format("checkpoint {}: unreadable configuration ({})", path.string(), e.what()));
+  }
+  std::set<std::string> keys;
+  for (const auto& [k, v] : saved.items()) keys.insert(k);
+  for (const auto& [k, v] : now.items()) keys.insert(k);
+  std::string diffs;
+  for (const auto& k : keys) {
+    if (may_differ.count(k)) continue;
+    const nlohmann::json a = saved.contains(k) ? saved[k] : nlohmann::json(nullptr),
+                         b = now.contains(k) ? now[k] : nlohmann::json(nullptr);
+    if (a == b) continue;
+    diffs += fmt::format("{}{} {} (now {})", diffs.empty() ? "" : ", ", flag_name(k), a.dump(),
+                         b.dump());
+  }
+  if (!diffs.empty())
+    throw FlagError(fmt::format(
+        "cannot resume from {}: it was made with other flags: {}; resume with the same flags, or "
+        "start a new run from its parameters with --resume-from-weights",
+        path.string(), diffs));
 }
 
 /// A new folder base/<name>/<tag>, or <tag>-2, -3, ... if that exists: never an earlier run's.

@@ -42,14 +42,14 @@ struct Flags {
   long eval_every = 500;
   std::uint64_t seed = 0;
   int threads = 2;
-  std::string out = "runs", resume;
+  std::string out = "runs", resume, resume_from_weights;
   bool smoke = false;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers, activation, lr,
                                    lr_final, langevin_steps, step_size, temperature, alpha,
                                    grad_clip, init, buffer, restart, noise_box, box, grid,
                                    train_size, test_size, eval_samples, sample_steps, eval_every,
-                                   seed, threads, out, resume, smoke)
+                                   seed, threads, out, resume, resume_from_weights, smoke)
 
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--dataset", f.dataset,
@@ -136,11 +136,26 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--seed", f.seed, "seed of data, initialisation and chains")
       ->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
-  app.add_option("--resume", f.resume,
-                 "continue from a checkpoint.bin of an earlier run with the same flags")
-      ->check(CLI::ExistingFile);
+  auto* resume = app.add_option("--resume", f.resume,
+                                "continue from a checkpoint.bin of an earlier run with the same "
+                                "flags (only --steps and the evaluation flags may change)")
+                     ->check(CLI::ExistingFile);
+  app.add_option("--resume-from-weights", f.resume_from_weights,
+                 "start a new run from the parameters of a checkpoint.bin (any flags; the "
+                 "optimizer, chains and step count start afresh)")
+      ->check(CLI::ExistingFile)
+      ->excludes(resume);
   app.add_flag("--smoke", f.smoke, "a few steps on a small model, for CI");
 }
+
+// What a resumed run may change: its length, where its output goes, and its evaluation (the
+// evaluation draws from its own generators, so the training trajectory is the same). Everything
+// else defines the model, the data or the training and must match the checkpoint's.
+// NOTE: --steps also sets the end of the linear learning-rate decay, so a run extended by --steps
+// decays more slowly from the resume on than the original run would have.
+const std::set<std::string> kMayDifferOnResume = {
+    "steps", "eval_every", "eval_samples", "sample_steps",        "grid",
+    "box",   "out",        "resume",       "resume_from_weights", "smoke"};
 
 // Exact evaluation on the grid: test NLL with log Z by quadrature over the box.
 struct Eval {
@@ -244,14 +259,25 @@ int main(int argc, char** argv) {
     cdo.buffer_size = f.buffer;
     cdo.restart_prob = f.restart;
     ContrastiveDivergence<T> cd(energy, opt, cdo, f.seed + 2, 2);
+    const nlohmann::json config = f;  // the effective values, after --smoke
     if (!f.resume.empty()) {
-      cd.restore(Checkpoint::load(f.resume));
+      const Checkpoint c = Checkpoint::load(f.resume);  // refuses a corrupt or truncated file
+      check_resume_config(c, config, kMayDifferOnResume, f.resume);
+      cd.restore(c);
       fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
     }
+    if (!f.resume_from_weights.empty()) {
+      cd.restore_parameters(Checkpoint::load(f.resume_from_weights));
+      fmt::print("a new run from the parameters in {}\n", f.resume_from_weights);
+    }
+    auto save_checkpoint = [&](const fs::path& path) {
+      Checkpoint c = cd.checkpoint();
+      c.strings["config"] = config.dump();  // what a resume must match
+      c.save(path);
+    };
 
     // Only now, with the inputs known to be good, is the run folder made.
     fs::path dir = make_run_dir(f.out, "toy2d", fmt::format("{}-seed{}", f.dataset, f.seed));
-    nlohmann::json config = f;  // the effective values, after --smoke
     write_json(dir / "config.json", config);
     fmt::print("toy2d: {} -> {}\n{}\n", f.dataset, dir.string(), config.dump());
 
@@ -278,7 +304,7 @@ int main(int argc, char** argv) {
     double last_nll = NAN;
     CdStepStats last{};
     std::string status = "ok", divergence;
-    cd.checkpoint().save(dir / "checkpoint.bin");  // there is always a good state to go back to
+    save_checkpoint(dir / "checkpoint.bin");  // there is always a good state to go back to
     try {
       for (long s = cd.steps_done(); s < f.steps; ++s) {
         for (std::size_t i = 0; i < f.batch; ++i) {
@@ -297,7 +323,7 @@ int main(int argc, char** argv) {
           const double lz = log_partition(energy, grid);  // β = 1: NLL = mean E(test) + log Z
           last_nll = mean_energy(energy, test) + lz;
           eval_csv.row({double(s + 1), last_nll, lz});
-          cd.checkpoint().save(dir / "checkpoint.bin");
+          save_checkpoint(dir / "checkpoint.bin");
           train_csv.save(dir / "train.csv");
           eval_csv.save(dir / "eval.csv");
         }
@@ -370,6 +396,9 @@ int main(int argc, char** argv) {
                num("mmd2_samples_vs_test"), bar.seconds());
     fmt::print("outputs in {}\n", dir.string());
     return status == "ok" ? 0 : 3;
+  } catch (const FlagError& e) {
+    fmt::print(stderr, "toy2d: {}\n", e.what());
+    return 2;
   } catch (const IoError& e) {
     fmt::print(stderr, "toy2d: {}\n", e.what());
     return 1;
