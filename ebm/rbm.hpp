@@ -24,6 +24,7 @@
 #include "autodiff/optim.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/vmath.hpp"
+#include "io/checkpoint.hpp"
 #include "samplers/gibbs.hpp"
 
 namespace ebl {
@@ -265,6 +266,41 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsCh
   opt.step();
 }
 
+/// The RBM trainer's state, everything needed to continue a run exactly: the parameters under
+/// `prefix` ("param/W", ...), the optimizer's buffers and step count, the chains (v, and h once
+/// drawn) and the generator. Written to a Checkpoint (io/checkpoint.hpp: checked whole on load).
+template <class T>
+void rbm_save_state(Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, const GibbsChains<T>& chains,
+                    const Rng& rng, const std::string& prefix = "") {
+  for (auto* p : m.parameters()) c.put(prefix + "param/" + p->name, p->value);
+  for (auto& [name, a] : opt.state()) c.put(prefix + "optim/" + name, *a);
+  c.integers[prefix + "optim/steps"] = std::uint64_t(opt.steps());
+  c.put(prefix + "chains/v", chains.v);
+  c.put(prefix + "chains/h", chains.h);
+  const Rng::State st = rng.state();
+  for (int k = 0; k < 4; ++k) c.integers[fmt::format("{}rng/s{}", prefix, k)] = st.s[k];
+}
+
+/// Restores what rbm_save_state wrote into a trainer of the same shape (an IoError names the
+/// first entry missing or of another shape).
+template <class T>
+void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsChains<T>& chains,
+                       Rng& rng, const std::string& prefix = "") {
+  for (auto* p : m.parameters()) c.get(prefix + "param/" + p->name, p->value);
+  for (auto& [name, a] : opt.state()) c.get(prefix + "optim/" + name, *a);
+  opt.steps() = long(c.integer(prefix + "optim/steps"));
+  for (auto [name, a] : {std::pair{"chains/v", &chains.v}, std::pair{"chains/h", &chains.h}}) {
+    auto it = c.arrays.find(prefix + name);
+    if (it == c.arrays.end())
+      throw IoError(fmt::format("checkpoint: no array '{}'", prefix + name));
+    a->resize(it->second.shape());  // h is empty until the chains have drawn it
+    c.get(prefix + name, *a);
+  }
+  Rng::State st{};
+  for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}rng/s{}", prefix, k));
+  rng.set_state(st);
+}
+
 struct AisResult {
   double log_z = 0;    ///< the estimate, log Z_A + log mean w
   double std_err = 0;  ///< its standard error (delta method on the mean of the weights)
@@ -337,7 +373,7 @@ inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, s
 template <class T>
 Array<double> base_rate_bias(const Array<T>& data, double pseudo = 1.0) {
   const std::size_t n = data.shape()[0], nv = data.shape()[1];
-  Array<double> b(Shape{nv});
+  Array<double> b = Array<double>::from_shape({nv});
   for (std::size_t i = 0; i < nv; ++i) {
     double s = 0;
     for (std::size_t r = 0; r < n; ++r) s += double(data(r, i));

@@ -229,3 +229,43 @@ TEST_CASE("on 3x3 bars-and-stripes a trained RBM approaches the optimum -ln 14",
   CHECK(after > optimum - 0.3);
   CHECK(after > before + 3.0);
 }
+
+TEST_CASE("RBM training resumed from its saved state continues bit for bit", "[rbm][io]") {
+  Array<double> data(Shape{40, 9});
+  {
+    Rng drng(71);
+    for (auto& v : data) v = drng.bernoulli(0.3) ? 1.0 : 0.0;
+  }
+  for (bool persistent : {false, true}) {
+    INFO("persistent " << persistent);
+    const RbmTrainOptions o{.k = 2, .persistent = persistent};
+    // one run of 10 steps; or 4 steps, saved to bytes, restored into fresh objects, 6 more
+    auto run = [&](int steps, const Checkpoint* resume, Checkpoint* out) {
+      Rng rng(72);
+      Rbm<double> m(9, 4, rng, 0.1);
+      SGD<double> opt(m.parameters(), {.lr = 0.1, .momentum = 0.5, .weight_decay = 1e-3});
+      GibbsChains<double> chains{.v = rng.uniform_array<double>({10, 9}), .h = {}};
+      sample_bernoulli(chains.v, rng);
+      RbmWorkspace<double> ws;
+      if (resume) rbm_restore_state(*resume, m, opt, chains, rng, "run/");
+      Array<double> batch(Shape{10, 9});
+      for (int s = 0; s < steps; ++s) {
+        for (std::size_t r = 0; r < 10; ++r) std::copy_n(&data(rng.below(40), 0), 9, &batch(r, 0));
+        rbm_train_step(m, opt, batch, chains, o, rng, ws);
+      }
+      rbm_save_state(*out, m, opt, chains, rng, "run/");
+    };
+    Checkpoint straight, half, resumed;
+    run(10, nullptr, &straight);
+    run(4, nullptr, &half);
+    const Checkpoint loaded = Checkpoint::parse(half.bytes(), "half");
+    run(6, &loaded, &resumed);
+    REQUIRE(straight.arrays.size() == resumed.arrays.size());
+    for (const auto& [name, a] : straight.arrays) {
+      INFO(name);
+      CHECK(same(a, resumed.arrays.at(name)));
+    }
+    CHECK(straight.integers == resumed.integers);
+    CHECK(straight.integer("run/optim/steps") == 10);
+  }
+}

@@ -161,6 +161,15 @@ class Csv {
   }
   std::size_t rows() const { return rows_; }
   void save(const fs::path& path) const { write_file_atomic(path, text_); }
+  /// The whole table as text, and the way back (for a checkpoint: a resumed run keeps its rows).
+  const std::string& text() const { return text_; }
+  void restore(const std::string& text) {
+    const std::string header = text_;
+    if (text.compare(0, header.size(), header) != 0)
+      throw IoError("Csv::restore: the saved table has another header");
+    text_ = text;
+    rows_ = std::size_t(std::count(text_.begin(), text_.end(), '\n')) - 1;
+  }
 
  private:
   std::size_t cols_, rows_ = 0;

@@ -4,7 +4,8 @@
 //
 // Output in runs/rbm/<data>-seed<seed>[-k]: config.json, metrics.json, results.md, curves.csv,
 // curves.png, filters_<method>.png (each hidden unit's weights as an image), samples_<method>.png
-// (Gibbs chains run from noise).
+// (Gibbs chains run from noise), and checkpoint.bin, written after every epoch: --resume continues
+// from it to the same outputs byte for byte (--stop-after-epochs ends a run early on purpose).
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -28,11 +29,19 @@ struct Flags {
   std::string binarize = "threshold";
   std::uint64_t seed = 0;
   bool fashion = false, smoke = false;
-  std::string out = "runs";
+  std::string out = "runs", resume;
+  std::size_t stop_after_epochs = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, methods, hidden, epochs, batch, test_size, exact_max,
                                    ais_runs, ais_temps, sample_sweeps, lr, momentum, weight_decay,
-                                   binarize, seed, fashion, smoke, out)
+                                   binarize, seed, fashion, smoke, out, resume, stop_after_epochs)
+
+// What a resumed run may change: its length (--epochs also sets the end of the linear
+// learning-rate decay), where its output goes, when it stops, and its evaluation. Everything else
+// defines the models, the data or the training and must match the checkpoint's.
+const std::set<std::string> kMayDifferOnResume = {
+    "epochs", "out",           "resume",   "stop_after_epochs", "exact_max",
+    "smoke",  "sample_sweeps", "ais_runs", "ais_temps"};
 
 struct Method {
   std::string name;
@@ -142,6 +151,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", f.seed, "seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
+  app.add_option("--resume", f.resume,
+                 "continue from the checkpoint.bin of an earlier run with the same flags (only "
+                 "--epochs and the evaluation flags may change)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--stop-after-epochs", f.stop_after_epochs,
+                 "stop after this many epochs (over all methods) in this invocation, leaving a "
+                 "checkpoint to --resume from (0: run to the end)")
+      ->capture_default_str();
   app.add_flag("--fashion", f.fashion,
                "Fashion-MNIST (28x28, installed on demand) instead of the digits");
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
@@ -175,21 +192,38 @@ int main(int argc, char** argv) {
     Array<T> pl_rows = Array<T>::from_shape({n_pl, nv});
     std::copy_n(test.data(), n_pl * nv, pl_rows.data());
 
+    const nlohmann::json config = f;
+    // Where a resumed run starts: method `first_method`, after `first_epoch` of its epochs.
+    std::optional<Checkpoint> resumed;
+    std::size_t first_method = 0, first_epoch = 0;
+    if (!f.resume.empty()) {
+      resumed = Checkpoint::load(f.resume);  // refuses a corrupt or truncated file
+      check_resume_config(*resumed, config, kMayDifferOnResume, f.resume);
+      first_method = resumed->integer("method_index");
+      first_epoch = resumed->integer("epoch");
+      if (first_method >= methods.size())
+        throw IoError(
+            fmt::format("checkpoint {}: method {} of {}", f.resume, first_method, methods.size()));
+      fmt::print("resuming {} at method {} epoch {}\n", f.resume, methods[first_method].name,
+                 first_epoch);
+    }
+
     fs::path dir = make_run_dir(f.out, "rbm",
                                 fmt::format("{}-seed{}", f.fashion ? "fashion" : "digits", f.seed));
-    nlohmann::json config = f;
     write_json(dir / "config.json", config);
     fmt::print("rbm -> {}\n{}\n", dir.string(), config.dump());
 
     Csv curves({"method_index", "epoch", "train_ll", "test_ll", "test_pll"});
+    if (resumed) curves.restore(*resumed->text("curves"));
     json metrics = json::object();
     std::string md = fmt::format(
         "| method | train log-lik. | test log-lik. | test pseudo-log-lik. (500 images) | log Z "
         "({}) |\n|---|---:|---:|---:|---:|\n",
         exact ? "exact" : "AIS");
     Progress bar("rbm", long(methods.size() * f.epochs));
-    long done = 0;
+    long done = 0, done_here = 0;
     std::vector<std::string> pictures, titles;
+    Checkpoint finals;  // the final weights of each finished method, for later checkpoints
     const Array<double> base = base_rate_bias(train);
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
       const Method& meth = methods[mi];
@@ -203,7 +237,21 @@ int main(int argc, char** argv) {
       std::vector<std::size_t> perm(n);
       for (std::size_t i = 0; i < n; ++i) perm[i] = i;
       const std::size_t batches = n / f.batch, total = f.epochs * batches;
-      std::size_t step = 0;
+      std::size_t epoch_start = 1;
+      if (resumed && mi < first_method) {  // finished before the checkpoint: its final weights
+        for (auto* p : m.parameters())
+          resumed->get(fmt::format("final/{}/param/{}", mi, p->name), p->value);
+        epoch_start = f.epochs + 1;
+        done += long(f.epochs);
+      } else if (resumed && mi == first_method) {
+        rbm_restore_state(*resumed, m, opt, chains, rng, "current/");
+        Array<double> p(Shape{n});
+        resumed->get("current/perm", p);
+        for (std::size_t i = 0; i < n; ++i) perm[i] = std::size_t(p(i));
+        epoch_start = first_epoch + 1;
+        done += long(first_epoch);
+      }
+      std::size_t step = (epoch_start - 1) * batches;
       RbmWorkspace<T> ws;
       AisResult last_z;
       auto log_z = [&](bool final_eval) {
@@ -215,8 +263,27 @@ int main(int argc, char** argv) {
         last_z = rbm_ais(m, base, f.ais_runs, f.ais_temps, arng);
         return last_z.log_z;
       };
+      // Everything needed to continue: the finished methods' weights, this method's trainer
+      // state and data order, the curves so far, and the flags to check a resume against.
+      auto save_checkpoint = [&](std::size_t epochs_done) {
+        Checkpoint c;
+        c.strings["config"] = config.dump();
+        c.strings["curves"] = curves.text();
+        c.integers["method_index"] = mi;
+        c.integers["epoch"] = epochs_done;
+        for (std::size_t k = 0; k < mi; ++k)
+          for (const auto& name : {"W", "b", "c"}) {
+            const std::string key = fmt::format("final/{}/param/{}", k, name);
+            c.arrays[key] = finals.arrays.at(key);
+          }
+        rbm_save_state(c, m, opt, chains, rng, "current/");
+        Array<double> p(Shape{n});
+        for (std::size_t i = 0; i < n; ++i) p(i) = double(perm[i]);
+        c.put("current/perm", p);
+        c.save(dir / "checkpoint.bin");
+      };
       double tr_ll = NAN, te_ll = NAN, pll = NAN, lz = NAN;
-      for (std::size_t epoch = 1; epoch <= f.epochs; ++epoch) {
+      for (std::size_t epoch = epoch_start; epoch <= f.epochs; ++epoch) {
         for (std::size_t i = n; i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
         for (std::size_t bi = 0; bi < batches; ++bi, ++step) {
           for (std::size_t r = 0; r < f.batch; ++r)
@@ -231,7 +298,22 @@ int main(int argc, char** argv) {
         curves.row({double(mi), double(epoch), tr_ll, te_ll, pll});
         bar.update(++done, fmt::format("{} epoch {} test LL {:.3f} PLL {:.3f}", meth.name, epoch,
                                        te_ll, pll));
+        save_checkpoint(epoch);
+        if (f.stop_after_epochs > 0 && ++done_here == long(f.stop_after_epochs)) {
+          curves.save(dir / "curves.csv");
+          fmt::print("\nstopped after {} epochs; continue with --resume {}\n", done_here,
+                     (dir / "checkpoint.bin").string());
+          return 0;
+        }
       }
+      if (epoch_start > f.epochs) {  // nothing trained here: evaluate the weights as they are
+        lz = log_z(true);
+        tr_ll = rbm_average_loglik(m, train, lz);
+        te_ll = rbm_average_loglik(m, test, lz);
+        pll = rbm_pseudo_loglik(m, pl_rows);
+      }
+      for (auto* p : m.parameters())
+        finals.put(fmt::format("final/{}/param/{}", mi, p->name), p->value);
       metrics[meth.name] = {{"train_loglik", tr_ll},
                             {"test_loglik", te_ll},
                             {"test_pseudo_loglik", pll},
@@ -281,6 +363,9 @@ int main(int argc, char** argv) {
     plot(dir, "curves.gp", cs + ll + "\n" + pl + "\nunset multiplot\n", {"curves.png"});
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());
     return 0;
+  } catch (const FlagError& e) {
+    fmt::print(stderr, "rbm: {}\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "rbm: {}\n", e.what());
     return 1;
