@@ -1,12 +1,14 @@
 # Thin wrapper over CMake. The two quick-start commands:
 #   make run    install what is missing, build (Release), run the main job
 #   make test   install what is missing, build (Release), run the whole test suite
-# Also: make sanitize (ASan+UBSan build of the tests), make bench, make format.
+# Also: make sanitize (ASan+UBSan build of the tests), make bench, make format,
+#       make install PREFIX=<dir> (headers, library, CMake package, pkg-config file, data, binaries).
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
 
-.PHONY: deps build run test sanitize bench format clean
+.PHONY: deps build run test sanitize bench format install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -30,6 +32,9 @@ bench: build
 	@scripts/install-deps.sh python3 python3-torch python3-sklearn
 	bench/compare.py $(BUILD)/bench/bench_mlp
 	bench/rbm_vs_sklearn.py $(BUILD)/bench/bench_rbm
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "datasets/data_dir.hpp"
 #include "datasets/labeled.hpp"
 #include "io/files.hpp"
 
@@ -113,11 +114,11 @@ inline LabeledData load_idx(const std::filesystem::path& images,
   return d;
 }
 
-/// Where the data live: the digits copy carried in the repository (datasets/data/, see its
-/// README), and
-/// Debian's Fashion-MNIST (package dataset-fashion-mnist).
-inline std::filesystem::path default_digits_path() {
-  return std::filesystem::path(EBL_SOURCE_DIR) / "datasets/data/digits.csv.gz";
+/// Where the data live: the digits copy carried with the library (datasets/data/ here,
+/// <prefix>/share/ebl once installed; see datasets/data_dir.hpp for the lookup and its
+/// overrides), and Debian's Fashion-MNIST (package dataset-fashion-mnist).
+inline std::filesystem::path default_digits_path(const std::filesystem::path& data_dir = {}) {
+  return data_file("digits.csv.gz", data_dir);
 }
 inline constexpr const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
 

@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "autodiff/version.hpp"
 #include "datasets/images.hpp"
 #include "io/checkpoint.hpp"
 #include "io/files.hpp"
@@ -58,13 +59,19 @@ inline void require_finite_floats(CLI::App& app) {
 }
 
 /// Parse flags. Returns an exit code when the program should stop now: 0 after --help, 2 after a
-/// bad flag (one line on stderr, naming the program). Floating-point flags refuse NaN and ±inf.
+/// bad flag (one line on stderr, naming the program), 0 after --version (which every binary has).
+/// Floating-point flags refuse NaN and ±inf.
 inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
   require_finite_floats(app);
+  app.set_version_flag("--version", fmt::format("{} (ebl {})", app.get_name(), ebl::kVersion),
+                       "print the library's version and exit");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    fmt::print("{}\n", e.what());
     return 0;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "{}: {}\n", app.get_name(), e.what());
@@ -216,10 +223,15 @@ class Progress {
 inline std::pair<LabeledData, LabeledData> load_fashion_on_demand() {
   const fs::path dir = kFashionDir;
   if (!fs::exists(dir / "train-images-idx3-ubyte.gz")) {
+    // the repository's install script where there is one; an installed binary asks apt-get
+    const fs::path script = fs::path(EBL_SOURCE_DIR) / "scripts/install-deps.sh";
+    if (!fs::exists(script))
+      throw IoError(fmt::format(
+          "Fashion-MNIST is not installed in {} (apt-get install dataset-fashion-mnist)",
+          dir.string()));
     fmt::print(stderr,
                "Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist\n");
-    std::string cmd =
-        fmt::format("'{}/scripts/install-deps.sh' dataset-fashion-mnist", EBL_SOURCE_DIR);
+    const std::string cmd = fmt::format("'{}' dataset-fashion-mnist", script.string());
     if (std::system(cmd.c_str()) != 0)
       throw IoError(
           "could not install dataset-fashion-mnist (apt-get install dataset-fashion-mnist)");
@@ -229,11 +241,13 @@ inline std::pair<LabeledData, LabeledData> load_fashion_on_demand() {
 }
 
 /// The data of a classification study: Fashion-MNIST's own train/test sets, or the digits with a
-/// fixed held-out split of test_size images.
+/// fixed held-out split of test_size images. data_dir: where to look for the digits first (the
+/// --data-dir flag; empty: the library's own lookup, datasets/data_dir.hpp).
 inline std::pair<LabeledData, LabeledData> load_train_test(bool fashion, std::size_t test_size,
-                                                           std::uint64_t seed) {
+                                                           std::uint64_t seed,
+                                                           const fs::path& data_dir = {}) {
   if (fashion) return load_fashion_on_demand();
-  LabeledData all = load_digits_csv(default_digits_path());
+  LabeledData all = load_digits_csv(default_digits_path(data_dir));
   if (test_size >= all.size())
     throw std::invalid_argument(fmt::format("--test-size {} leaves no training data", test_size));
   return split(all, test_size, seed);

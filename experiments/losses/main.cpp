@@ -33,12 +33,12 @@ struct Flags {
   std::size_t exclude = 2;
   std::uint64_t seed = 0;
   bool fashion = false, smoke = false;
-  std::string out = "runs";
+  std::string out = "runs", data_dir;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, seeds, epochs, batch, hidden, test_size, lr, margin,
                                    saturation, gamma, beta, study_steps, grid, study_lr,
                                    study_margin, study_beta, flat_tol, exclude, seed, fashion,
-                                   smoke, out)
+                                   smoke, out, data_dir)
 
 // ---- study 1 -------------------------------------------------------------------------------
 
@@ -192,6 +192,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", f.seed, "base seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
+  app.add_option("--data-dir", f.data_dir,
+                 "where the digits are (default: $EBL_DATA_DIR, then the installed or source copy)")
+      ->check(CLI::ExistingDirectory);
   app.add_flag("--fashion", f.fashion, "classify Fashion-MNIST (28x28) instead of the 8x8 digits");
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
@@ -209,7 +212,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    auto [train, test] = load_train_test(f.fashion, f.test_size, f.seed);
+    auto [train, test] = load_train_test(f.fashion, f.test_size, f.seed, f.data_dir);
 
     fs::path dir =
         make_run_dir(f.out, "losses", fmt::format("{}seed{}", f.fashion ? "fashion-" : "", f.seed));

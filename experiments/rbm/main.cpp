@@ -29,12 +29,13 @@ struct Flags {
   std::string binarize = "threshold";
   std::uint64_t seed = 0;
   bool fashion = false, smoke = false;
-  std::string out = "runs", resume;
+  std::string out = "runs", resume, data_dir;
   std::size_t stop_after_epochs = 0;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, methods, hidden, epochs, batch, test_size, exact_max,
                                    ais_runs, ais_temps, sample_sweeps, lr, momentum, weight_decay,
-                                   binarize, seed, fashion, smoke, out, resume, stop_after_epochs)
+                                   binarize, seed, fashion, smoke, out, resume, stop_after_epochs,
+                                   data_dir)
 
 // What a resumed run may change: its length (--epochs also sets the end of the linear
 // learning-rate decay), where its output goes, when it stops, and its evaluation. Everything else
@@ -151,6 +152,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", f.seed, "seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
+  app.add_option("--data-dir", f.data_dir,
+                 "where the digits are (default: $EBL_DATA_DIR, then the installed or source copy)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--resume", f.resume,
                  "continue from the checkpoint.bin of an earlier run with the same flags (only "
                  "--epochs and the evaluation flags may change)")
@@ -177,7 +181,7 @@ int main(int argc, char** argv) {
       while (std::getline(ss, m, ',')) methods.push_back(parse_method(m));
     }
     if (methods.empty()) throw std::invalid_argument("--methods lists no method");
-    auto [train_set, test_set] = load_train_test(f.fashion, f.test_size, f.seed);
+    auto [train_set, test_set] = load_train_test(f.fashion, f.test_size, f.seed, f.data_dir);
     Rng data_rng(f.seed);
     Array<float> trf = f.binarize == "threshold" ? binarize_threshold(train_set.x)
                                                  : binarize_sample(train_set.x, data_rng);

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The library as a user gets it: install the build to a temporary prefix, then, using nothing of
+# the source tree but the two small projects named below,
+#  1. compile every installed header on its own against find_package(ebl) (tests/installed/);
+#  2. build and run examples/custom_energy against the prefix (its own checks must pass, and it
+#     must find the digits under <prefix>/share/ebl);
+#  3. compile and run a program with the flags of the installed ebl.pc (pkg-config);
+#  4. run the installed ebl-rbm binary; then spoil the installed digits file and check that the
+#     binary read it from <prefix>/share/ebl (the error names that file), and that EBL_DATA_DIR
+#     points it elsewhere.
+# Usage: check_install.sh <build-dir> <source-dir> <scratch-dir>
+set -euo pipefail
+build=$1 src=$2 scratch=$3
+rm -rf "$scratch" && mkdir -p "$scratch"
+prefix=$scratch/prefix
+fail() { echo "FAIL: $*"; exit 1; }
+jobs=$(nproc)
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for f in include/ebl/autodiff/tape.hpp include/ebl/autodiff/version.hpp lib/libebl.a \
+         lib/cmake/ebl/eblConfig.cmake lib/cmake/ebl/eblConfigVersion.cmake lib/pkgconfig/ebl.pc \
+         share/ebl/digits.csv.gz bin/ebl-toy2d bin/ebl-rbm; do
+  [ -e "$prefix/$f" ] || fail "not installed: $f"
+done
+
+# 1
+cmake -S "$src/tests/installed" -B "$scratch/headers" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$scratch/headers" -j "$jobs" >/dev/null || fail "an installed header does not compile alone"
+
+# 2
+cmake -S "$src/examples/custom_energy" -B "$scratch/example" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$scratch/example" -j "$jobs" >/dev/null || fail "the example does not build"
+"$scratch/example/custom_energy" | tee "$scratch/example.out"
+grep -q "all checks passed" "$scratch/example.out" || fail "the example's checks failed"
+grep -q "from $prefix/share/ebl/digits.csv.gz" "$scratch/example.out" ||
+  fail "the example did not read the installed digits"
+
+# 3
+cat >"$scratch/pc.cpp" <<'CPP'
+#include <fmt/format.h>
+#include "autodiff/ops.hpp"
+#include "autodiff/version.hpp"
+int main() {
+  ebl::Tape<double> t;
+  auto x = t.input(ebl::Array<double>{1.0, 2.0}, true);
+  t.backward(ebl::sum(ebl::square(x)), {x});
+  fmt::print("ebl {} via pkg-config: d/dx sum x^2 = [{}, {}]\n", ebl::kVersion, t.grad(x)(0), t.grad(x)(1));
+  return t.grad(x)(1) == 4.0 ? 0 : 1;
+}
+CPP
+# shellcheck disable=SC2046
+g++ -std=c++20 "$scratch/pc.cpp" -o "$scratch/pc" \
+  $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs ebl) ||
+  fail "a program built with pkg-config's flags does not build"
+"$scratch/pc" || fail "the pkg-config program gave a wrong gradient"
+
+# 4
+"$prefix/bin/ebl-rbm" --version
+"$prefix/bin/ebl-rbm" --smoke --out "$scratch/runs" >/dev/null 2>&1 || fail "installed ebl-rbm failed"
+mv "$prefix/share/ebl/digits.csv.gz" "$scratch/digits.csv.gz"
+printf 'not gzip' | gzip -c | head -c 10 >"$prefix/share/ebl/digits.csv.gz"
+if "$prefix/bin/ebl-rbm" --smoke --out "$scratch/runs" 2>"$scratch/err" >/dev/null; then
+  fail "ebl-rbm did not read the installed (spoiled) digits"
+fi
+grep -q "$prefix/share/ebl/digits.csv.gz" "$scratch/err" || fail "unexpected error: $(cat "$scratch/err")"
+mkdir -p "$scratch/elsewhere" && cp "$scratch/digits.csv.gz" "$scratch/elsewhere/"
+EBL_DATA_DIR="$scratch/elsewhere" "$prefix/bin/ebl-rbm" --smoke --out "$scratch/runs" >/dev/null 2>&1 ||
+  fail "EBL_DATA_DIR did not point ebl-rbm at the data"
+echo "install checks passed"
