@@ -8,6 +8,7 @@
 #include "autodiff/ops.hpp"
 
 #include "autodiff/blas.hpp"
+#include "autodiff/op_helpers.hpp"
 #include "autodiff/vmath.hpp"
 
 #include <algorithm>
@@ -27,19 +28,7 @@
 namespace ebl {
 namespace {
 
-template <class T>
-Tape<T>& tape_of(const char* op, Var<T> a) {
-  if (!a.tape) throw std::invalid_argument(fmt::format("{}: variable is not on a tape", op));
-  return *a.tape;
-}
-
-template <class T>
-Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
-  Tape<T>& t = tape_of(op, a);
-  if (b.tape != a.tape)
-    throw std::invalid_argument(fmt::format("{}: inputs are on different tapes", op));
-  return t;
-}
+using op_detail::tape_of;
 
 // numpy broadcasting of two shapes, or a ShapeError naming the op
 Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {

@@ -1,7 +1,9 @@
 // Every differentiable op of the library, with its forward and its vector-Jacobian product (VJP)
 // on one screen. In the VJP column, gy is the incoming cotangent dL/dy, ga/gb/gx the cotangents
 // added into the inputs; "sum_to" reduces a broadcast cotangent back to the input's shape. The
-// implementations live in ops.cpp, each VJP right under its forward code.
+// implementations live in ops.cpp (elementwise, reductions, products, shapes and indexing),
+// ops_batched.cpp (bmm, permute, mean over axes) and ops_images.cpp (conv2d, avg_pool2d), each
+// VJP right under its forward code.
 //
 // clang-format off
 //  op                         forward y                               VJP
@@ -41,6 +43,14 @@
 //  cols(a, idx)               a[:, idx]                               ga[:, idx[c]] += gy[:, c]
 //  gather(a, idx)             y[r] = a[r, idx[r]]   (one per row)     ga[r, idx[r]] += gy[r]
 //  concat({a, b, ...}, ax)    joined along ax                         each input gets its slice of gy
+//  bmm(a, b, ta, tb)          y[p] = op(a[p]) op(b[p]), a:[B,m,k]       ga[p] += gy[p] op(b[p])^T (as matmul, per p)
+//                                                   b:[B,k,n]        gb[p] += op(a[p])^T gy[p]
+//  permute(a, axes)           y.shape[d] = a.shape[axes[d]]           ga += permute(gy, axes⁻¹)
+//  mean(a, {axes}, kd)        Σ over the axes / their element count   ga += broadcast(gy) / count
+//  conv2d(x, W, b, s, p)      y[n,o] = Σ_c W[o,c] ⋆ x[n,c] + b[o]       per image, with C = im2col(x[n]) [c·kh·kw, oh·ow]:
+//                             NCHW; x:[n,c,h,w] W:[o,c,kh,kw]          y[n] = W C + b;  gW += gy[n] Cᵀ;
+//                             stride s, zero padding p                 gx[n] += col2im(Wᵀ gy[n]);  gb += Σ gy
+//  avg_pool2d(x, k, s)        mean of each k×k window, stride s       each window's pixels += gy / k²
 // clang-format on
 #pragma once
 
@@ -107,6 +117,24 @@ template <class T> Var<T> concat(std::span<const Var<T>> parts, std::ptrdiff_t a
 template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, std::ptrdiff_t axis) {
   return concat(std::span<const Var<T>>(parts.begin(), parts.size()), axis);
 }
+
+/// Batched products y[p] = op(a[p]) op(b[p]) for a [B,m,k] and b [B,k,n] (op: transpose when flagged).
+template <class T> Var<T> bmm(Var<T> a, Var<T> b, bool trans_a = false, bool trans_b = false);
+/// The axes of a in any order: y.shape[d] = a.shape[axes[d]] (numpy's transpose(a, axes)).
+template <class T> Var<T> permute(Var<T> a, std::span<const std::size_t> axes);
+template <class T> Var<T> permute(Var<T> a, std::initializer_list<std::size_t> axes) {
+  return permute(a, std::span<const std::size_t>(axes.begin(), axes.size()));
+}
+/// The mean over several axes at once (global average pooling: mean(x, {2, 3}) on NCHW).
+template <class T> Var<T> mean(Var<T> a, std::span<const std::ptrdiff_t> axes, bool keepdims = false);
+template <class T> Var<T> mean(Var<T> a, std::initializer_list<std::ptrdiff_t> axes, bool keepdims = false) {
+  return mean(a, std::span<const std::ptrdiff_t>(axes.begin(), axes.size()), keepdims);
+}
+/// 2-D convolution (cross-correlation, as in every deep-learning library) on NCHW: x [n,c,h,w],
+/// w [o,c,kh,kw], b [o] -> [n, o, (h+2p-kh)/s+1, (w+2p-kw)/s+1], zero padding p on each side.
+template <class T> Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride = 1, std::size_t padding = 0);
+/// Average pooling over k×k windows with stride s (0: s = k), no padding, on NCHW.
+template <class T> Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride = 0);
 
 // Operators: the arithmetic above, with scalars on either side.
 template <class T> Var<T> operator+(Var<T> a, Var<T> b) { return add(a, b); }

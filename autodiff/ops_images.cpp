@@ -1,0 +1,221 @@
+// Image ops on NCHW arrays: conv2d (lowered to matrix products through an im2col buffer) and
+// avg_pool2d. Same conventions as ops.cpp: the VJP is a capture-less lambda under the forward,
+// `i` is the op's node, x/w/b its inputs, gy the incoming cotangent; the formulas are in ops.hpp's
+// table. Every buffer is a tape buffer (the node's value, gradient or aux), so a reused tape
+// allocates nothing.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "autodiff/blas.hpp"
+#include "autodiff/op_helpers.hpp"
+#include "autodiff/ops.hpp"
+
+#pragma GCC diagnostic ignored "-Wshadow"  // as in ops.cpp: the VJPs reuse the forward's names
+
+namespace ebl {
+namespace {
+
+using op_detail::tape_of;
+
+// The geometry of one convolution: input [n, c, h, w], weight [o, c, kh, kw], output [n, o, oh, ow].
+struct ConvGeom {
+  std::size_t n, c, h, w, o, kh, kw, stride, pad, oh, ow;
+  std::size_t K() const { return c * kh * kw; }  // rows of the im2col matrix
+  std::size_t L() const { return oh * ow; }      // its columns: one per output position
+};
+
+ConvGeom conv_geom(const Shape& xs, const Shape& ws, std::size_t stride, std::size_t pad) {
+  return {xs[0],
+          xs[1],
+          xs[2],
+          xs[3],
+          ws[0],
+          ws[2],
+          ws[3],
+          stride,
+          pad,
+          (xs[2] + 2 * pad - ws[2]) / stride + 1,
+          (xs[3] + 2 * pad - ws[3]) / stride + 1};
+}
+
+// col[K, L] for one image x [c, h, w]: col[(ci kh + ki) kw + kj, oy ow + ox] =
+// x[ci, oy s - p + ki, ox s - p + kj], 0 in the padding.
+template <class T>
+void im2col(const ConvGeom& g, const T* x, T* col) {
+  const std::size_t L = g.L();
+  for (std::size_t ci = 0; ci < g.c; ++ci)
+    for (std::size_t ki = 0; ki < g.kh; ++ki)
+      for (std::size_t kj = 0; kj < g.kw; ++kj) {
+        T* row = col + ((ci * g.kh + ki) * g.kw + kj) * L;
+        for (std::size_t oy = 0; oy < g.oh; ++oy) {
+          const std::ptrdiff_t iy = std::ptrdiff_t(oy * g.stride + ki) - std::ptrdiff_t(g.pad);
+          T* r = row + oy * g.ow;
+          if (iy < 0 || iy >= std::ptrdiff_t(g.h)) {
+            std::fill(r, r + g.ow, T(0));
+            continue;
+          }
+          const T* xr = x + (ci * g.h + std::size_t(iy)) * g.w;
+          for (std::size_t ox = 0; ox < g.ow; ++ox) {
+            const std::ptrdiff_t ix = std::ptrdiff_t(ox * g.stride + kj) - std::ptrdiff_t(g.pad);
+            r[ox] = (ix < 0 || ix >= std::ptrdiff_t(g.w)) ? T(0) : xr[ix];
+          }
+        }
+      }
+}
+
+// The adjoint of im2col: gx[c, h, w] += every entry of gcol[K, L] at the pixel it was read from.
+template <class T>
+void col2im_add(const ConvGeom& g, const T* gcol, T* gx) {
+  const std::size_t L = g.L();
+  for (std::size_t ci = 0; ci < g.c; ++ci)
+    for (std::size_t ki = 0; ki < g.kh; ++ki)
+      for (std::size_t kj = 0; kj < g.kw; ++kj) {
+        const T* row = gcol + ((ci * g.kh + ki) * g.kw + kj) * L;
+        for (std::size_t oy = 0; oy < g.oh; ++oy) {
+          const std::ptrdiff_t iy = std::ptrdiff_t(oy * g.stride + ki) - std::ptrdiff_t(g.pad);
+          if (iy < 0 || iy >= std::ptrdiff_t(g.h)) continue;
+          T* xr = gx + (ci * g.h + std::size_t(iy)) * g.w;
+          const T* r = row + oy * g.ow;
+          for (std::size_t ox = 0; ox < g.ow; ++ox) {
+            const std::ptrdiff_t ix = std::ptrdiff_t(ox * g.stride + kj) - std::ptrdiff_t(g.pad);
+            if (ix >= 0 && ix < std::ptrdiff_t(g.w)) xr[ix] += r[ox];
+          }
+        }
+      }
+}
+
+}  // namespace
+
+template <class T>
+Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padding) {
+  Tape<T>& t = tape_of("conv2d", x, w);
+  tape_of("conv2d", x, b);
+  const Shape &xs = x.shape(), &ws = w.shape(), &bs = b.shape();
+  if (xs.size() != 4 || ws.size() != 4)
+    throw ShapeError(fmt::format("conv2d: input {} and weight {} must be [n,c,h,w] and [o,c,kh,kw]",
+                                 shape_str(xs), shape_str(ws)));
+  if (xs[1] != ws[1])
+    throw ShapeError(fmt::format("conv2d: input {} has {} channels, weight {} expects {}",
+                                 shape_str(xs), xs[1], shape_str(ws), ws[1]));
+  if (bs.size() != 1 || bs[0] != ws[0])
+    throw ShapeError(fmt::format("conv2d: bias {} does not match weight {} (want [{}])",
+                                 shape_str(bs), shape_str(ws), ws[0]));
+  if (stride < 1) throw ShapeError("conv2d: stride must be at least 1");
+  if (xs[2] + 2 * padding < ws[2] || xs[3] + 2 * padding < ws[3])
+    throw ShapeError(fmt::format("conv2d: kernel {}x{} larger than input {} padded by {}", ws[2],
+                                 ws[3], shape_str(xs), padding));
+  std::size_t i = t.push("conv2d", {x.id, w.id, b.id}, [](Tape<T>& t, std::size_t i) {
+    std::size_t x = t.in(i, 0), w = t.in(i, 1), b = t.in(i, 2);
+    auto& nd = t.node_(i);
+    const Array<T>&X = t.val(x), &W = t.val(w), &gy = t.gy(i);
+    const ConvGeom g = conv_geom(X.shape(), W.shape(), nd.idx[0], nd.idx[1]);
+    const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
+    Array<T>& col = nd.aux;  // [K, L], reused for the image's columns and their cotangent
+    col.resize(Shape{K, L});
+    if (t.needs(b)) {  // gb[o] += Σ_{n, positions} gy
+      T* gb = t.grad_zeroed(b);
+      for (std::size_t s = 0; s < g.n; ++s)
+        for (std::size_t oc = 0; oc < g.o; ++oc) {
+          const T* r = gy.data() + s * out_size + oc * L;
+          T acc = 0;
+          for (std::size_t l = 0; l < L; ++l) acc += r[l];
+          gb[oc] += acc;
+        }
+    }
+    if (t.needs(w)) {  // gW[o, K] += Σ_n gy_n[o, L] col_nᵀ
+      T beta;
+      Array<T>& gw = t.grad_for_gemm(w, beta);
+      for (std::size_t s = 0; s < g.n; ++s) {
+        im2col(g, X.data() + s * in_size, col.data());
+        gemm(false, true, g.o, K, L, T(1), gy.data() + s * out_size, L, col.data(), L,
+             s == 0 ? beta : T(1), gw.data(), K);
+        ++t.stats.gemm_backward;
+      }
+    }
+    if (t.needs(x)) {  // gx_n += col2im(Wᵀ gy_n)
+      T* gx = t.grad_zeroed(x);
+      for (std::size_t s = 0; s < g.n; ++s) {
+        gemm(true, false, K, L, g.o, T(1), W.data(), K, gy.data() + s * out_size, L, T(0),
+             col.data(), L);
+        ++t.stats.gemm_backward;
+        col2im_add(g, col.data(), gx + s * in_size);
+      }
+    }
+  });
+  auto& nd = t.node_(i);
+  nd.idx.assign({stride, padding});
+  const ConvGeom g = conv_geom(xs, ws, stride, padding);
+  const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
+  nd.own.resize(Shape{g.n, g.o, g.oh, g.ow});
+  nd.aux.resize(Shape{K, L});
+  const T *X = x.value().data(), *W = w.value().data(), *B = b.value().data();
+  for (std::size_t s = 0; s < g.n; ++s) {  // y_n[o, L] = W[o, K] col_n[K, L] + b
+    im2col(g, X + s * in_size, nd.aux.data());
+    T* y = nd.own.data() + s * out_size;
+    gemm(false, false, g.o, L, K, T(1), W, K, nd.aux.data(), L, T(0), y, L);
+    ++t.stats.gemm_forward;
+    for (std::size_t oc = 0; oc < g.o; ++oc)
+      for (std::size_t l = 0; l < L; ++l) y[oc * L + l] += B[oc];
+  }
+  return {&t, i};
+}
+
+template <class T>
+Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
+  Tape<T>& t = tape_of("avg_pool2d", x);
+  const Shape& xs = x.shape();
+  if (xs.size() != 4)
+    throw ShapeError(fmt::format("avg_pool2d: input {} is not [n,c,h,w]", shape_str(xs)));
+  if (stride == 0) stride = kernel;
+  if (kernel < 1 || kernel > xs[2] || kernel > xs[3])
+    throw ShapeError(
+        fmt::format("avg_pool2d: kernel {} does not fit input {}", kernel, shape_str(xs)));
+  std::size_t i = t.push("avg_pool2d", {x.id}, [](Tape<T>& t, std::size_t i) {
+    std::size_t x = t.in(i, 0);
+    const auto& nd = t.node_(i);
+    const std::size_t k = nd.idx[0], s = nd.idx[1];
+    const Shape &xs = t.val(x).shape(), &ys = nd.own.shape();
+    const std::size_t planes = xs[0] * xs[1], h = xs[2], w = xs[3], oh = ys[2], ow = ys[3];
+    const T inv = T(1) / T(k * k);
+    T* gx = t.grad_zeroed(x);
+    const T* gy = t.gy(i).data();
+    for (std::size_t p = 0; p < planes; ++p)  // every pixel of a window gets gy / k²
+      for (std::size_t oy = 0; oy < oh; ++oy)
+        for (std::size_t ox = 0; ox < ow; ++ox) {
+          const T gv = gy[(p * oh + oy) * ow + ox] * inv;
+          for (std::size_t ki = 0; ki < k; ++ki) {
+            T* r = gx + (p * h + oy * s + ki) * w + ox * s;
+            for (std::size_t kj = 0; kj < k; ++kj) r[kj] += gv;
+          }
+        }
+  });
+  auto& nd = t.node_(i);
+  nd.idx.assign({kernel, stride});
+  const std::size_t planes = xs[0] * xs[1], h = xs[2], w = xs[3];
+  const std::size_t oh = (h - kernel) / stride + 1, ow = (w - kernel) / stride + 1;
+  nd.own.resize(Shape{xs[0], xs[1], oh, ow});
+  const T inv = T(1) / T(kernel * kernel);
+  const T* X = x.value().data();
+  T* Y = nd.own.data();
+  for (std::size_t p = 0; p < planes; ++p)
+    for (std::size_t oy = 0; oy < oh; ++oy)
+      for (std::size_t ox = 0; ox < ow; ++ox) {
+        T acc = 0;
+        for (std::size_t ki = 0; ki < kernel; ++ki) {
+          const T* r = X + (p * h + oy * stride + ki) * w + ox * stride;
+          for (std::size_t kj = 0; kj < kernel; ++kj) acc += r[kj];
+        }
+        Y[(p * oh + oy) * ow + ox] = acc * inv;
+      }
+  return {&t, i};
+}
+
+#define EBL_INSTANTIATE(T)                                                  \
+  template Var<T> conv2d(Var<T>, Var<T>, Var<T>, std::size_t, std::size_t); \
+  template Var<T> avg_pool2d(Var<T>, std::size_t, std::size_t);
+
+EBL_INSTANTIATE(float)
+EBL_INSTANTIATE(double)
+
+}  // namespace ebl
