@@ -1,0 +1,87 @@
+// Relational graph convolution for a batch of dense graphs (Schlichtkrull et al. 2018, as the
+// graph EBMs use it: GraphEBM, Liu et al. 2021; Miglior et al. 2025):
+//     H' = Σ_r A_r H W_r + H W_self + b,     A: [B, R, N, N] (one adjacency per relation),
+//                                             H: [B, N, F] -> H': [B, N, F'],
+// each weight optionally spectrally normalised (SpectralNorm). On the tape: one product H W for
+// all relations at once (W_r side by side), the relation axis moved next to the batch, one
+// batched product A_r (H W_r) for every (graph, relation), and the sum over relations.
+// sum_readout sums the node features: a permutation-invariant graph feature [B, F'].
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "autodiff/layers.hpp"
+#include "autodiff/spectral_norm.hpp"
+
+namespace ebl {
+
+template <class T>
+class RelationalGraphConv {
+ public:
+  /// Weights U(-1/√in, 1/√in), as Linear; with spectral_norm each of W_1..W_R and W_self is used
+  /// divided by its largest singular value.
+  RelationalGraphConv(std::size_t in, std::size_t out, std::size_t relations, Rng& rng,
+                      bool spectral_norm = true, const std::string& name = "rgcn")
+      : in_(in), out_(out), sn_(spectral_norm) {
+    const double bound = 1 / std::sqrt(double(in));
+    for (std::size_t r = 0; r <= relations; ++r) {  // r == relations: W_self
+      Parameter<T> w(r < relations ? fmt::format("{}.W{}", name, r) : name + ".Wself",
+                     rng.uniform_array<T>(Shape{in, out}, -bound, bound));
+      weights_.emplace_back(std::move(w), rng);
+    }
+    b = Parameter<T>(name + ".b", rng.uniform_array<T>(Shape{out}, -bound, bound));
+    parts_.resize(relations);
+  }
+
+  /// A [B, R, N, N], H [B, N, F] -> [B, N, F']. update_sn: one power iteration per weight (a
+  /// training forward); false while sampling.
+  Var<T> operator()(Tape<T>& t, Var<T> A, Var<T> H, bool update_sn = false) {
+    const Shape &as = A.shape(), &hs = H.shape();
+    const std::size_t R = parts_.size();
+    if (as.size() != 4 || hs.size() != 3 || as[0] != hs[0] || as[1] != R || as[2] != hs[1] ||
+        as[3] != hs[1] || hs[2] != in_)
+      throw ShapeError(fmt::format(
+          "RelationalGraphConv: adjacency {} and features {} do not fit [B,{},N,N] and [B,N,{}]",
+          shape_str(as), shape_str(hs), R, in_));
+    const auto B = std::ptrdiff_t(hs[0]), N = std::ptrdiff_t(hs[1]), F = std::ptrdiff_t(in_),
+               Fo = std::ptrdiff_t(out_), Rp = std::ptrdiff_t(R);
+    for (std::size_t r = 0; r < R; ++r) parts_[r] = weight(t, r, update_sn);
+    Var<T> h = reshape(H, {B * N, F});
+    Var<T> hw = matmul(h, concat(std::span<const Var<T>>(parts_), 1));  // [B·N, R·F']
+    hw = reshape(permute(reshape(hw, {B, N, Rp, Fo}), {0, 2, 1, 3}), {B * Rp, N, Fo});
+    Var<T> msg = bmm(reshape(A, {B * Rp, N, N}), hw);              // [B·R, N, F']
+    Var<T> agg = sum(reshape(msg, {B, Rp, N, Fo}), 1);             // Σ_r A_r H W_r
+    Var<T> self = linear(h, weight(t, R, update_sn), t.param(b));  // H W_self + b
+    return agg + reshape(self, {B, N, Fo});
+  }
+
+  std::vector<Parameter<T>*> parameters() {
+    std::vector<Parameter<T>*> ps;
+    for (auto& w : weights_) ps.push_back(&w.weight);
+    ps.push_back(&b);
+    return ps;
+  }
+  std::vector<SpectralNorm<T>>& weights() { return weights_; }  ///< W_1..W_R, then W_self
+
+  Parameter<T> b;
+
+ private:
+  Var<T> weight(Tape<T>& t, std::size_t r, bool update_sn) {
+    return sn_ ? weights_[r](t, update_sn) : t.param(weights_[r].weight);
+  }
+  std::size_t in_, out_;
+  bool sn_;
+  std::vector<SpectralNorm<T>> weights_;
+  std::vector<Var<T>> parts_;  // the relations' weights on the current tape
+};
+
+/// Σ over the nodes: H [B, N, F] -> [B, F], invariant to the order of the nodes.
+template <class T>
+Var<T> sum_readout(Var<T> H) {
+  return sum(H, 1);
+}
+
+}  // namespace ebl
