@@ -2,9 +2,12 @@
 // graph EBMs use it: GraphEBM, Liu et al. 2021; Miglior et al. 2025):
 //     H' = Σ_r A_r H W_r + H W_self + b,     A: [B, R, N, N] (one adjacency per relation),
 //                                             H: [B, N, F] -> H': [B, N, F'],
-// each weight optionally spectrally normalised (SpectralNorm). On the tape: one product H W for
-// all relations at once (W_r side by side), the relation axis moved next to the batch, one
-// batched product A_r (H W_r) for every (graph, relation), and the sum over relations.
+// each weight optionally spectrally normalised (SpectralNorm). On the tape, per graph, with the
+// adjacency's axes ordered (node i, relation r, node j):
+//     Σ_r A_r H W_r = [A_1 H | A_2 H | ... | A_R H] [W_1; W_2; ...; W_R],
+// one batched product of A viewed as [N·R, N] by H (whose result, viewed as [N, R·F], is the
+// left factor above, without moving any data) and one product by the weights stacked [R·F, F']:
+// the sum over relations happens inside the second product.
 // sum_readout sums the node features: a permutation-invariant graph feature [B, F'].
 #pragma once
 
@@ -49,13 +52,12 @@ class RelationalGraphConv {
     const auto B = std::ptrdiff_t(hs[0]), N = std::ptrdiff_t(hs[1]), F = std::ptrdiff_t(in_),
                Fo = std::ptrdiff_t(out_), Rp = std::ptrdiff_t(R);
     for (std::size_t r = 0; r < R; ++r) parts_[r] = weight(t, r, update_sn);
-    Var<T> h = reshape(H, {B * N, F});
-    Var<T> hw = matmul(h, concat(std::span<const Var<T>>(parts_), 1));  // [B·N, R·F']
-    hw = reshape(permute(reshape(hw, {B, N, Rp, Fo}), {0, 2, 1, 3}), {B * Rp, N, Fo});
-    Var<T> msg = bmm(reshape(A, {B * Rp, N, N}), hw);              // [B·R, N, F']
-    Var<T> agg = sum(reshape(msg, {B, Rp, N, Fo}), 1);             // Σ_r A_r H W_r
-    Var<T> self = linear(h, weight(t, R, update_sn), t.param(b));  // H W_self + b
-    return agg + reshape(self, {B, N, Fo});
+    // A [B, R, N, N] -> [B, N, R, N] -> [B, N·R, N]: row (i, r) holds A_r[i, :]
+    Var<T> a = reshape(permute(A, {0, 2, 1, 3}), {B, N * Rp, N});
+    Var<T> ah = reshape(bmm(a, H), {B * N, Rp * F});  // row (b, i): [(A_1 H)[i] | ... | (A_R H)[i]]
+    Var<T> agg = matmul(ah, concat(std::span<const Var<T>>(parts_), 0));  // Σ_r A_r H W_r
+    Var<T> self = linear(reshape(H, {B * N, F}), weight(t, R, update_sn), t.param(b));
+    return reshape(agg + self, {B, N, Fo});
   }
 
   std::vector<Parameter<T>*> parameters() {

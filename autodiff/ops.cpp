@@ -657,10 +657,7 @@ Var<T> reshape(Var<T> a, std::span<const std::ptrdiff_t> shape) {
         fmt::format("reshape: cannot view {} as [{}]", shape_str(a.shape()), fmt::join(req, ",")));
   }
   Var<T> y = unary<T>("reshape", a, [](Tape<T>& t, std::size_t i) {
-    std::size_t a = t.in(i, 0);
-    T* ga = t.grad_zeroed(a);
-    const Array<T>& gy = t.gy(i);
-    for (std::size_t e = 0; e < gy.size(); ++e) ga[e] += gy.data()[e];
+    t.accumulate_flat(t.in(i, 0), t.gy(i).data());  // the same elements, a's shape
   });
   Array<T>& out = y.tape->out(y.id);
   out.resize(s);

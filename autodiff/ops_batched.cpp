@@ -20,18 +20,21 @@ constexpr std::size_t kMaxRank = 8;
 
 // Walks the elements of an array of shape `s` in row-major order while keeping a second offset,
 // off = Σ_d index[d] * stride[d], for another layout of the same elements (a permutation, or a
-// reduction when some strides are 0). f(e, off) is called for every element e.
+// reduction when some strides are 0). f(e, off, len, step) is called once per run along the last
+// axis: elements e .. e+len-1 match offsets off, off+step, ..., off+(len-1)·step.
 template <class F>
 void walk(const Shape& s, const std::array<std::size_t, kMaxRank>& stride, F f) {
   const std::size_t r = s.size();
   std::size_t total = 1;
   for (auto d : s) total *= d;
   if (total == 0) return;
+  if (r == 0) return f(std::size_t(0), std::size_t(0), std::size_t(1), std::size_t(0));
+  const std::size_t len = s[r - 1], step = stride[r - 1];
   std::array<std::size_t, kMaxRank> idx{};
   std::size_t off = 0;
-  for (std::size_t e = 0; e < total; ++e) {
-    f(e, off);
-    for (std::size_t d = r; d-- > 0;) {  // odometer step on the last axis first
+  for (std::size_t e = 0; e < total; e += len) {
+    f(e, off, len, step);
+    for (std::size_t d = r - 1; d-- > 0;) {  // odometer step over the outer axes
       if (++idx[d] < s[d]) {
         off += stride[d];
         break;
@@ -79,11 +82,11 @@ Var<T> bmm(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
       Array<T>& ga = t.grad_for_gemm(a, beta);
       for (std::size_t p = 0; p < batch; ++p) {
         if (!ta)  // ga[m,k] += gy op(B)ᵀ
-          gemm(false, !tb, m, k, n, T(1), gy.data() + p * sy, n, B.data() + p * sb, ldb, beta,
-               ga.data() + p * sa, k);
+          gemm_small(false, !tb, m, k, n, T(1), gy.data() + p * sy, n, B.data() + p * sb, ldb, beta,
+                     ga.data() + p * sa, k);
         else  // ga[k,m] += op(B) gyᵀ
-          gemm(tb, true, k, m, n, T(1), B.data() + p * sb, ldb, gy.data() + p * sy, n, beta,
-               ga.data() + p * sa, m);
+          gemm_small(tb, true, k, m, n, T(1), B.data() + p * sb, ldb, gy.data() + p * sy, n, beta,
+                     ga.data() + p * sa, m);
       }
       t.stats.gemm_backward += batch;
     }
@@ -92,11 +95,11 @@ Var<T> bmm(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
       Array<T>& gb = t.grad_for_gemm(b, beta);
       for (std::size_t p = 0; p < batch; ++p) {
         if (!tb)  // gb[k,n] += op(A)ᵀ gy
-          gemm(!ta, false, k, n, m, T(1), A.data() + p * sa, lda, gy.data() + p * sy, n, beta,
-               gb.data() + p * sb, n);
+          gemm_small(!ta, false, k, n, m, T(1), A.data() + p * sa, lda, gy.data() + p * sy, n, beta,
+                     gb.data() + p * sb, n);
         else  // gb[n,k] += gyᵀ op(A)
-          gemm(true, ta, n, k, m, T(1), gy.data() + p * sy, n, A.data() + p * sa, lda, beta,
-               gb.data() + p * sb, k);
+          gemm_small(true, ta, n, k, m, T(1), gy.data() + p * sy, n, A.data() + p * sa, lda, beta,
+                     gb.data() + p * sb, k);
       }
       t.stats.gemm_backward += batch;
     }
@@ -107,8 +110,8 @@ Var<T> bmm(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
   const std::size_t batch = sa[0];
   nd.own.resize(Shape{batch, m, n});
   for (std::size_t p = 0; p < batch; ++p)
-    gemm(trans_a, trans_b, m, n, k, T(1), a.value().data() + p * sa[1] * sa[2], sa[2],
-         b.value().data() + p * sb[1] * sb[2], sb[2], T(0), nd.own.data() + p * m * n, n);
+    gemm_small(trans_a, trans_b, m, n, k, T(1), a.value().data() + p * sa[1] * sa[2], sa[2],
+               b.value().data() + p * sb[1] * sb[2], sb[2], T(0), nd.own.data() + p * m * n, n);
   t.stats.gemm_forward += batch;
   return {&t, i};
 }
@@ -143,7 +146,9 @@ Var<T> permute(Var<T> a, std::span<const std::size_t> axes) {
     for (std::size_t d = 0; d < nd.idx.size(); ++d) s[d] = st[nd.idx[d]];
     T* ga = t.grad_zeroed(a);
     const T* gy = t.gy(i).data();
-    walk(nd.own.shape(), s, [&](std::size_t e, std::size_t off) { ga[off] += gy[e]; });
+    walk(nd.own.shape(), s, [&](std::size_t e, std::size_t off, std::size_t len, std::size_t step) {
+      for (std::size_t l = 0; l < len; ++l) ga[off + l * step] += gy[e + l];
+    });
   });
   auto& nd = t.node_(i);
   nd.idx.assign(axes.begin(), axes.end());
@@ -152,7 +157,13 @@ Var<T> permute(Var<T> a, std::span<const std::size_t> axes) {
   nd.own.resize(ys);
   const T* x = a.value().data();
   T* y = nd.own.data();
-  walk(ys, in_strides(sa, nd.idx), [&](std::size_t e, std::size_t off) { y[e] = x[off]; });
+  walk(ys, in_strides(sa, nd.idx),
+       [&](std::size_t e, std::size_t off, std::size_t len, std::size_t step) {
+         if (step == 1)
+           std::copy(x + off, x + off + len, y + e);
+         else
+           for (std::size_t l = 0; l < len; ++l) y[e + l] = x[off + l * step];
+       });
   return {&t, i};
 }
 
@@ -190,7 +201,9 @@ Var<T> mean(Var<T> a, std::span<const std::ptrdiff_t> axes, bool keepdims) {
     const T inv = t.node_(i).s0;
     T* ga = t.grad_zeroed(a);
     const T* gy = t.gy(i).data();
-    walk(sa, s, [&](std::size_t e, std::size_t off) { ga[e] += gy[off] * inv; });
+    walk(sa, s, [&](std::size_t e, std::size_t off, std::size_t len, std::size_t step) {
+      for (std::size_t l = 0; l < len; ++l) ga[e + l] += gy[off + l * step] * inv;
+    });
   });
   auto& nd = t.node_(i);
   nd.own.resize(ys);
@@ -210,7 +223,9 @@ Var<T> mean(Var<T> a, std::span<const std::ptrdiff_t> axes, bool keepdims) {
   std::fill(nd.own.begin(), nd.own.end(), T(0));
   const T* x = a.value().data();
   T* y = nd.own.data();
-  walk(sa, s, [&](std::size_t e, std::size_t off) { y[off] += x[e]; });
+  walk(sa, s, [&](std::size_t e, std::size_t off, std::size_t len, std::size_t step) {
+    for (std::size_t l = 0; l < len; ++l) y[off + l * step] += x[e + l];
+  });
   for (auto& v : nd.own) v *= nd.s0;
   return {&t, i};
 }

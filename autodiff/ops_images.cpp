@@ -39,8 +39,20 @@ ConvGeom conv_geom(const Shape& xs, const Shape& ws, std::size_t stride, std::si
           (xs[3] + 2 * pad - ws[3]) / stride + 1};
 }
 
+// The output columns ox whose input column ox·s - p + kj lies inside [0, w): [lo, hi).
+inline void valid_range(const ConvGeom& g, std::size_t kj, std::size_t& lo, std::size_t& hi) {
+  const std::ptrdiff_t off = std::ptrdiff_t(kj) - std::ptrdiff_t(g.pad),
+                       s = std::ptrdiff_t(g.stride);
+  // smallest ox with ox·s + off >= 0, and the first ox with ox·s + off >= w
+  const std::ptrdiff_t first = off >= 0 ? 0 : (-off + s - 1) / s;
+  const std::ptrdiff_t end = (std::ptrdiff_t(g.w) - off + s - 1) / s;
+  lo = std::size_t(std::clamp<std::ptrdiff_t>(first, 0, std::ptrdiff_t(g.ow)));
+  hi = std::size_t(std::clamp<std::ptrdiff_t>(end, std::ptrdiff_t(lo), std::ptrdiff_t(g.ow)));
+}
+
 // col[K, L] for one image x [c, h, w]: col[(ci kh + ki) kw + kj, oy ow + ox] =
-// x[ci, oy s - p + ki, ox s - p + kj], 0 in the padding.
+// x[ci, oy s - p + ki, ox s - p + kj], 0 in the padding. Each row of col is written as zeros at
+// the padded edges and a contiguous copy (stride 1) or a strided gather in between.
 template <class T>
 void im2col(const ConvGeom& g, const T* x, T* col) {
   const std::size_t L = g.L();
@@ -48,6 +60,8 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
     for (std::size_t ki = 0; ki < g.kh; ++ki)
       for (std::size_t kj = 0; kj < g.kw; ++kj) {
         T* row = col + ((ci * g.kh + ki) * g.kw + kj) * L;
+        std::size_t lo, hi;
+        valid_range(g, kj, lo, hi);
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
           const std::ptrdiff_t iy = std::ptrdiff_t(oy * g.stride + ki) - std::ptrdiff_t(g.pad);
           T* r = row + oy * g.ow;
@@ -55,11 +69,15 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
             std::fill(r, r + g.ow, T(0));
             continue;
           }
-          const T* xr = x + (ci * g.h + std::size_t(iy)) * g.w;
-          for (std::size_t ox = 0; ox < g.ow; ++ox) {
-            const std::ptrdiff_t ix = std::ptrdiff_t(ox * g.stride + kj) - std::ptrdiff_t(g.pad);
-            r[ox] = (ix < 0 || ix >= std::ptrdiff_t(g.w)) ? T(0) : xr[ix];
-          }
+          std::fill(r, r + lo, T(0));
+          std::fill(r + hi, r + g.ow, T(0));
+          if (lo == hi) continue;
+          // input column of output column ox: ox·s + kj - p (>= 0 for ox >= lo)
+          const T* xr = x + (ci * g.h + std::size_t(iy)) * g.w + lo * g.stride + kj - g.pad;
+          if (g.stride == 1)
+            std::copy(xr, xr + (hi - lo), r + lo);
+          else
+            for (std::size_t ox = lo; ox < hi; ++ox) r[ox] = xr[(ox - lo) * g.stride];
         }
       }
 }
@@ -72,15 +90,17 @@ void col2im_add(const ConvGeom& g, const T* gcol, T* gx) {
     for (std::size_t ki = 0; ki < g.kh; ++ki)
       for (std::size_t kj = 0; kj < g.kw; ++kj) {
         const T* row = gcol + ((ci * g.kh + ki) * g.kw + kj) * L;
+        std::size_t lo, hi;
+        valid_range(g, kj, lo, hi);
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
           const std::ptrdiff_t iy = std::ptrdiff_t(oy * g.stride + ki) - std::ptrdiff_t(g.pad);
-          if (iy < 0 || iy >= std::ptrdiff_t(g.h)) continue;
-          T* xr = gx + (ci * g.h + std::size_t(iy)) * g.w;
+          if (iy < 0 || iy >= std::ptrdiff_t(g.h) || lo == hi) continue;
+          T* xr = gx + (ci * g.h + std::size_t(iy)) * g.w + lo * g.stride + kj - g.pad;
           const T* r = row + oy * g.ow;
-          for (std::size_t ox = 0; ox < g.ow; ++ox) {
-            const std::ptrdiff_t ix = std::ptrdiff_t(ox * g.stride + kj) - std::ptrdiff_t(g.pad);
-            if (ix >= 0 && ix < std::ptrdiff_t(g.w)) xr[ix] += r[ox];
-          }
+          if (g.stride == 1)
+            for (std::size_t ox = lo; ox < hi; ++ox) xr[ox - lo] += r[ox];
+          else
+            for (std::size_t ox = lo; ox < hi; ++ox) xr[(ox - lo) * g.stride] += r[ox];
         }
       }
 }
@@ -180,6 +200,19 @@ Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
     const T inv = T(1) / T(k * k);
     T* gx = t.grad_zeroed(x);
     const T* gy = t.gy(i).data();
+    if (k == 2 && s == 2) {  // windows tile the rows: each input row pair gets gy/4 twice over
+      for (std::size_t p = 0; p < planes; ++p)
+        for (std::size_t oy = 0; oy < oh; ++oy) {
+          const T* g = gy + (p * oh + oy) * ow;
+          T* r0 = gx + (p * h + 2 * oy) * w;
+          T* r1 = r0 + w;
+          for (std::size_t c = 0; c < 2 * ow; ++c) {
+            r0[c] += g[c / 2] * inv;
+            r1[c] += g[c / 2] * inv;
+          }
+        }
+      return;
+    }
     for (std::size_t p = 0; p < planes; ++p)  // every pixel of a window gets gy / k²
       for (std::size_t oy = 0; oy < oh; ++oy)
         for (std::size_t ox = 0; ox < ow; ++ox) {
@@ -198,6 +231,19 @@ Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
   const T inv = T(1) / T(kernel * kernel);
   const T* X = x.value().data();
   T* Y = nd.own.data();
+  if (kernel == 2 && stride == 2) {  // the common case: sum two rows (vectorised), then pairs
+    nd.aux.resize(Shape{w});
+    T* r = nd.aux.data();
+    for (std::size_t p = 0; p < planes; ++p)
+      for (std::size_t oy = 0; oy < oh; ++oy) {
+        const T* x0 = X + (p * h + 2 * oy) * w;
+        const T* x1 = x0 + w;
+        for (std::size_t c = 0; c < 2 * ow; ++c) r[c] = x0[c] + x1[c];
+        T* y = Y + (p * oh + oy) * ow;
+        for (std::size_t ox = 0; ox < ow; ++ox) y[ox] = (r[2 * ox] + r[2 * ox + 1]) * inv;
+      }
+    return {&t, i};
+  }
   for (std::size_t p = 0; p < planes; ++p)
     for (std::size_t oy = 0; oy < oh; ++oy)
       for (std::size_t ox = 0; ox < ow; ++ox) {

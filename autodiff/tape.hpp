@@ -183,6 +183,20 @@ class Tape {
   }
   /// Node i's gradient buffer, zero-filled on first use in this pass (for scatter-style VJPs).
   T* grad_zeroed(std::size_t i);
+  /// Add n values, in node i's element order, into node i's gradient: copied on the first
+  /// contribution, added afterwards (reshape's VJP: the same elements under another shape).
+  void accumulate_flat(std::size_t i, const T* src) {
+    Node& nd = nodes_[i];
+    const std::size_t n = nd.value->size();
+    if (!nd.grad_ready) {
+      nd.grad.resize(nd.value->shape());
+      std::copy(src, src + n, nd.grad.data());
+      nd.grad_ready = true;
+    } else {
+      T* g = nd.grad.data();
+      for (std::size_t e = 0; e < n; ++e) g[e] += src[e];
+    }
+  }
   /// Node i's gradient buffer shaped like its value, and the BLAS beta to write into it with:
   /// 0 on the first contribution (overwrite), 1 afterwards (accumulate).
   Array<T>& grad_for_gemm(std::size_t i, T& beta);
