@@ -10,6 +10,7 @@
 #include "autodiff/blas.hpp"
 #include "autodiff/op_helpers.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/parallel.hpp"
 
 #pragma GCC diagnostic ignored "-Wshadow"  // as in ops.cpp: the VJPs reuse the forward's names
 
@@ -131,8 +132,7 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
     const Array<T>&X = t.val(x), &W = t.val(w), &gy = t.gy(i);
     const ConvGeom g = conv_geom(X.shape(), W.shape(), nd.idx[0], nd.idx[1]);
     const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
-    Array<T>& col = nd.aux;  // [K, L], reused for the image's columns and their cotangent
-    col.resize(Shape{K, L});
+    const bool need_w = t.needs(w), need_x = t.needs(x);
     if (t.needs(b)) {  // gb[o] += Σ_{n, positions} gy
       T* gb = t.grad_zeroed(b);
       for (std::size_t s = 0; s < g.n; ++s)
@@ -143,41 +143,75 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
           gb[oc] += acc;
         }
     }
-    if (t.needs(w)) {  // gW[o, K] += Σ_n gy_n[o, L] col_nᵀ
-      T beta;
-      Array<T>& gw = t.grad_for_gemm(w, beta);
-      for (std::size_t s = 0; s < g.n; ++s) {
-        im2col(g, X.data() + s * in_size, col.data());
-        gemm(false, true, g.o, K, L, T(1), gy.data() + s * out_size, L, col.data(), L,
-             s == 0 ? beta : T(1), gw.data(), K);
-        ++t.stats.gemm_backward;
+    if (!need_w && !need_x) return;
+    // Blocks of images, one per thread: each has its columns' buffer [K, L] and, with more than
+    // one block, its own partial weight gradient [o, K], summed over the blocks afterwards.
+    WorkerPool* pool = t.pool();
+    const std::size_t parts = pool ? std::min(pool->max_parts(), g.n) : 1;
+    const std::size_t part_size = K * L + (parts > 1 ? g.o * K : 0);
+    nd.aux.resize(Shape{parts * part_size});
+    T gw_beta = 0;
+    T* gw = need_w ? t.grad_for_gemm(w, gw_beta).data() : nullptr;
+    T* gx = need_x ? t.grad_zeroed(x) : nullptr;
+    auto block = [&](std::size_t part) {
+      T* col = nd.aux.data() + part * part_size;
+      T* gw_part = parts > 1 ? col + K * L : gw;
+      const std::size_t s0 = block_start(g.n, part, parts), s1 = block_start(g.n, part + 1, parts);
+      for (std::size_t s = s0; s < s1; ++s) {
+        if (need_w) {  // gW[o, K] += gy_n[o, L] col_nᵀ
+          im2col(g, X.data() + s * in_size, col);
+          const T beta = s > s0 ? T(1) : (parts > 1 ? T(0) : gw_beta);
+          gemm(false, true, g.o, K, L, T(1), gy.data() + s * out_size, L, col, L, beta, gw_part, K);
+        }
+        if (need_x) {  // gx_n += col2im(Wᵀ gy_n)
+          gemm(true, false, K, L, g.o, T(1), W.data(), K, gy.data() + s * out_size, L, T(0), col,
+               L);
+          col2im_add(g, col, gx + s * in_size);
+        }
       }
+    };
+    if (parts > 1) {
+      BlasSingleThreaded one_blas_thread;
+      pool->run(parts, block);
+      if (need_w)  // the blocks' partial gradients, in block order
+        for (std::size_t e = 0; e < g.o * K; ++e) {
+          T acc = gw_beta == T(0) ? T(0) : gw[e];
+          for (std::size_t part = 0; part < parts; ++part)
+            acc += nd.aux.data()[part * part_size + K * L + e];
+          gw[e] = acc;
+        }
+    } else {
+      block(0);
     }
-    if (t.needs(x)) {  // gx_n += col2im(Wᵀ gy_n)
-      T* gx = t.grad_zeroed(x);
-      for (std::size_t s = 0; s < g.n; ++s) {
-        gemm(true, false, K, L, g.o, T(1), W.data(), K, gy.data() + s * out_size, L, T(0),
-             col.data(), L);
-        ++t.stats.gemm_backward;
-        col2im_add(g, col.data(), gx + s * in_size);
-      }
-    }
+    t.stats.gemm_backward += g.n * (std::size_t(need_w) + std::size_t(need_x));
   });
   auto& nd = t.node_(i);
   nd.idx.assign({stride, padding});
   const ConvGeom g = conv_geom(xs, ws, stride, padding);
   const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
   nd.own.resize(Shape{g.n, g.o, g.oh, g.ow});
-  nd.aux.resize(Shape{K, L});
+  WorkerPool* pool = t.pool();
+  const std::size_t parts = pool ? std::min(pool->max_parts(), g.n) : 1;
+  nd.aux.resize(Shape{parts * K * L});
   const T *X = x.value().data(), *W = w.value().data(), *B = b.value().data();
-  for (std::size_t s = 0; s < g.n; ++s) {  // y_n[o, L] = W[o, K] col_n[K, L] + b
-    im2col(g, X + s * in_size, nd.aux.data());
-    T* y = nd.own.data() + s * out_size;
-    gemm(false, false, g.o, L, K, T(1), W, K, nd.aux.data(), L, T(0), y, L);
-    ++t.stats.gemm_forward;
-    for (std::size_t oc = 0; oc < g.o; ++oc)
-      for (std::size_t l = 0; l < L; ++l) y[oc * L + l] += B[oc];
+  auto block = [&](std::size_t part) {  // y_n[o, L] = W[o, K] col_n[K, L] + b
+    T* col = nd.aux.data() + part * K * L;
+    for (std::size_t s = block_start(g.n, part, parts); s < block_start(g.n, part + 1, parts);
+         ++s) {
+      im2col(g, X + s * in_size, col);
+      T* y = nd.own.data() + s * out_size;
+      gemm(false, false, g.o, L, K, T(1), W, K, col, L, T(0), y, L);
+      for (std::size_t oc = 0; oc < g.o; ++oc)
+        for (std::size_t l = 0; l < L; ++l) y[oc * L + l] += B[oc];
+    }
+  };
+  if (parts > 1) {
+    BlasSingleThreaded one_blas_thread;
+    pool->run(parts, block);
+  } else {
+    block(0);
   }
+  t.stats.gemm_forward += g.n;
   return {&t, i};
 }
 

@@ -24,11 +24,13 @@
 #include <cstdint>
 #include <deque>
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "autodiff/array.hpp"
+#include "autodiff/parallel.hpp"
 
 namespace ebl {
 
@@ -126,6 +128,14 @@ class Tape {
   std::size_t size() const { return size_; }
   TapeStats stats;
 
+  /// Threads for ops that split their work by sample: conv2d runs its images on `n` threads, each
+  /// with OpenBLAS single-threaded inside (a per-image product is too small for OpenBLAS's own
+  /// threads to pay). 1, the default, runs everything on the calling thread. Values agree with
+  /// one thread's up to rounding (the weight gradient is summed per block, then over blocks).
+  void set_threads(std::size_t n) { pool_ = n > 1 ? std::make_unique<WorkerPool>(n) : nullptr; }
+  std::size_t threads() const { return pool_ ? pool_->max_parts() : 1; }
+  WorkerPool* pool() { return pool_.get(); }
+
   // ---- the interface ops are written against (ops.cpp) ----------------------------------------
   struct Node {
     const char* op = "";
@@ -211,6 +221,7 @@ class Tape {
   std::size_t last_output_ = 0;    // y of the last backward pass
   std::size_t size_ = 0;
   Array<T> scratch_;
+  std::unique_ptr<WorkerPool> pool_;  // set_threads
 };
 
 template <class T>

@@ -77,6 +77,9 @@ class CnnWork {
         chain_([this](Tape<T>& t, Var<T> x) { return energy(t, x); },
                {.steps = kChainSteps, .step_size = 1e-3, .threads = g_chain_threads}) {
     for (std::size_t i = 0; i < kBatch; ++i) labels_.push_back(i % kClasses);
+    // one tape's convolutions split their images over the threads (the chains' own tapes do
+    // not: their rows are already split)
+    t_.set_threads(std::size_t(g_chain_threads));
   }
   Var<T> energy(Tape<T>& t, Var<T> x) { return neg(logsumexp(net_(t, x), 1)); }
 

@@ -135,7 +135,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: PyTorch's default)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     out = {"_settings": {"torch": torch.__version__, "intra_op_threads": torch.get_num_threads(),
                          "mkldnn": torch.backends.mkldnn.is_available()}}
     for name, fn in cnn_workloads().items():

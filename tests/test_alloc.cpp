@@ -116,6 +116,7 @@ TEST_CASE("a steady CNN training step and an R-GCN step allocate nothing", "[all
   Adam<T> gopt(gp, {.lr = 1e-3});
   Array<T> adj = rng.uniform_array<T>({4, 4, 9, 9}), feat = rng.uniform_array<T>({4, 9, 5});
   Tape<T> t;
+  t.set_threads(2);  // the convolutions' image blocks on two threads
   auto step = [&]() {
     // CNN: the energy -logsumexp of the logits on data and samples, ∇θ, Adam; then ∇x
     t.clear();

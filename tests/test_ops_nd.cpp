@@ -190,3 +190,32 @@ TEST_CASE("the n-d ops name themselves and the shapes in their errors", "[ops][e
   CHECK_THROWS_WITH(permute(x, {0, 1, 1, 2}), Contains("permute: [0,1,1,2] is not a permutation"));
   CHECK_THROWS_WITH(mean(x, {1, 1}), Contains("mean: axes [1,1]"));
 }
+
+TEST_CASE("conv2d on a tape with threads agrees with one thread, values and gradients",
+          "[ops][conv][threads]") {
+  Array<double> x = randn({5, 3, 6, 7}, 21), w = randn({4, 3, 3, 3}, 22), b = randn({4}, 23);
+  auto run = [&](std::size_t threads, bool accumulate_twice) {
+    TD t;
+    t.set_threads(threads);
+    Parameter<double> wp("W", w), bp("b", b);
+    V xv = t.input(x, true);
+    V y = conv2d(xv, t.param(wp), t.param(bp), 2, 1);
+    if (accumulate_twice) y = y + conv2d(xv, t.param(wp), t.param(bp), 2, 1);  // fan-out
+    Array<double> cot = randn(y.shape(), 24);
+    t.backward(sum(y * t.constant(cot)), {xv}, std::vector<Parameter<double>*>{&wp, &bp});
+    return std::vector<Array<double>>{y.value(), t.grad(xv), wp.grad, bp.grad};
+  };
+  for (bool twice : {false, true})
+    for (std::size_t threads : {2, 3, 8}) {  // 8 threads: more than the 5 images
+      INFO("threads " << threads << " fan-out " << twice);
+      auto one = run(1, twice), many = run(threads, twice);
+      for (std::size_t k = 0; k < one.size(); ++k) {
+        double worst = 0;
+        for (std::size_t e = 0; e < one[k].size(); ++e)
+          worst = std::max(worst, std::abs(one[k].data()[e] - many[k].data()[e]) /
+                                      (1e-12 + std::abs(one[k].data()[e])));
+        INFO("output " << k);
+        CHECK(worst < 1e-12);
+      }
+    }
+}
