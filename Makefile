@@ -32,6 +32,7 @@ bench: build
 	@scripts/install-deps.sh python3 python3-torch python3-sklearn
 	bench/compare.py $(BUILD)/bench/bench_mlp
 	bench/rbm_vs_sklearn.py $(BUILD)/bench/bench_rbm
+	bench/compare_layers.py $(BUILD)/bench/bench_layers
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
