@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "ebm/classify.hpp"
+#include "ebm/inference.hpp"
 #include "experiments/common/run.hpp"
 
 using namespace ebl;
@@ -28,7 +29,8 @@ struct Flags {
   std::size_t seeds = 5, epochs = 60, batch = 32, hidden = 64, test_size = 500;
   double lr = 1e-3, margin = 1.0, saturation = 1.0, gamma = 1.0, beta = 1.0;
   // study 1
-  std::size_t study_steps = 20000, grid = 61;
+  std::size_t study_steps = 20000, grid = 61, infer_steps = 2000;
+  double infer_step_size = 0.005;
   double study_lr = 3e-3, study_margin = 0.5, study_beta = 5.0, flat_tol = 0.1;
   std::size_t exclude = 2;
   std::uint64_t seed = 0;
@@ -37,16 +39,25 @@ struct Flags {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, seeds, epochs, batch, hidden, test_size, lr, margin,
                                    saturation, gamma, beta, study_steps, grid, study_lr,
-                                   study_margin, study_beta, flat_tol, exclude, seed, fashion,
-                                   smoke, out, data_dir)
+                                   study_margin, study_beta, flat_tol, exclude, infer_steps,
+                                   infer_step_size, seed, fashion, smoke, out, data_dir)
 
 // ---- study 1 -------------------------------------------------------------------------------
+
+/// y* by gradient descent on E(x, ·) (ebm/inference.hpp) against the grid's argmin.
+struct GradientInference {
+  double agreement = 0;    ///< fraction of test x where |y*_grad - y*_grid| <= one grid cell
+  double error = 0;        ///< mean |y*_grad - x²|
+  double energy_gap = 0;   ///< mean E(x, y*_grad) - min over the grid (< 0: below the grid)
+  double evaluations = 0;  ///< mean energy evaluations per x
+};
 
 struct StudyResult {
   std::string arch, loss;
   double final_loss = 0, argmin_error = 0;  ///< mean |argmin_y E(x, y) - x²| over test x
   CollapseReport collapse;
-  Array<T> surface;  ///< E over the picture grid [nx, m]
+  Array<T> surface;                    ///< E over the picture grid [nx, m]
+  GradientInference single, restarts;  ///< one start at y = 0.5; 8 starts
 };
 
 StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, const Array<T>& y,
@@ -66,8 +77,14 @@ StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, c
   LossOptions lo{
       .margin = f.study_margin, .saturation = f.saturation, .gamma = f.gamma, .beta = f.study_beta};
   Tape<T> t;
-  StudyResult r{
-      arch == 'A' ? "A: |G(X) - Y|" : "B: |G1(X) - G2(Y)|_1", loss_info(loss).name, 0, 0, {}, {}};
+  StudyResult r{arch == 'A' ? "A: |G(X) - Y|" : "B: |G1(X) - G2(Y)|_1",
+                loss_info(loss).name,
+                0,
+                0,
+                {},
+                {},
+                {},
+                {}};
   for (std::size_t s = 0; s < f.study_steps; ++s) {
     t.clear();
     opt.zero_grad();
@@ -88,6 +105,31 @@ StudyResult run_study(char arch, Loss loss, const Flags& f, const Array<T>& x, c
   for (std::size_t i = 0; i < nx; ++i)
     r.argmin_error += std::abs(double(grid(ystar[i])) - double(xs(i, 0) * xs(i, 0))) / double(nx);
   r.collapse = detect_collapse(r.surface, f.flat_tol);
+  // Inference by local search on the same x (ebm/inference.hpp): from y = 0.5, the middle of the
+  // answers' range, and with 8 starts; boxed to the grid's range [-0.5, 1.5]. Its own generator,
+  // so that nothing above changes.
+  Rng irng(f.seed + 200);
+  PairEnergyFn<T> pair = [&e](Tape<T>& tt, Var<T> xv, Var<T> yv) { return e->pairs(tt, xv, yv); };
+  const double cell = double(grid(1) - grid(0));
+  for (std::size_t starts : {std::size_t(1), std::size_t(8)}) {
+    InferenceOptions o{.steps = f.infer_steps,
+                       .step_size = f.infer_step_size,
+                       .tol = 1e-6,
+                       .restarts = starts,
+                       .box = true,
+                       .lo = -0.5,
+                       .hi = 1.5};
+    Array<T> y0(Shape{nx}, T(0.5));
+    InferenceResult<T> res = minimize_energy<T>(pair, xs, y0, o, irng);
+    GradientInference& gi = starts == 1 ? r.single : r.restarts;
+    for (std::size_t i = 0; i < nx; ++i) {
+      const double yg = double(res.y(i)), yb = double(grid(ystar[i]));
+      gi.agreement += (std::abs(yg - yb) <= cell * (1 + 1e-6)) / double(nx);
+      gi.error += std::abs(yg - double(xs(i, 0) * xs(i, 0))) / double(nx);
+      gi.energy_gap += (res.energy[i] - double(r.surface(i, ystar[i]))) / double(nx);
+      gi.evaluations += double(res.evaluations[i]) / double(nx);
+    }
+  }
   return r;
 }
 
@@ -190,6 +232,13 @@ int main(int argc, char** argv) {
                  "grid cells around Y excluded from the most offending answer")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  app.add_option("--infer-steps", f.infer_steps,
+                 "study: gradient steps per start of inference by energy minimisation")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--infer-step-size", f.infer_step_size, "study: its step size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--seed", f.seed, "base seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
   app.add_option("--data-dir", f.data_dir,
@@ -202,6 +251,7 @@ int main(int argc, char** argv) {
     f.seeds = 2;
     f.epochs = 2;
     f.study_steps = 20;
+    f.infer_steps = 50;
   }
   if (f.grid < 2 * f.exclude + 2) {
     fmt::print(
@@ -347,7 +397,47 @@ int main(int argc, char** argv) {
       }
       c.save(dir / fmt::format("curves_{}.csv", l.name));
     }
+    // Inference by energy minimisation on the trained Y = X² energies, against the grid's argmin.
+    std::string imd = fmt::format(
+        "\n| loss | arch. | grid argmin: mean abs(y* − x²) | gradient, 1 start: agrees with grid | "
+        "abs(y* − x²) | E − grid min | evaluations | gradient, 8 starts: agrees | abs(y* − x²) | "
+        "E − grid min | evaluations |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    Csv inf({"model", "grid_error", "single_agreement", "single_error", "single_energy_gap",
+             "single_evaluations", "restarts_agreement", "restarts_error", "restarts_energy_gap",
+             "restarts_evaluations"});
+    json inference = json::array();
+    for (std::size_t k = 0; k < study.size(); ++k) {
+      const StudyResult& r = study[k];
+      const std::string arch = k < std::size(kLossTable) ? "A" : "B";
+      imd += fmt::format(
+          "| {} | {}{} | {:.3f} | {:.0f}% | {:.3f} | {:+.3g} | {:.0f} | {:.0f}% | {:.3f} | {:+.3g} "
+          "| "
+          "{:.0f} |\n",
+          r.loss, arch, r.collapse.collapsed ? " (collapsed)" : "", r.argmin_error,
+          100 * r.single.agreement, r.single.error, r.single.energy_gap, r.single.evaluations,
+          100 * r.restarts.agreement, r.restarts.error, r.restarts.energy_gap,
+          r.restarts.evaluations);
+      inf.row(r.loss + "/" + arch,
+              {r.argmin_error, r.single.agreement, r.single.error, r.single.energy_gap,
+               r.single.evaluations, r.restarts.agreement, r.restarts.error, r.restarts.energy_gap,
+               r.restarts.evaluations});
+      auto gi = [](const GradientInference& g) {
+        return json{{"agreement_with_grid", g.agreement},
+                    {"mean_abs_error", g.error},
+                    {"energy_minus_grid_min", g.energy_gap},
+                    {"evaluations_per_x", g.evaluations}};
+      };
+      inference.push_back({{"loss", r.loss},
+                           {"arch", arch},
+                           {"collapsed", r.collapse.collapsed},
+                           {"grid_argmin_error", r.argmin_error},
+                           {"one_start", gi(r.single)},
+                           {"eight_starts", gi(r.restarts)}});
+    }
     write_file_atomic(dir / "results.md", md);
+    write_file_atomic(dir / "inference.md", imd);
+    inf.save(dir / "inference.csv");
+    write_json(dir / "inference.json", inference);
     table.save(dir / "results.csv");
     write_json(dir / "results.json", results);
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "datasets/images.hpp"
+#include "ebm/inference.hpp"
 #include "ebm/rbm.hpp"
 #include "experiments/common/run.hpp"
 
@@ -86,6 +87,95 @@ void save_tiles(const fs::path& path, const Array<T>& rows_of, std::size_t side,
   for (std::size_t y = 0; y < height; ++y)
     for (std::size_t x = 0; x < width; ++x) csv.row({double(x), -double(y), canvas[y * width + x]});
   csv.save(path);
+}
+
+// Inpainting (issue 23): the bottom half of each test image hidden and restored, scored by the
+// fraction of wrong binary pixels in the hidden half.
+//   free energy: argmin of F(v) over the hidden pixels relaxed to [0, 1] (ebm/inference.hpp,
+//                gradient descent on the tape from 0.5), then thresholded at 0.5;
+//   Gibbs:       the visible half clamped, block Gibbs on the rest, p(v | h) averaged over the
+//                sweeps after a burn-in (the conditional's mean), thresholded;
+//   nearest neighbour (the baseline): the bottom half of the training image closest on the top.
+struct InpaintResult {
+  double free_energy = 0, gibbs = 0;  ///< error per hidden pixel
+  Array<T> fe_restored, gibbs_restored;
+};
+
+std::vector<bool> hidden_half(std::size_t side) {
+  std::vector<bool> free(side * side, false);
+  for (std::size_t i = side / 2 * side; i < side * side; ++i) free[i] = true;
+  return free;
+}
+
+double pixel_error(const Array<T>& restored, const Array<T>& truth, const std::vector<bool>& free) {
+  const std::size_t n = truth.shape()[0], d = truth.shape()[1];
+  double wrong = 0, count = 0;
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t c = 0; c < d; ++c)
+      if (free[c]) {
+        wrong += (restored(r, c) > 0.5) != (truth(r, c) > 0.5);
+        ++count;
+      }
+  return wrong / count;
+}
+
+InpaintResult inpaint(Rbm<T>& m, const Array<T>& test, std::size_t side, Rng& rng, int sweeps) {
+  const std::vector<bool> free = hidden_half(side);
+  const std::size_t n = test.shape()[0], d = test.shape()[1];
+  InpaintResult r;
+  Array<T> start = test;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t c = 0; c < d; ++c)
+      if (free[c]) start(i, c) = T(0.5);
+  BatchEnergyFn<T> f = [&m](Tape<T>& t, Var<T> v) { return m.free_energy(t, v); };
+  r.fe_restored =
+      minimize_energy_given<T>(
+          f, start, free, {.steps = 500, .step_size = 0.05, .box = true, .lo = 0, .hi = 1}, rng)
+          .y;
+  r.free_energy = pixel_error(r.fe_restored, test, free);
+  // conditional Gibbs: clamp the top half, average p(v | h) on the bottom after sweeps / 4
+  Array<T> v = start, h, pv;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t c = 0; c < d; ++c)
+      if (free[c]) v(i, c) = rng.bernoulli(0.5) ? T(1) : T(0);
+  r.gibbs_restored = Array<T>(test.shape(), T(0));
+  const int burn_in = sweeps / 4;
+  for (int s = 0; s < sweeps; ++s) {
+    m.hidden_probs(v, h);
+    sample_bernoulli(h, rng);
+    m.visible_probs(h, pv);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t c = 0; c < d; ++c)
+        if (free[c]) {
+          if (s >= burn_in) r.gibbs_restored(i, c) += pv(i, c) / T(sweeps - burn_in);
+          v(i, c) = rng.bernoulli(double(pv(i, c))) ? T(1) : T(0);
+        }
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t c = 0; c < d; ++c)
+      if (!free[c]) r.gibbs_restored(i, c) = test(i, c);
+  r.gibbs = pixel_error(r.gibbs_restored, test, free);
+  return r;
+}
+
+// The baseline: each test image's hidden half from the training image nearest on the visible half.
+Array<T> nearest_neighbour_inpaint(const Array<T>& train, const Array<T>& test, std::size_t side) {
+  const std::vector<bool> free = hidden_half(side);
+  const std::size_t n = test.shape()[0], d = test.shape()[1];
+  Array<T> out = test;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t best = 0;
+    double best_d = std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j < train.shape()[0]; ++j) {
+      double dist = 0;
+      for (std::size_t c = 0; c < d; ++c)
+        if (!free[c]) dist += std::abs(double(train(j, c)) - double(test(i, c)));
+      if (dist < best_d) best_d = dist, best = j;
+    }
+    for (std::size_t c = 0; c < d; ++c)
+      if (free[c]) out(i, c) = train(best, c);
+  }
+  return out;
 }
 
 std::string tiles_script(const std::vector<std::string>& files,
@@ -228,6 +318,10 @@ int main(int argc, char** argv) {
     long done = 0, done_here = 0;
     std::vector<std::string> pictures, titles;
     Checkpoint finals;  // the final weights of each finished method, for later checkpoints
+    json inpainting = json::object();
+    std::string imd =
+        "| method | min free energy: wrong pixels | Gibbs (conditional mean): wrong pixels |\n"
+        "|---|---:|---:|\n";
     const Array<double> base = base_rate_bias(train);
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
       const Method& meth = methods[mi];
@@ -343,11 +437,38 @@ int main(int argc, char** argv) {
         pictures.push_back(fmt::format("samples_{}", meth.name));
         titles.push_back(fmt::format("{}: samples after {} Gibbs sweeps from noise", meth.name,
                                      f.sample_sweeps));
+        // inpainting the test images' bottom halves (its own generator: nothing above changes)
+        Rng irng(f.seed + 4);
+        InpaintResult ip = inpaint(m, test, side, irng, std::max(8, f.sample_sweeps / 5));
+        inpainting[meth.name] = {{"free_energy_error", ip.free_energy}, {"gibbs_error", ip.gibbs}};
+        imd += fmt::format("| {} | {:.3f} | {:.3f} |\n", meth.name, ip.free_energy, ip.gibbs);
+        // 8 images: truth, masked, free-energy restoration, Gibbs restoration (one row each)
+        const std::vector<bool> hid = hidden_half(side);
+        Array<T> show(Shape{32, nv});
+        for (std::size_t k = 0; k < 8; ++k)
+          for (std::size_t c = 0; c < nv; ++c) {
+            show(k, c) = test(k, c);
+            show(8 + k, c) = hid[c] ? T(0.5) : test(k, c);
+            show(16 + k, c) = ip.fe_restored(k, c);
+            show(24 + k, c) = ip.gibbs_restored(k, c);
+          }
+        save_tiles(dir / fmt::format("inpaint_{}.csv", meth.name), show, side, 8, false);
+        pictures.push_back(fmt::format("inpaint_{}", meth.name));
+        titles.push_back(fmt::format(
+            "{}: truth, bottom half hidden, restored by min F, by Gibbs (rows)", meth.name));
       }
     }
     curves.save(dir / "curves.csv");
     write_json(dir / "metrics.json", metrics);
     write_file_atomic(dir / "results.md", md);
+    if (side * side == nv) {  // inpainting: the nearest-neighbour baseline, then the table
+      const double nn =
+          pixel_error(nearest_neighbour_inpaint(train, test, side), test, hidden_half(side));
+      inpainting["nearest_neighbour_error"] = nn;
+      imd += fmt::format("| nearest neighbour (baseline) | {:.3f} | |\n", nn);
+      write_json(dir / "inpainting.json", inpainting);
+      write_file_atomic(dir / "inpainting.md", imd);
+    }
     std::vector<std::string> outs;
     for (const auto& p : pictures) outs.push_back(p + ".png");
     plot(dir, "pictures.gp", tiles_script(pictures, titles), outs);
