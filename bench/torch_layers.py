@@ -12,11 +12,12 @@ CNN, also with mkldnn (oneDNN) convolutions switched off, so both of its CPU pat
 """
 import argparse
 import json
-import statistics
 import sys
 import time
 
 import torch
+
+from torch_bench import time_it  # the same timing as the MLP workloads
 
 BATCH, CLASSES, CHAIN_STEPS = 64, 10, 20
 
@@ -114,21 +115,6 @@ def rgcn_workloads():
         opt.step()
 
     return {"langevin_step": langevin_step, "train_step": train_step}
-
-
-def time_it(fn, reps, min_time):
-    fn()  # warm-up
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    n = max(1, int(min_time / one))
-    samples = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        samples.append((time.perf_counter() - t0) / n)
-    return statistics.median(samples)
 
 
 def main():
