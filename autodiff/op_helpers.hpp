@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/parallel.hpp"
 #include "autodiff/tape.hpp"
 
 namespace ebl::op_detail {
@@ -22,6 +23,19 @@ Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
   if (b.tape != a.tape)
     throw std::invalid_argument(fmt::format("{}: inputs are on different tapes", op));
   return t;
+}
+
+/// f(lo, hi) over [0, n): all of it on this thread, or — on a tape with threads (set_threads) and
+/// when n reaches `min_split` — in one block per thread, with OpenBLAS single-threaded inside.
+/// With one block the call is f(0, n): the serial path is exactly the unsplit one.
+template <class T, class F>
+void split_range(Tape<T>& t, std::size_t n, std::size_t min_split, F&& f) {
+  WorkerPool* pool = t.pool();
+  const std::size_t parts = (pool && n >= min_split) ? std::min(pool->max_parts(), n) : 1;
+  if (parts <= 1) return f(std::size_t(0), n);
+  BlasSingleThreaded one_blas_thread;
+  pool->run(parts,
+            [&](std::size_t b) { f(block_start(n, b, parts), block_start(n, b + 1, parts)); });
 }
 
 }  // namespace ebl::op_detail

@@ -28,7 +28,11 @@
 namespace ebl {
 namespace {
 
+using op_detail::split_range;
 using op_detail::tape_of;
+
+// Work below which an op does not split over a tape's threads: a fork-join costs microseconds.
+constexpr std::size_t kSplitElements = 1 << 16, kSplitMacs = 1 << 20;
 
 // numpy broadcasting of two shapes, or a ShapeError naming the op
 Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
@@ -244,16 +248,24 @@ Var<T> linear(Var<T> x, Var<T> w, Var<T> b) {
     std::size_t x = t.in(i, 0), w = t.in(i, 1), b = t.in(i, 2);
     const Array<T>&X = t.val(x), &W = t.val(w), &gy = t.gy(i);
     std::size_t n = X.shape()[0], in = X.shape()[1], o = W.shape()[1];
-    if (t.needs(x)) {  // gx[n,in] += gy W^T
+    const std::size_t min_rows = kSplitMacs / std::max<std::size_t>(1, in * o);
+    if (t.needs(x)) {  // gx[n,in] += gy W^T, by blocks of rows on a tape with threads
       T beta;
-      Array<T>& gx = t.grad_for_gemm(x, beta);
-      gemm(false, true, n, in, o, T(1), gy.data(), o, W.data(), o, beta, gx.data(), in);
+      T* gx = t.grad_for_gemm(x, beta).data();
+      split_range(t, n, min_rows, [&](std::size_t lo, std::size_t hi) {
+        gemm(false, true, hi - lo, in, o, T(1), gy.data() + lo * o, o, W.data(), o, beta,
+             gx + lo * in, in);
+      });
       ++t.stats.gemm_backward;
     }
-    if (t.needs(w)) {  // gW[in,o] += X^T gy
+    if (t.needs(w)) {  // gW[in,o] += X^T gy, by blocks of gW's rows (X's columns)
       T beta;
-      Array<T>& gw = t.grad_for_gemm(w, beta);
-      gemm(true, false, in, o, n, T(1), X.data(), in, gy.data(), o, beta, gw.data(), o);
+      T* gw = t.grad_for_gemm(w, beta).data();
+      split_range(t, in, kSplitMacs / std::max<std::size_t>(1, n * o),
+                  [&](std::size_t lo, std::size_t hi) {
+                    gemm(true, false, hi - lo, o, n, T(1), X.data() + lo, in, gy.data(), o, beta,
+                         gw + lo * o, o);
+                  });
       ++t.stats.gemm_backward;
     }
     if (t.needs(b)) {  // gb[o] += column sums of gy
@@ -268,8 +280,12 @@ Var<T> linear(Var<T> x, Var<T> w, Var<T> b) {
   std::size_t n = sx[0], in = sx[1], o = sw[1];
   y.resize(Shape{n, o});
   const T* bias = b.value().data();
-  for (std::size_t r = 0; r < n; ++r) std::copy(bias, bias + o, y.data() + r * o);
-  gemm(false, false, n, o, in, T(1), x.value().data(), in, w.value().data(), o, T(1), y.data(), o);
+  split_range(t, n, kSplitMacs / std::max<std::size_t>(1, in * o),
+              [&](std::size_t lo, std::size_t hi) {
+                for (std::size_t r = lo; r < hi; ++r) std::copy(bias, bias + o, y.data() + r * o);
+                gemm(false, false, hi - lo, o, in, T(1), x.value().data() + lo * in, in,
+                     w.value().data(), o, T(1), y.data() + lo * o, o);
+              });
   ++t.stats.gemm_forward;
   return {&t, i};
 }
@@ -460,14 +476,18 @@ Var<T> silu(Var<T> a) {
     std::size_t a = t.in(i, 0);
     T beta;
     T* ga = t.grad_for_gemm(a, beta).data();  // beta 0: the first contribution, 1: add to it
-    vsilu_vjp(t.node_(i).aux.data(), t.val(a).data(), t.gy(i).data(), ga, t.val(a).size(),
-              beta != T(0));
+    const T *s = t.node_(i).aux.data(), *x = t.val(a).data(), *gy = t.gy(i).data();
+    split_range(t, t.val(a).size(), kSplitElements, [&](std::size_t lo, std::size_t hi) {
+      vsilu_vjp(s + lo, x + lo, gy + lo, ga + lo, hi - lo, beta != T(0));
+    });
   });
   auto& nd = y.tape->node_(y.id);
   const Array<T>& x = a.value();
   nd.aux.resize(x.shape());
   nd.own.resize(x.shape());
-  vsilu(x.data(), nd.aux.data(), nd.own.data(), x.size());  // σ(a) and a σ(a) in one pass
+  split_range(*y.tape, x.size(), kSplitElements, [&](std::size_t lo, std::size_t hi) {
+    vsilu(x.data() + lo, nd.aux.data() + lo, nd.own.data() + lo, hi - lo);  // σ(a), a σ(a)
+  });
   return y;
 }
 

@@ -235,16 +235,18 @@ Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
     T* gx = t.grad_zeroed(x);
     const T* gy = t.gy(i).data();
     if (k == 2 && s == 2) {  // windows tile the rows: each input row pair gets gy/4 twice over
-      for (std::size_t p = 0; p < planes; ++p)
-        for (std::size_t oy = 0; oy < oh; ++oy) {
-          const T* g = gy + (p * oh + oy) * ow;
-          T* r0 = gx + (p * h + 2 * oy) * w;
-          T* r1 = r0 + w;
-          for (std::size_t c = 0; c < 2 * ow; ++c) {
-            r0[c] += g[c / 2] * inv;
-            r1[c] += g[c / 2] * inv;
+      op_detail::split_range(t, planes, 256, [&](std::size_t p0, std::size_t p1) {
+        for (std::size_t p = p0; p < p1; ++p)
+          for (std::size_t oy = 0; oy < oh; ++oy) {
+            const T* g = gy + (p * oh + oy) * ow;
+            T* r0 = gx + (p * h + 2 * oy) * w;
+            T* r1 = r0 + w;
+            for (std::size_t c = 0; c < 2 * ow; ++c) {
+              r0[c] += g[c / 2] * inv;
+              r1[c] += g[c / 2] * inv;
+            }
           }
-        }
+      });
       return;
     }
     for (std::size_t p = 0; p < planes; ++p)  // every pixel of a window gets gy / k²
@@ -265,17 +267,17 @@ Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
   const T inv = T(1) / T(kernel * kernel);
   const T* X = x.value().data();
   T* Y = nd.own.data();
-  if (kernel == 2 && stride == 2) {  // the common case: sum two rows (vectorised), then pairs
-    nd.aux.resize(Shape{w});
-    T* r = nd.aux.data();
-    for (std::size_t p = 0; p < planes; ++p)
-      for (std::size_t oy = 0; oy < oh; ++oy) {
-        const T* x0 = X + (p * h + 2 * oy) * w;
-        const T* x1 = x0 + w;
-        for (std::size_t c = 0; c < 2 * ow; ++c) r[c] = x0[c] + x1[c];
-        T* y = Y + (p * oh + oy) * ow;
-        for (std::size_t ox = 0; ox < ow; ++ox) y[ox] = (r[2 * ox] + r[2 * ox + 1]) * inv;
-      }
+  if (kernel == 2 && stride == 2) {  // the common case: pairs of the two rows' sums
+    op_detail::split_range(t, planes, 256, [&](std::size_t p0, std::size_t p1) {
+      for (std::size_t p = p0; p < p1; ++p)
+        for (std::size_t oy = 0; oy < oh; ++oy) {
+          const T* x0 = X + (p * h + 2 * oy) * w;
+          const T* x1 = x0 + w;
+          T* y = Y + (p * oh + oy) * ow;
+          for (std::size_t ox = 0; ox < ow; ++ox)
+            y[ox] = ((x0[2 * ox] + x1[2 * ox]) + (x0[2 * ox + 1] + x1[2 * ox + 1])) * inv;
+        }
+    });
     return {&t, i};
   }
   for (std::size_t p = 0; p < planes; ++p)

@@ -157,3 +157,37 @@ TEST_CASE("relational graph convolution is equivariant to the order of the nodes
   for (std::size_t e = 0; e < s.value().size(); ++e)
     CHECK(sp.value().data()[e] == Approx(s.value().data()[e]).epsilon(1e-12));
 }
+
+TEST_CASE("a Cnn on a tape with threads agrees with one thread, values and every gradient",
+          "[layers][cnn][threads]") {
+  // large enough that every split happens: the SiLU maps (250k values), the pooling (320
+  // planes), the linear layer's rows and its weight gradient's rows, and the convolution's images
+  CnnSpec spec;
+  spec.blocks = {{.channels = 8, .pool = 2}};
+  spec.hidden = {32};
+  spec.outputs = 10;
+  Rng rng(31);
+  Cnn<double> net(spec, Activation::Silu, rng);
+  Array<double> x = randn({40, 784}, 32);
+  auto run = [&](std::size_t threads) {
+    TD t;
+    t.set_threads(threads);
+    for (auto* p : net.parameters()) p->zero_grad();
+    V xv = t.input(x, true);
+    V y = net(t, xv);
+    Array<double> cot = randn(y.shape(), 33);
+    t.backward(sum(y * t.constant(cot)), {xv}, net.parameters());
+    std::vector<Array<double>> out{y.value(), t.grad(xv)};
+    for (auto* p : net.parameters()) out.push_back(p->grad);
+    return out;
+  };
+  auto one = run(1), two = run(2);
+  for (std::size_t k = 0; k < one.size(); ++k) {
+    double worst = 0;
+    for (std::size_t e = 0; e < one[k].size(); ++e)
+      worst = std::max(worst, std::abs(one[k].data()[e] - two[k].data()[e]) /
+                                  (1e-12 + std::abs(one[k].data()[e])));
+    INFO("output " << k);
+    CHECK(worst < 1e-10);
+  }
+}
