@@ -31,9 +31,12 @@ Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
 template <class T, class F>
 void split_range(Tape<T>& t, std::size_t n, std::size_t min_split, F&& f) {
   WorkerPool* pool = t.pool();
-  const std::size_t parts = (pool && n >= min_split) ? std::min(pool->max_parts(), n) : 1;
-  if (parts <= 1) return f(std::size_t(0), n);
+  if (!pool) return f(std::size_t(0), n);
+  // on a tape with threads BLAS stays single-threaded even for work too small to split: a call
+  // on OpenBLAS's own pool leaves its idle threads spinning on the cores the next split needs
   BlasSingleThreaded one_blas_thread;
+  const std::size_t parts = n >= min_split ? std::min(pool->max_parts(), n) : 1;
+  if (parts <= 1) return f(std::size_t(0), n);
   pool->run(parts,
             [&](std::size_t b) { f(block_start(n, b, parts), block_start(n, b + 1, parts)); });
 }

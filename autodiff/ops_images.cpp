@@ -150,9 +150,11 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
     const std::size_t parts = pool ? std::min(pool->max_parts(), g.n) : 1;
     const std::size_t part_size = K * L + (parts > 1 ? g.o * K : 0);
     nd.aux.resize(Shape{parts * part_size});
-    T gw_beta = 0;
+    T gw_beta = 0, gx_beta = 0;
     T* gw = need_w ? t.grad_for_gemm(w, gw_beta).data() : nullptr;
-    T* gx = need_x ? t.grad_zeroed(x) : nullptr;
+    // gx: zero-filled by each block for its own images (in parallel) when this is its first
+    // contribution, then col2im adds into it
+    T* gx = need_x ? t.grad_for_gemm(x, gx_beta).data() : nullptr;
     auto block = [&](std::size_t part) {
       T* col = nd.aux.data() + part * part_size;
       T* gw_part = parts > 1 ? col + K * L : gw;
@@ -166,6 +168,7 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
         if (need_x) {  // gx_n += col2im(Wᵀ gy_n)
           gemm(true, false, K, L, g.o, T(1), W.data(), K, gy.data() + s * out_size, L, T(0), col,
                L);
+          if (gx_beta == T(0)) std::fill(gx + s * in_size, gx + (s + 1) * in_size, T(0));
           col2im_add(g, col, gx + s * in_size);
         }
       }
@@ -232,23 +235,36 @@ Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
     const Shape &xs = t.val(x).shape(), &ys = nd.own.shape();
     const std::size_t planes = xs[0] * xs[1], h = xs[2], w = xs[3], oh = ys[2], ow = ys[3];
     const T inv = T(1) / T(k * k);
-    T* gx = t.grad_zeroed(x);
     const T* gy = t.gy(i).data();
     if (k == 2 && s == 2) {  // windows tile the rows: each input row pair gets gy/4 twice over
+      // on the first contribution the covered pixels are written (not added) and only the rest
+      // (an odd last row or column) zeroed: no pass over the whole gradient to clear it first
+      T beta;
+      T* gx = t.grad_for_gemm(x, beta).data();
       op_detail::split_range(t, planes, 256, [&](std::size_t p0, std::size_t p1) {
-        for (std::size_t p = p0; p < p1; ++p)
+        for (std::size_t p = p0; p < p1; ++p) {
           for (std::size_t oy = 0; oy < oh; ++oy) {
             const T* g = gy + (p * oh + oy) * ow;
             T* r0 = gx + (p * h + 2 * oy) * w;
             T* r1 = r0 + w;
-            for (std::size_t c = 0; c < 2 * ow; ++c) {
-              r0[c] += g[c / 2] * inv;
-              r1[c] += g[c / 2] * inv;
+            if (beta == T(0)) {
+              for (std::size_t c = 0; c < 2 * ow; ++c) r0[c] = r1[c] = g[c / 2] * inv;
+              std::fill(r0 + 2 * ow, r0 + w, T(0));
+              std::fill(r1 + 2 * ow, r1 + w, T(0));
+            } else {
+              for (std::size_t c = 0; c < 2 * ow; ++c) {
+                r0[c] += g[c / 2] * inv;
+                r1[c] += g[c / 2] * inv;
+              }
             }
           }
+          if (beta == T(0))
+            std::fill(gx + (p * h + 2 * oh) * w, gx + (p + 1) * h * w, T(0));  // rows not covered
+        }
       });
       return;
     }
+    T* gx = t.grad_zeroed(x);
     for (std::size_t p = 0; p < planes; ++p)  // every pixel of a window gets gy / k²
       for (std::size_t oy = 0; oy < oh; ++oy)
         for (std::size_t ox = 0; ox < ow; ++ox) {
