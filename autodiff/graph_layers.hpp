@@ -5,9 +5,9 @@
 // each weight optionally spectrally normalised (SpectralNorm). On the tape, per graph, with the
 // adjacency's axes ordered (node i, relation r, node j):
 //     Σ_r A_r H W_r = [A_1 H | A_2 H | ... | A_R H] [W_1; W_2; ...; W_R],
-// one batched product of A viewed as [N·R, N] by H (whose result, viewed as [N, R·F], is the
-// left factor above, without moving any data) and one product by the weights stacked [R·F, F']:
-// the sum over relations happens inside the second product.
+// one batched product of A viewed as [N·R, N] by H, whose result read as [N, R·F] (the same
+// elements in the same order: a reshape, not a permute) is the left factor above, and one product
+// by the weights stacked [R·F, F']: the sum over relations happens inside the second product.
 // sum_readout sums the node features: a permutation-invariant graph feature [B, F'].
 #pragma once
 
