@@ -25,20 +25,34 @@ Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
   return t;
 }
 
-/// f(lo, hi) over [0, n): all of it on this thread, or — on a tape with threads (set_threads) and
-/// when n reaches `min_split` — in one block per thread, with OpenBLAS single-threaded inside.
-/// With one block the call is f(0, n): the serial path is exactly the unsplit one.
-template <class T, class F>
-void split_range(Tape<T>& t, std::size_t n, std::size_t min_split, F&& f) {
+/// How many blocks work of size n is split into on tape t: one per thread of a tape with threads
+/// (set_threads) once n reaches `min_split`, else 1.
+template <class T>
+std::size_t split_parts(Tape<T>& t, std::size_t n, std::size_t min_split) {
   WorkerPool* pool = t.pool();
-  if (!pool) return f(std::size_t(0), n);
+  return pool && n >= min_split ? std::min(pool->max_parts(), n) : 1;
+}
+
+/// f(b, lo, hi) for the blocks b = 0 .. parts-1 of [0, n), on the tape's threads, with OpenBLAS
+/// single-threaded inside. With one block the call is f(0, 0, n): the serial path is exactly the
+/// unsplit one. For ops whose blocks need buffers of their own (indexed by b).
+template <class T, class F>
+void run_blocks(Tape<T>& t, std::size_t n, std::size_t parts, F&& f) {
+  WorkerPool* pool = t.pool();
+  if (!pool) return f(std::size_t(0), std::size_t(0), n);
   // on a tape with threads BLAS stays single-threaded even for work too small to split: a call
   // on OpenBLAS's own pool leaves its idle threads spinning on the cores the next split needs
   BlasSingleThreaded one_blas_thread;
-  const std::size_t parts = n >= min_split ? std::min(pool->max_parts(), n) : 1;
-  if (parts <= 1) return f(std::size_t(0), n);
+  if (parts <= 1) return f(std::size_t(0), std::size_t(0), n);
   pool->run(parts,
-            [&](std::size_t b) { f(block_start(n, b, parts), block_start(n, b + 1, parts)); });
+            [&](std::size_t b) { f(b, block_start(n, b, parts), block_start(n, b + 1, parts)); });
+}
+
+/// f(lo, hi) over [0, n), split as split_parts says (see run_blocks).
+template <class T, class F>
+void split_range(Tape<T>& t, std::size_t n, std::size_t min_split, F&& f) {
+  run_blocks(t, n, split_parts(t, n, min_split),
+             [&](std::size_t, std::size_t lo, std::size_t hi) { f(lo, hi); });
 }
 
 }  // namespace ebl::op_detail

@@ -146,8 +146,7 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
     if (!need_w && !need_x) return;
     // Blocks of images, one per thread: each has its columns' buffer [K, L] and, with more than
     // one block, its own partial weight gradient [o, K], summed over the blocks afterwards.
-    WorkerPool* pool = t.pool();
-    const std::size_t parts = pool ? std::min(pool->max_parts(), g.n) : 1;
+    const std::size_t parts = op_detail::split_parts(t, g.n, 1);
     const std::size_t part_size = K * L + (parts > 1 ? g.o * K : 0);
     nd.aux.resize(Shape{parts * part_size});
     T gw_beta = 0, gx_beta = 0;
@@ -155,10 +154,9 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
     // gx: zero-filled by each block for its own images (in parallel) when this is its first
     // contribution, then col2im adds into it
     T* gx = need_x ? t.grad_for_gemm(x, gx_beta).data() : nullptr;
-    auto block = [&](std::size_t part) {
+    op_detail::run_blocks(t, g.n, parts, [&](std::size_t part, std::size_t s0, std::size_t s1) {
       T* col = nd.aux.data() + part * part_size;
       T* gw_part = parts > 1 ? col + K * L : gw;
-      const std::size_t s0 = block_start(g.n, part, parts), s1 = block_start(g.n, part + 1, parts);
       for (std::size_t s = s0; s < s1; ++s) {
         if (need_w) {  // gW[o, K] += gy_n[o, L] col_nᵀ
           im2col(g, X.data() + s * in_size, col);
@@ -172,20 +170,14 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
           col2im_add(g, col, gx + s * in_size);
         }
       }
-    };
-    if (parts > 1) {
-      BlasSingleThreaded one_blas_thread;
-      pool->run(parts, block);
-      if (need_w)  // the blocks' partial gradients, in block order
-        for (std::size_t e = 0; e < g.o * K; ++e) {
-          T acc = gw_beta == T(0) ? T(0) : gw[e];
-          for (std::size_t part = 0; part < parts; ++part)
-            acc += nd.aux.data()[part * part_size + K * L + e];
-          gw[e] = acc;
-        }
-    } else {
-      block(0);
-    }
+    });
+    if (need_w && parts > 1)  // the blocks' partial gradients, in block order
+      for (std::size_t e = 0; e < g.o * K; ++e) {
+        T acc = gw_beta == T(0) ? T(0) : gw[e];
+        for (std::size_t part = 0; part < parts; ++part)
+          acc += nd.aux.data()[part * part_size + K * L + e];
+        gw[e] = acc;
+      }
     t.stats.gemm_backward += g.n * (std::size_t(need_w) + std::size_t(need_x));
   });
   auto& nd = t.node_(i);
@@ -193,27 +185,20 @@ Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride, std::size_t padd
   const ConvGeom g = conv_geom(xs, ws, stride, padding);
   const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
   nd.own.resize(Shape{g.n, g.o, g.oh, g.ow});
-  WorkerPool* pool = t.pool();
-  const std::size_t parts = pool ? std::min(pool->max_parts(), g.n) : 1;
+  const std::size_t parts = op_detail::split_parts(t, g.n, 1);
   nd.aux.resize(Shape{parts * K * L});
   const T *X = x.value().data(), *W = w.value().data(), *B = b.value().data();
-  auto block = [&](std::size_t part) {  // y_n[o, L] = W[o, K] col_n[K, L] + b
+  // y_n[o, L] = W[o, K] col_n[K, L] + b, one block of images per thread, each with its columns
+  op_detail::run_blocks(t, g.n, parts, [&](std::size_t part, std::size_t s0, std::size_t s1) {
     T* col = nd.aux.data() + part * K * L;
-    for (std::size_t s = block_start(g.n, part, parts); s < block_start(g.n, part + 1, parts);
-         ++s) {
+    for (std::size_t s = s0; s < s1; ++s) {
       im2col(g, X + s * in_size, col);
       T* y = nd.own.data() + s * out_size;
       gemm(false, false, g.o, L, K, T(1), W, K, col, L, T(0), y, L);
       for (std::size_t oc = 0; oc < g.o; ++oc)
         for (std::size_t l = 0; l < L; ++l) y[oc * L + l] += B[oc];
     }
-  };
-  if (parts > 1) {
-    BlasSingleThreaded one_blas_thread;
-    pool->run(parts, block);
-  } else {
-    block(0);
-  }
+  });
   t.stats.gemm_forward += g.n;
   return {&t, i};
 }

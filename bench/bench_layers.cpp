@@ -13,8 +13,6 @@
 //   rgcn_train_step      E of data and of samples (one power iteration per weight),
 //                        mean E+ - mean E- + α(E+² + E-²), ∇θ, Adam
 // bench/compare_layers.py runs this next to bench/torch_layers.py (PyTorch) and prints the table.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -27,9 +25,12 @@
 #include "autodiff/graph_layers.hpp"
 #include "autodiff/optim.hpp"
 #include "autodiff/parallel.hpp"
+#include "bench/bench_common.hpp"
 #include "samplers/langevin.hpp"
 
 using namespace ebl;
+using ebl::bench::minor_faults;
+using ebl::bench::warm_up;
 using T = float;
 
 namespace {
@@ -48,19 +49,6 @@ CnnSpec cnn_spec() {
   s.hidden = {128};
   s.outputs = kClasses;
   return s;
-}
-
-template <class F>
-void warm_up(F&& once) {  // as in bench_mlp: the steady state, and OpenBLAS's idle threads quiet
-  const auto start = std::chrono::steady_clock::now();
-  do once();
-  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(200));
-}
-
-double minor_faults() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_minflt);
 }
 
 // ---- the CNN workloads ----------------------------------------------------------------------

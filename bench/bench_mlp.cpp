@@ -11,8 +11,6 @@
 //               L = mean E+ - mean E- + α(mean E+² + mean E-²), backward to θ, Adam
 // plus per-op overhead: a chain of 100 elementwise ops on 16 floats, forward + backward.
 // bench/compare.py runs this next to the same workloads in PyTorch and prints the table.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,9 +21,12 @@
 #include "autodiff/blas.hpp"
 #include "autodiff/layers.hpp"
 #include "autodiff/parallel.hpp"
+#include "bench/bench_common.hpp"
 #include "ebm/cd.hpp"
 
 using namespace ebl;
+using ebl::bench::minor_faults;
+using ebl::bench::warm_up;
 
 namespace {
 
@@ -84,17 +85,6 @@ std::vector<Product> products(const Config& c, Mode mode) {
       break;
   }
   return ps;
-}
-
-// Untimed runs before timing: the steady state of a loop is what is measured. The first run sizes
-// the tape and the buffers and starts worker threads; and for 0.2 s after a multi-threaded BLAS
-// call OpenBLAS's idle threads keep spinning (its THREAD_TIMEOUT, ~2^28 cycles), competing with
-// whatever runs next, so every benchmark first runs that long, not paying for the one before it.
-template <class F>
-void warm_up(F&& once) {
-  const auto start = std::chrono::steady_clock::now();
-  do once();
-  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(200));
 }
 
 double flops(const std::vector<Product>& ps) {
@@ -217,12 +207,6 @@ class Floor {
   std::vector<Array<T>> a_, b_, out_, part_out_;
   WorkerPool pool_;
 };
-
-double minor_faults() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_minflt);
-}
 
 template <class T>
 void BM_ours(benchmark::State& state, Mode mode) {

@@ -105,6 +105,26 @@ inline void check_options(const InferenceOptions& o) {
         "inference: need restarts >= 1, step_size > 0, tol >= 0, noise >= 0 and lo < hi");
 }
 
+// The lowest final energy over the starts of each example (NaN never wins): the coordinates of z
+// where free is true (all when empty) copied into r.y, which holds the rest already.
+template <class T>
+void keep_best(const Array<T>& z, const std::vector<double>& final,
+               const std::vector<std::size_t>& evals, std::size_t n, const std::vector<bool>& free,
+               InferenceResult<T>& r) {
+  const std::size_t d = z.size() / z.shape()[0];
+  r.energy.assign(n, std::numeric_limits<double>::infinity());
+  r.evaluations.assign(n, 0);
+  for (std::size_t row = 0; row < final.size(); ++row) {
+    const std::size_t i = row % n;
+    r.evaluations[i] += evals[row];
+    if (final[row] < r.energy[i]) {
+      r.energy[i] = final[row];
+      for (std::size_t c = 0; c < d; ++c)
+        if (free.empty() || free[c]) r.y.data()[i * d + c] = z.data()[row * d + c];
+    }
+  }
+}
+
 // Row r of the stacked batch [restarts · n, ...] is example r % n, start r / n.
 template <class T>
 Array<T> stacked(const Array<T>& a, std::size_t times) {
@@ -137,16 +157,7 @@ InferenceResult<T> minimize_energy(const PairEnergyFn<T>& energy, const Array<T>
   const std::vector<double> final = detail::descend<T>(e_of_y, z, {}, o, rng, evals);
   InferenceResult<T> r;
   r.y = Array<T>::from_shape(y0.shape());
-  r.energy.assign(n, std::numeric_limits<double>::infinity());
-  r.evaluations.assign(n, 0);
-  for (std::size_t row = 0; row < m; ++row) {
-    const std::size_t i = row % n;
-    r.evaluations[i] += evals[row];
-    if (final[row] < r.energy[i]) {  // the lowest energy over the starts (NaN never wins)
-      r.energy[i] = final[row];
-      std::copy_n(z.data() + row * d, d, r.y.data() + i * d);
-    }
-  }
+  detail::keep_best(z, final, evals, n, {}, r);
   return r;
 }
 
@@ -170,18 +181,8 @@ InferenceResult<T> minimize_energy_given(const BatchEnergyFn<T>& energy, const A
   std::vector<std::size_t> evals(m, 0);
   const std::vector<double> final = detail::descend<T>(energy, z, free, o, rng, evals);
   InferenceResult<T> r;
-  r.y = x0;
-  r.energy.assign(n, std::numeric_limits<double>::infinity());
-  r.evaluations.assign(n, 0);
-  for (std::size_t row = 0; row < m; ++row) {
-    const std::size_t i = row % n;
-    r.evaluations[i] += evals[row];
-    if (final[row] < r.energy[i]) {
-      r.energy[i] = final[row];
-      for (std::size_t c = 0; c < d; ++c)
-        if (free[c]) r.y.data()[i * d + c] = z.data()[row * d + c];
-    }
-  }
+  r.y = x0;  // the fixed coordinates, exactly
+  detail::keep_best(z, final, evals, n, free, r);
   return r;
 }
 

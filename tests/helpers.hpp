@@ -2,6 +2,9 @@
 // random inputs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+
 #include <catch2/catch.hpp>
 
 #include "autodiff/gradcheck.hpp"
@@ -49,6 +52,15 @@ inline Array<double> randn_off_zero(const Shape& s, std::uint64_t seed, double g
 inline Array<double> uniform(const Shape& s, std::uint64_t seed, double lo, double hi) {
   Rng rng(seed);
   return rng.uniform_array<double>(s, lo, hi);
+}
+
+/// max_e |a_e - b_e| / (1e-12 + |a_e|): how far b strays from a reference a, relatively.
+inline double max_rel_diff(const Array<double>& a, const Array<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (std::size_t e = 0; e < a.size(); ++e)
+    worst = std::max(worst, std::abs(a.data()[e] - b.data()[e]) / (1e-12 + std::abs(a.data()[e])));
+  return worst;
 }
 
 }  // namespace ebl::test

@@ -109,6 +109,16 @@ std::vector<bool> hidden_half(std::size_t side) {
   return free;
 }
 
+// The test images with their hidden pixels at 0.5: where the relaxed searches start.
+Array<T> half_grey(const Array<T>& test, const std::vector<bool>& free) {
+  Array<T> start = test;
+  const std::size_t d = test.shape()[1];
+  for (std::size_t i = 0; i < test.shape()[0]; ++i)
+    for (std::size_t c = 0; c < d; ++c)
+      if (free[c]) start(i, c) = T(0.5);
+  return start;
+}
+
 double pixel_error(const Array<T>& restored, const Array<T>& truth, const std::vector<bool>& free) {
   const std::size_t n = truth.shape()[0], d = truth.shape()[1];
   double wrong = 0, count = 0;
@@ -125,10 +135,7 @@ InpaintResult inpaint(Rbm<T>& m, const Array<T>& test, std::size_t side, Rng& rn
   const std::vector<bool> free = hidden_half(side);
   const std::size_t n = test.shape()[0], d = test.shape()[1];
   InpaintResult r;
-  Array<T> start = test;
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t c = 0; c < d; ++c)
-      if (free[c]) start(i, c) = T(0.5);
+  const Array<T> start = half_grey(test, free);
   BatchEnergyFn<T> f = [&m](Tape<T>& t, Var<T> v) { return m.free_energy(t, v); };
   r.fe_restored =
       minimize_energy_given<T>(
@@ -181,14 +188,11 @@ Array<T> mlp_inpaint(const Array<T>& train, const Array<T>& test, std::size_t si
     for (std::size_t r = 0; r < b; ++r) std::copy_n(&train(cd.rng().below(n), 0), d, &batch(r, 0));
     cd.step(batch);
   }
-  Array<T> start = test;
   const std::vector<bool> free = hidden_half(side);
-  for (std::size_t i = 0; i < test.shape()[0]; ++i)
-    for (std::size_t c = 0; c < d; ++c)
-      if (free[c]) start(i, c) = T(0.5);
   BatchEnergyFn<T> f = [&energy](Tape<T>& t, Var<T> v) { return energy(t, v); };
-  return minimize_energy_given<T>(
-             f, start, free, {.steps = 500, .step_size = 0.05, .box = true, .lo = 0, .hi = 1}, rng)
+  return minimize_energy_given<T>(f, half_grey(test, free), free,
+                                  {.steps = 500, .step_size = 0.05, .box = true, .lo = 0, .hi = 1},
+                                  rng)
       .y;
 }
 
