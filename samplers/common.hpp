@@ -87,12 +87,15 @@ double sum_of_squares(const T* a, std::size_t n) {
 }
 
 /// Diagnostics of one sampler run, per step: mean energy over chains, mean ‖∇x E‖ over chains,
-/// and the acceptance rate (1 for unadjusted Langevin).
+/// and the acceptance rate (1 for unadjusted Langevin). `gradient_evals` counts the evaluations
+/// of E and ∇x E the run made per chain (a batch evaluation is one for every chain): the cost
+/// that effective sample sizes are divided by.
 struct ChainStats {
   std::vector<double> mean_energy;
   std::vector<double> mean_grad_norm;
   double acceptance = 1;
   std::size_t proposals = 0, accepted = 0;
+  std::size_t gradient_evals = 0;
 
   void record(const auto& energy, const auto& grad) {
     const std::size_t n = energy.size(), d = n ? grad.size() / n : 0;
@@ -105,6 +108,30 @@ struct ChainStats {
     mean_grad_norm.push_back(n ? sg / double(n) : 0);
   }
   void finish() { acceptance = proposals ? double(accepted) / double(proposals) : 1.0; }
+};
+
+/// Called by a sampler after each iteration that counts as a draw (after warm-up) with the chains'
+/// states x [n, d] and energies [n]: where a caller records traces for the diagnostics
+/// (samplers/diagnostics.hpp) or anything else it wants to follow.
+template <class T>
+using Observer = std::function<void(const Array<T>& x, const Array<T>& energy)>;
+
+/// Records one scalar per chain per draw, f(row of x, d, energy), as Traces (chains × draws) for
+/// effective_sample_size and split_rhat. The default scalar is the energy.
+template <class T>
+struct TraceRecorder {
+  std::function<double(const T* x, std::size_t d, double energy)> scalar =
+      [](const T*, std::size_t, double e) { return e; };
+  std::vector<std::vector<double>> traces;
+
+  Observer<T> observer() {
+    return [this](const Array<T>& x, const Array<T>& e) {
+      const std::size_t n = x.shape()[0], d = n ? x.size() / n : 0;
+      if (traces.size() != n) traces.assign(n, {});
+      for (std::size_t i = 0; i < n; ++i)
+        traces[i].push_back(scalar(x.data() + i * d, d, double(e.data()[i])));
+    };
+  }
 };
 
 }  // namespace ebl

@@ -26,11 +26,13 @@ class Hmc {
           "HMC: step size and temperature must be > 0, leapfrog steps >= 1");
   }
 
-  ChainStats run(Array<T>& x, Rng& rng) {
+  /// Runs the chains x [n, d] in place; `observe` sees the states after every iteration.
+  ChainStats run(Array<T>& x, Rng& rng, const Observer<T>& observe = {}) {
     ChainStats stats;
     const std::size_t n = x.shape()[0], d = x.size() / std::max<std::size_t>(n, 1);
     const double eps = opt_.step_size, inv_t = 1 / opt_.temperature;
     eval_(x, e_, g_);
+    ++stats.gradient_evals;
     for (int it = 0; it < opt_.steps; ++it) {
       stats.record(e_, g_);
       p_.resize(x.shape());
@@ -49,6 +51,7 @@ class Hmc {
       for (int l = 0; l < opt_.leapfrog_steps; ++l) {
         for (std::size_t j = 0; j < x.size(); ++j) xn_.data()[j] += T(eps) * p_.data()[j];
         eval_(xn_, en_, gn_);
+        ++stats.gradient_evals;
         const double w = l + 1 < opt_.leapfrog_steps ? eps : 0.5 * eps;
         for (std::size_t j = 0; j < x.size(); ++j)
           p_.data()[j] -= T(w * inv_t * double(gn_.data()[j]));
@@ -64,6 +67,7 @@ class Hmc {
           accept_chain(i, d, xn_, gn_, en_, x, g_, e_);
         }
       }
+      if (observe) observe(x, e_);
     }
     stats.finish();
     return stats;

@@ -65,11 +65,15 @@ class Langevin {
       throw std::invalid_argument("Langevin: a geometric schedule needs final_step_size > 0");
   }
 
-  /// Runs the chains x [n, d] in place for opt.steps steps.
-  ChainStats run(Array<T>& x, Rng& rng) {
+  /// Runs the chains x [n, d] in place for opt.steps steps. `observe` sees the states after
+  /// every step (on one thread only: the threaded blocks run their steps independently).
+  ChainStats run(Array<T>& x, Rng& rng, const Observer<T>& observe = {}) {
     const std::size_t n = x.shape().empty() ? 0 : x.shape()[0];
     const std::size_t parts = std::min<std::size_t>(std::size_t(std::max(opt_.threads, 1)), n);
-    if (parts <= 1) return chain(x, rng, serial_);
+    if (parts <= 1) return chain(x, rng, serial_, observe);
+    if (observe)
+      throw std::invalid_argument(
+          "Langevin: an observer needs threads = 1 (the threaded blocks do not step together)");
     // Row blocks on the pool: each block copies its rows out, runs, and copies them back.
     if (!pool_ || pool_->max_parts() < parts) pool_ = std::make_unique<WorkerPool>(parts);
     while (blocks_.size() < parts) blocks_.push_back(std::make_unique<Block>(eval_fn_));
@@ -85,10 +89,11 @@ class Langevin {
       BlasSingleThreaded one_blas_thread;
       pool_->run(parts, [this](std::size_t b) {
         Block& blk = *blocks_[b];
-        blk.stats = chain(blk.x, blk.rng, blk.bufs);
+        blk.stats = chain(blk.x, blk.rng, blk.bufs, {});
       });
     }
     ChainStats stats;
+    stats.gradient_evals = std::size_t(opt_.steps);
     stats.mean_energy.assign(std::size_t(opt_.steps), 0.0);
     stats.mean_grad_norm.assign(std::size_t(opt_.steps), 0.0);
     for (std::size_t b = 0; b < parts; ++b) {  // row-weighted means over the blocks
@@ -123,10 +128,12 @@ class Langevin {
   };
 
   // x_t = x_{t-1} - ε ∇E(x_{t-1}) + sqrt(2εT) ξ for the chains x, on one thread.
-  ChainStats chain(Array<T>& x, Rng& rng, Buffers& bf) const {
+  ChainStats chain(Array<T>& x, Rng& rng, Buffers& bf, const Observer<T>& observe) const {
     ChainStats stats;
     for (int t = 0; t < opt_.steps; ++t) {
       bf.eval(x, bf.energy, bf.grad);
+      ++stats.gradient_evals;
+      if (observe && t > 0) observe(x, bf.energy);  // the state after step t - 1, with its energy
       stats.record(bf.energy, bf.grad);
       const double eps = opt_.step_at(t);
       const T noise = T(std::sqrt(2 * eps * opt_.temperature)), step = T(eps);
@@ -144,6 +151,10 @@ class Langevin {
         for (std::size_t e = 0; e < n; ++e) xs[e] += -step * g[e] + noise * w[e];
       if (opt_.clamp)
         for (std::size_t e = 0; e < n; ++e) xs[e] = std::clamp(xs[e], lo, hi);
+    }
+    if (observe && opt_.steps > 0) {  // the last state's energy (not otherwise evaluated)
+      bf.eval.energy(x, bf.energy);
+      observe(x, bf.energy);
     }
     stats.finish();
     return stats;

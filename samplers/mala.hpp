@@ -25,17 +25,20 @@ class Mala {
       throw std::invalid_argument("MALA: step size and temperature must be > 0");
   }
 
-  ChainStats run(Array<T>& x, Rng& rng) {
+  /// Runs the chains x [n, d] in place for opt.steps steps; `observe` sees every step's states.
+  ChainStats run(Array<T>& x, Rng& rng, const Observer<T>& observe = {}) {
     ChainStats stats;
     const std::size_t n = x.shape()[0], d = x.size() / std::max<std::size_t>(n, 1);
     const double eps = opt_.step_size, temp = opt_.temperature, noise = std::sqrt(2 * eps * temp);
     eval_(x, e_, g_);
+    ++stats.gradient_evals;
     y_.resize(x.shape());
     for (int t = 0; t < opt_.steps; ++t) {
       stats.record(e_, g_);
       for (std::size_t k = 0; k < x.size(); ++k)
         y_.data()[k] = T(double(x.data()[k]) - eps * double(g_.data()[k]) + noise * rng.normal());
       eval_(y_, ey_, gy_);
+      ++stats.gradient_evals;
       for (std::size_t i = 0; i < n; ++i) {
         // log q(x|y) - log q(y|x), each -‖to - from + ε∇E(from)‖² / 4εT
         double fwd = 0, bwd = 0;
@@ -54,6 +57,7 @@ class Mala {
           accept_chain(i, d, y_, gy_, ey_, x, g_, e_);
         }
       }
+      if (observe) observe(x, e_);
     }
     stats.finish();
     return stats;

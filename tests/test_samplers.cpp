@@ -14,44 +14,12 @@
 #include "samplers/mala.hpp"
 #include "samplers/replay_buffer.hpp"
 #include "tests/helpers.hpp"
+#include "tests/sampler_checks.hpp"
 
 using namespace ebl;
 using namespace ebl::test;
 
 namespace {
-
-struct Moments {
-  double mean[2] = {0, 0};
-  double cov[2][2] = {{0, 0}, {0, 0}};
-};
-
-Moments moments(const Array<double>& x) {
-  Moments m;
-  const std::size_t n = x.shape()[0], d = x.shape()[1];
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t a = 0; a < d; ++a) m.mean[a] += x(i, a) / double(n);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t a = 0; a < d; ++a)
-      for (std::size_t b = 0; b < d; ++b)
-        m.cov[a][b] += (x(i, a) - m.mean[a]) * (x(i, b) - m.mean[b]) / double(n - 1);
-  return m;
-}
-
-// Sample mean within 5 SE (SE² = Σ_aa / n); sample covariance within 5 SE
-// (Var of the product of two centred Gaussians: Σ_aa Σ_bb + Σ_ab²).
-void expect_moments(const Array<double>& x, const double* mu, const double (*sigma)[2]) {
-  const std::size_t n = x.shape()[0], d = x.shape()[1];
-  Moments m = moments(x);
-  for (std::size_t a = 0; a < d; ++a) {
-    INFO("mean[" << a << "] = " << m.mean[a] << ", target " << mu[a]);
-    CHECK(std::abs(m.mean[a] - mu[a]) < 5 * std::sqrt(sigma[a][a] / double(n)));
-    for (std::size_t b = 0; b < d; ++b) {
-      INFO("cov[" << a << "][" << b << "] = " << m.cov[a][b] << ", target " << sigma[a][b]);
-      double se = std::sqrt((sigma[a][a] * sigma[b][b] + sigma[a][b] * sigma[a][b]) / double(n));
-      CHECK(std::abs(m.cov[a][b] - sigma[a][b]) < 5 * se);
-    }
-  }
-}
 
 EnergyFn<double> energy_of(GaussianEnergy<double>& g) {
   return [&g](TD& t, V x) { return g(t, x); };
