@@ -11,6 +11,7 @@
 // sampling (Salakhutdinov & Murray 2008) from a base-rate model.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -302,31 +303,33 @@ void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsC
 }
 
 struct AisResult {
-  double log_z = 0;    ///< the estimate, log Z_A + log mean w
+  double log_z =
+      0;  ///< the estimate: log Z_A + log mean w (forward), log Z_A − log mean w (reverse)
   double std_err = 0;  ///< its standard error (delta method on the mean of the weights)
+  /// The bound in expectation: log Z_A + mean log w (forward: E ≤ log Z) or log Z_A − mean log w
+  /// (reverse: E ≥ log Z), whose gap to log Z is the KL divergence between the annealing's
+  /// forward and backward paths: it shows how far the schedule is from exact, where log_z (whose
+  /// Jensen gap is only ~ std_err²/2) does not.
+  double log_z_bound = 0;
+  double bound_std_err = 0;  ///< sd(log w) / √runs
   double log_z_base = 0;
   std::size_t runs = 0, temperatures = 0;
 };
 
-/// Annealed importance sampling (Salakhutdinov & Murray 2008). Base model A: visible biases
-/// base_bias, zero weights and zero hidden biases, so its visible units are independent, it is
-/// sampled exactly and log Z_A = Σ_i softplus(b_A,i) + H log 2 (each free hidden unit doubles Z).
-/// Intermediate k, at inverse temperature β_k on a linear schedule 0 → 1:
-///   log p*_k(v) = (1-β_k) vᵀb_A + β_k vᵀb + Σ_j softplus(β_k (c_j + (vᵀW)_j)),
-/// moved by one Gibbs sweep that leaves it invariant. Computed in double.
-inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs,
-                         std::size_t temperatures, Rng& rng) {
-  const std::size_t nv = m.visible(), nh = m.hidden();
-  AisResult res;
-  res.runs = runs;
-  res.temperatures = temperatures;
-  for (std::size_t i = 0; i < nv; ++i) res.log_z_base += detail::softplus_d(base_bias(i));
-  res.log_z_base += double(nh) * std::log(2.0);
-  Array<double> v(Shape{runs, nv}), h, pv, pre;
-  for (std::size_t r = 0; r < runs; ++r)
-    for (std::size_t i = 0; i < nv; ++i)
-      v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
+namespace detail {
+/// One annealing pass shared by forward and reverse AIS. Intermediate model at inverse
+/// temperature β between the base model A (β = 0) and the RBM (β = 1):
+///   log p*_β(v) = (1-β) vᵀb_A + β vᵀb + Σ_j softplus(β (c_j + (vᵀW)_j)),
+/// moved by one Gibbs sweep that leaves it invariant. The chains v [runs, V] start from the law
+/// at betas[0] and visit betas[1], …, betas[K]; the log-weights Σ_k log p*_{β_k}(v_{k−1}) −
+/// log p*_{β_{k−1}}(v_{k−1}) come back, where v_{k−1} is the state after the sweep at β_{k−1}.
+/// Their mean estimates Z(β_K) / Z(β_0) without bias when the start is exact.
+inline std::vector<double> rbm_anneal(const Rbm<double>& m, const Array<double>& base_bias,
+                                      Array<double>& v, const std::vector<double>& betas,
+                                      Rng& rng) {
+  const std::size_t runs = v.shape()[0], nv = m.visible(), nh = m.hidden();
   std::vector<double> log_w(runs, 0.0);
+  Array<double> h, pv, pre;
   // log p*_β(v) for every run
   auto log_p = [&](double beta, std::vector<double>& out) {
     pre.resize(Shape{runs, nh});
@@ -341,31 +344,127 @@ inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, s
     }
   };
   std::vector<double> lp_prev, lp_next;
-  for (std::size_t k = 1; k <= temperatures; ++k) {
-    const double b_prev = double(k - 1) / double(temperatures),
-                 b_next = double(k) / double(temperatures);
-    log_p(b_prev, lp_prev);
-    log_p(b_next, lp_next);
+  const std::size_t K = betas.size() - 1;
+  for (std::size_t k = 1; k <= K; ++k) {
+    log_p(betas[k - 1], lp_prev);
+    log_p(betas[k], lp_next);
     for (std::size_t r = 0; r < runs; ++r) log_w[r] += lp_next[r] - lp_prev[r];
-    if (k == temperatures) break;
+    if (k == K) break;
     // one Gibbs sweep at β_k: h ~ p(h | v), v ~ p(v | h)
-    m.hidden_probs(v, h, b_next);
+    m.hidden_probs(v, h, betas[k]);
     sample_bernoulli(h, rng);
-    m.visible_probs(h, pv, b_next, &base_bias);
+    m.visible_probs(h, pv, betas[k], &base_bias);
     sample_bernoulli(pv, rng);
     v = pv;
   }
-  // log mean w and its standard error: se(log mean w) ≈ sd(w) / (√M mean(w))
-  const double lse = detail::log_sum_exp(log_w);
-  const double log_mean = lse - std::log(double(runs));
-  double s2 = 0;
+  return log_w;
+}
+
+/// Fills res from the log-weights with sign +1 (forward) or −1 (reverse): log mean w and its
+/// standard error, se(log mean w) ≈ sd(w) / (√M mean(w)); mean log w and sd(log w) / √M.
+inline void summarise_weights(const std::vector<double>& log_w, double sign, AisResult& res) {
+  const std::size_t runs = log_w.size();
+  const double log_mean = detail::log_sum_exp(log_w) - std::log(double(runs));
+  double s2 = 0, mean_log = 0, s2_log = 0;
   for (double lw : log_w) {
-    double ratio = std::exp(lw - log_mean);  // w / mean(w)
+    const double ratio = std::exp(lw - log_mean);  // w / mean(w)
     s2 += (ratio - 1) * (ratio - 1);
+    mean_log += lw / double(runs);
   }
-  res.log_z = res.log_z_base + log_mean;
-  res.std_err = runs > 1 ? std::sqrt(s2 / double(runs - 1)) / std::sqrt(double(runs)) : INFINITY;
+  for (double lw : log_w) s2_log += (lw - mean_log) * (lw - mean_log);
+  const double root = std::sqrt(double(runs));
+  res.log_z = res.log_z_base + sign * log_mean;
+  res.std_err = runs > 1 ? std::sqrt(s2 / double(runs - 1)) / root : INFINITY;
+  res.log_z_bound = res.log_z_base + sign * mean_log;
+  res.bound_std_err = runs > 1 ? std::sqrt(s2_log / double(runs - 1)) / root : INFINITY;
+}
+
+inline double base_log_z(const Rbm<double>& m, const Array<double>& base_bias) {
+  double z = 0;
+  for (std::size_t i = 0; i < m.visible(); ++i) z += detail::softplus_d(base_bias(i));
+  return z + double(m.hidden()) * std::log(2.0);  // each free hidden unit doubles Z
+}
+}  // namespace detail
+
+/// Annealed importance sampling (Salakhutdinov & Murray 2008), forward: from the base model A
+/// (visible biases base_bias, zero weights and hidden biases: its visible units are independent,
+/// it is sampled exactly and log Z_A = Σ_i softplus(b_A,i) + H log 2) to the RBM over a linear
+/// schedule of β. E[w] = Z / Z_A, so by Jensen's inequality E[log Ẑ] ≤ log Z: the estimate is a
+/// stochastic lower bound (it underestimates log Z, overestimates the log-likelihood). In double.
+inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs,
+                         std::size_t temperatures, Rng& rng) {
+  const std::size_t nv = m.visible();
+  AisResult res;
+  res.runs = runs;
+  res.temperatures = temperatures;
+  res.log_z_base = detail::base_log_z(m, base_bias);
+  Array<double> v(Shape{runs, nv});
+  for (std::size_t r = 0; r < runs; ++r)
+    for (std::size_t i = 0; i < nv; ++i)
+      v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
+  std::vector<double> betas(temperatures + 1);
+  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = double(k) / double(temperatures);
+  detail::summarise_weights(detail::rbm_anneal(m, base_bias, v, betas, rng), 1.0, res);
   return res;
+}
+
+/// Reverse AIS (Burda, Grosse & Salakhutdinov 2015; the reverse half of Grosse et al.'s
+/// bidirectional Monte Carlo): chains start at visible states v_start drawn from the RBM and are
+/// annealed back to the base model over the same schedule; their weights have E[w] = Z_A / Z, so
+/// log Ẑ = log Z_A − log mean w is a stochastic upper bound on log Z — with forward AIS, log Z is
+/// bracketed from both sides. The bound holds when v_start are exact draws of the RBM (e.g.
+/// rbm_exact_samples on a small model); started from data, as in RAISE, the estimate is an upper
+/// bound only as far as the data look like the model's samples.
+inline AisResult rbm_reverse_ais(const Rbm<double>& m, const Array<double>& base_bias,
+                                 const Array<double>& v_start, std::size_t temperatures, Rng& rng) {
+  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible())
+    throw std::invalid_argument(fmt::format("rbm_reverse_ais: start states {} for {} visible units",
+                                            shape_str(v_start.shape()), m.visible()));
+  AisResult res;
+  res.runs = v_start.shape()[0];
+  res.temperatures = temperatures;
+  res.log_z_base = detail::base_log_z(m, base_bias);
+  Array<double> v = v_start;
+  std::vector<double> betas(temperatures + 1);
+  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
+  detail::summarise_weights(detail::rbm_anneal(m, base_bias, v, betas, rng), -1.0, res);
+  return res;
+}
+
+/// Exact draws of the visible units of a small RBM: the hidden layer's marginal
+/// log p(h) = cᵀh + Σ_i softplus(b_i + (Wh)_i) − log Z enumerated (2^H states, H ≤ 20), h drawn
+/// from it, then v ~ p(v | h).
+inline Array<double> rbm_exact_samples(const Rbm<double>& m, std::size_t n, Rng& rng) {
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  if (nh > 20)
+    throw std::invalid_argument(
+        fmt::format("rbm_exact_samples: 2^{} hidden states is too many to enumerate", nh));
+  std::vector<double> log_p(std::size_t(1) << nh);
+  for (std::size_t s = 0; s < log_p.size(); ++s) {
+    double t = 0;
+    for (std::size_t j = 0; j < nh; ++j)
+      if ((s >> j) & 1) t += m.c.value(j);
+    for (std::size_t i = 0; i < nv; ++i) {
+      double act = m.b.value(i);
+      for (std::size_t j = 0; j < nh; ++j)
+        if ((s >> j) & 1) act += m.W.value(i, j);
+      t += detail::softplus_d(act);
+    }
+    log_p[s] = t;
+  }
+  const double lz = detail::log_sum_exp(log_p);
+  std::vector<double> cdf(log_p.size());
+  double acc = 0;
+  for (std::size_t s = 0; s < log_p.size(); ++s) cdf[s] = acc += std::exp(log_p[s] - lz);
+  Array<double> h(Shape{n, nh}), v;
+  for (std::size_t r = 0; r < n; ++r) {
+    const double u = rng.uniform() * acc;
+    const std::size_t s = std::size_t(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+    for (std::size_t j = 0; j < nh; ++j) h(r, j) = double((std::min(s, cdf.size() - 1) >> j) & 1);
+  }
+  m.visible_probs(h, v);
+  sample_bernoulli(v, rng);
+  return v;
 }
 
 /// The base-rate model's visible biases from data: b_A,i = log(p_i / (1 - p_i)), p_i the mean of
