@@ -228,7 +228,80 @@ double rbm_pseudo_loglik(const Rbm<T>& m, const Array<T>& v) {
 struct RbmTrainOptions {
   int k = 1;                ///< Gibbs sweeps per step (CD-k, or PCD-k)
   bool persistent = false;  ///< PCD: chains carried across steps instead of restarted at the data
+  /// Persistent parallel tempering (with persistent): the inverse temperatures of the ladder,
+  /// 1 = β₁ > β₂ > … ≥ 0; empty: plain PCD.
+  std::vector<double> tempering_betas{};
 };
+
+/// E(v, h) of every row of v [n, V] and h [n, H], in double: −vᵀb − cᵀh − (vᵀW) h.
+template <class T>
+std::vector<double> rbm_joint_energies(const Rbm<T>& m, const Array<T>& v, const Array<T>& h,
+                                       Array<T>& vw) {
+  const std::size_t n = v.shape()[0], nv = m.visible(), nh = m.hidden();
+  vw.resize(Shape{n, nh});
+  gemm<T>(false, false, n, nh, nv, T(1), v.data(), nv, m.W.value.data(), nh, T(0), vw.data(), nh);
+  std::vector<double> e(n, 0.0);
+  for (std::size_t r = 0; r < n; ++r) {
+    for (std::size_t i = 0; i < nv; ++i) e[r] -= double(v(r, i)) * double(m.b.value(i));
+    for (std::size_t j = 0; j < nh; ++j)
+      e[r] -= double(h(r, j)) * (double(m.c.value(j)) + double(vw(r, j)));
+  }
+  return e;
+}
+
+/// Persistent parallel tempering for an RBM (Desjardins, Courville, Bengio, Vincent & Delalleau
+/// 2010): a ladder of inverse temperatures 1 = β₁ > … > β_K ≥ 0, level k holding n chains of
+/// p_β(v, h) ∝ exp(−β E(v, h)) (at β = 0, independent fair coins). Each level takes `sweeps`
+/// block-Gibbs sweeps at its β; then neighbouring levels, from the bottom up, exchange their
+/// (v, h) states chain by chain with probability min(1, exp((β_k − β_{k+1}) (E_k − E_{k+1}))).
+/// The β = 1 level (chains.v, chains.h) is the model's sample; the hot levels cross between
+/// modes that Gibbs at β = 1 rarely leaves. Hot levels start as copies of chains.v.
+template <class T>
+void tempered_gibbs(const Rbm<T>& m, GibbsChains<T>& chains, const std::vector<double>& betas,
+                    int sweeps, Rng& rng) {
+  if (betas.empty() || betas[0] != 1.0)
+    throw std::invalid_argument("tempered_gibbs: the ladder must start at beta = 1");
+  for (std::size_t k = 1; k < betas.size(); ++k)
+    if (!(betas[k] < betas[k - 1]) || betas[k] < 0)
+      throw std::invalid_argument("tempered_gibbs: betas must decrease from 1 to >= 0");
+  const std::size_t K = betas.size(), n = chains.v.shape()[0];
+  if (chains.hot_v.size() != K - 1 || (K > 1 && chains.hot_v[0].shape() != chains.v.shape())) {
+    chains.hot_v.assign(K - 1, chains.v);
+    chains.hot_h.assign(K - 1, Array<T>{});
+    chains.swaps_accepted.assign(K - 1, 0);
+    chains.swaps_proposed.assign(K - 1, 0);
+  }
+  auto level_v = [&](std::size_t k) -> Array<T>& {
+    return k == 0 ? chains.v : chains.hot_v[k - 1];
+  };
+  auto level_h = [&](std::size_t k) -> Array<T>& {
+    return k == 0 ? chains.h : chains.hot_h[k - 1];
+  };
+  for (std::size_t k = 0; k < K; ++k)
+    for (int s = 0; s < sweeps; ++s) {
+      m.hidden_probs(level_v(k), level_h(k), T(betas[k]));
+      sample_bernoulli(level_h(k), rng);
+      m.visible_probs(level_h(k), level_v(k), T(betas[k]));
+      sample_bernoulli(level_v(k), rng);
+    }
+  Array<T> vw;
+  std::vector<std::vector<double>> e(K);
+  for (std::size_t k = 0; k < K; ++k) e[k] = rbm_joint_energies(m, level_v(k), level_h(k), vw);
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  for (std::size_t k = 0; k + 1 < K; ++k) {
+    const double db = betas[k] - betas[k + 1];
+    Array<T>&va = level_v(k), &vb = level_v(k + 1), &ha = level_h(k), &hb = level_h(k + 1);
+    for (std::size_t i = 0; i < n; ++i) {
+      ++chains.swaps_proposed[k];
+      if (std::log(rng.uniform()) < db * (e[k][i] - e[k + 1][i])) {
+        ++chains.swaps_accepted[k];
+        std::swap_ranges(va.data() + i * nv, va.data() + (i + 1) * nv, vb.data() + i * nv);
+        std::swap_ranges(ha.data() + i * nh, ha.data() + (i + 1) * nh, hb.data() + i * nh);
+        std::swap(e[k][i], e[k + 1][i]);
+      }
+    }
+  }
+}
 
 /// One CD-k / PCD-k step: negatives v⁻ by k block-Gibbs sweeps from the data batch (CD) or from
 /// the persistent chains (PCD, advanced in place); the closed-form log-likelihood gradient,
@@ -243,6 +316,14 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsCh
   if (o.k < 1)
     throw std::invalid_argument(
         fmt::format("rbm_train_step: k = {} Gibbs sweeps; need at least 1", o.k));
+  if (!o.tempering_betas.empty()) {
+    if (!o.persistent)
+      throw std::invalid_argument("rbm_train_step: parallel tempering needs persistent chains");
+    tempered_gibbs(m, chains, o.tempering_betas, o.k, rng);
+    rbm_loglik_gradient(m, v_pos, chains.v, {&m.W.grad, &m.b.grad, &m.c.grad}, ws, T(-1));
+    opt.step();
+    return;
+  }
   if (!o.persistent) {
     chains.v.resize(v_pos.shape());
     std::copy(v_pos.begin(), v_pos.end(), chains.v.begin());
@@ -278,6 +359,12 @@ void rbm_save_state(Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, const GibbsChai
   c.integers[prefix + "optim/steps"] = std::uint64_t(opt.steps());
   c.put(prefix + "chains/v", chains.v);
   c.put(prefix + "chains/h", chains.h);
+  for (std::size_t k = 0; k < chains.hot_v.size(); ++k) {  // persistent parallel tempering
+    c.put(fmt::format("{}chains/hot_v/{}", prefix, k), chains.hot_v[k]);
+    c.put(fmt::format("{}chains/hot_h/{}", prefix, k), chains.hot_h[k]);
+    c.integers[fmt::format("{}chains/swaps_accepted/{}", prefix, k)] = chains.swaps_accepted[k];
+    c.integers[fmt::format("{}chains/swaps_proposed/{}", prefix, k)] = chains.swaps_proposed[k];
+  }
   const Rng::State st = rng.state();
   for (int k = 0; k < 4; ++k) c.integers[fmt::format("{}rng/s{}", prefix, k)] = st.s[k];
 }
@@ -296,6 +383,22 @@ void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsC
       throw IoError(fmt::format("checkpoint: no array '{}'", prefix + name));
     a->resize(it->second.shape());  // h is empty until the chains have drawn it
     c.get(prefix + name, *a);
+  }
+  chains.hot_v.clear(), chains.hot_h.clear();
+  chains.swaps_accepted.clear(), chains.swaps_proposed.clear();
+  for (std::size_t k = 0;; ++k) {  // the hot levels of persistent parallel tempering, if any
+    const std::string kv = fmt::format("{}chains/hot_v/{}", prefix, k),
+                      kh = fmt::format("{}chains/hot_h/{}", prefix, k);
+    auto v = c.arrays.find(kv), h = c.arrays.find(kh);
+    if (v == c.arrays.end() || h == c.arrays.end()) break;
+    chains.hot_v.push_back(Array<T>::from_shape(v->second.shape()));
+    chains.hot_h.push_back(Array<T>::from_shape(h->second.shape()));
+    c.get(kv, chains.hot_v.back());
+    c.get(kh, chains.hot_h.back());
+    chains.swaps_accepted.push_back(
+        c.integer(fmt::format("{}chains/swaps_accepted/{}", prefix, k)));
+    chains.swaps_proposed.push_back(
+        c.integer(fmt::format("{}chains/swaps_proposed/{}", prefix, k)));
   }
   Rng::State st{};
   for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}rng/s{}", prefix, k));

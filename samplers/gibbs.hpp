@@ -6,6 +6,7 @@
 #pragma once
 
 #include <type_traits>
+#include <vector>
 
 #include "autodiff/random.hpp"
 
@@ -49,9 +50,13 @@ void block_gibbs(const Model& m, Array<T>& v, Array<T>& h, int sweeps, Rng& rng)
 /// hidden sample h [n, H] ~ p(h | v) that continues each chain. Keeping h (as Tieleman's PCD
 /// implementations and scikit-learn's BernoulliRBM do) lets a step reuse p(h | v⁻), which the
 /// gradient computes anyway, as the next step's first half-sweep. An empty h is drawn on first use.
+/// With persistent parallel tempering (ebm/rbm.hpp: tempered_gibbs), the chains at the hotter
+/// levels of the ladder live here too, with the swap counts between neighbouring levels.
 template <class T>
 struct GibbsChains {
   Array<T> v, h;
+  std::vector<Array<T>> hot_v{}, hot_h{};  ///< levels 2 … K of the ladder
+  std::vector<std::size_t> swaps_accepted{}, swaps_proposed{};
 };
 
 }  // namespace ebl

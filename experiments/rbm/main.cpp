@@ -34,11 +34,12 @@ struct Flags {
   bool fashion = false, smoke = false;
   std::string out = "runs", resume, data_dir;
   std::size_t stop_after_epochs = 0;
+  std::size_t pt_levels = 10;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, methods, hidden, epochs, batch, test_size, exact_max,
                                    ais_runs, ais_temps, sample_sweeps, lr, momentum, weight_decay,
                                    binarize, seed, fashion, smoke, out, resume, stop_after_epochs,
-                                   data_dir)
+                                   data_dir, pt_levels)
 
 // What a resumed run may change: its length (--epochs also sets the end of the linear
 // learning-rate decay), where its output goes, when it stops, and its evaluation. Everything else
@@ -52,8 +53,10 @@ struct Method {
   RbmTrainOptions train;
 };
 
-Method parse_method(const std::string& s) {
-  const bool persistent = s.rfind("pcd", 0) == 0;
+// cd<k>: CD-k from the data; pcd[<k>]: persistent chains; ppt[<k>]: persistent parallel
+// tempering, `pt_levels` inverse temperatures evenly spaced from 1 down to 0.
+Method parse_method(const std::string& s, std::size_t pt_levels) {
+  const bool tempered = s.rfind("ppt", 0) == 0, persistent = tempered || s.rfind("pcd", 0) == 0;
   const std::string digits = s.substr(persistent ? 3 : 2);
   const bool ok =
       (persistent || (s.rfind("cd", 0) == 0 && !digits.empty())) && digits.size() <= 4 &&
@@ -61,8 +64,12 @@ Method parse_method(const std::string& s) {
   const int k = ok && !digits.empty() ? std::stoi(digits) : 1;
   if (!ok || k < 1)
     throw std::invalid_argument(
-        fmt::format("unknown method '{}' (expected cd<k> or pcd[<k>], k >= 1)", s));
-  return {s, {.k = k, .persistent = persistent}};
+        fmt::format("unknown method '{}' (expected cd<k>, pcd[<k>] or ppt[<k>], k >= 1)", s));
+  std::vector<double> betas;
+  if (tempered)
+    for (std::size_t l = 0; l < pt_levels; ++l)
+      betas.push_back(1 - double(l) / double(pt_levels - 1));
+  return {s, {.k = k, .persistent = persistent, .tempering_betas = betas}};
 }
 
 // Images as tiles on one canvas, written as a CSV (x, y, value) over the full grid, row by row,
@@ -237,7 +244,12 @@ int main(int argc, char** argv) {
       "rbm: binary RBMs by CD-1, CD-k and PCD on the digits, with exact or AIS likelihoods", "rbm"};
   Flags f;
   app.add_option("--methods", f.methods,
-                 "comma-separated: cd<k> (CD-k from the data), pcd[<k>] (persistent)")
+                 "comma-separated: cd<k> (CD-k from the data), pcd[<k>] (persistent), ppt[<k>] "
+                 "(persistent parallel tempering)")
+      ->capture_default_str();
+  app.add_option("--pt-levels", f.pt_levels,
+                 "inverse temperatures of ppt's ladder, evenly spaced from 1 to 0")
+      ->check(CLI::Range(2, 1000))
       ->capture_default_str();
   app.add_option("--hidden", f.hidden, "hidden units")
       ->check(CLI::Range(1, 100000))
@@ -306,7 +318,7 @@ int main(int argc, char** argv) {
     {
       std::stringstream ss(f.methods);
       std::string m;
-      while (std::getline(ss, m, ',')) methods.push_back(parse_method(m));
+      while (std::getline(ss, m, ',')) methods.push_back(parse_method(m, f.pt_levels));
     }
     if (methods.empty()) throw std::invalid_argument("--methods lists no method");
     auto [train_set, test_set] = load_train_test(f.fashion, f.test_size, f.seed, f.data_dir);
@@ -462,6 +474,12 @@ int main(int argc, char** argv) {
                             {"test_pseudo_loglik", pll},
                             {"log_z", lz},
                             {"log_z_method", exact ? "exact" : "ais"}};
+      if (!chains.swaps_proposed.empty()) {  // persistent parallel tempering: swap rates
+        std::vector<double> rates;
+        for (std::size_t k = 0; k < chains.swaps_proposed.size(); ++k)
+          rates.push_back(double(chains.swaps_accepted[k]) / double(chains.swaps_proposed[k]));
+        metrics[meth.name]["swap_rates"] = rates;
+      }
       if (!exact) {
         metrics[meth.name]["log_z_std_err"] = last_z.std_err;
         metrics[meth.name]["log_z_reverse"] = last_reverse.log_z;
