@@ -25,6 +25,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -34,7 +35,9 @@
 #include "ebm/energy.hpp"
 #include "io/checkpoint.hpp"
 #include "samplers/langevin.hpp"
+#include "samplers/mala.hpp"
 #include "samplers/replay_buffer.hpp"
+#include "samplers/tempering.hpp"
 
 namespace ebl {
 
@@ -48,9 +51,26 @@ inline ChainInit parse_chain_init(const std::string& s) {
       fmt::format("unknown chain init '{}' (expected data, noise, persistent)", s));
 }
 
+/// The dream sampler: unadjusted Langevin (the seed's), MALA (the same step, Metropolis-adjusted:
+/// exact for its target whatever the step), or parallel tempering (MALA moves on a ladder of
+/// temperatures with swaps, for energies whose modes Langevin does not cross in k steps). MALA and
+/// tempering take the Langevin options' steps, step size and temperature; Langevin alone clips
+/// gradients, clamps and runs on threads.
+enum class DreamSampler { Langevin, Mala, Tempering };
+
+inline DreamSampler parse_dream_sampler(const std::string& s) {
+  if (s == "langevin") return DreamSampler::Langevin;
+  if (s == "mala") return DreamSampler::Mala;
+  if (s == "pt") return DreamSampler::Tempering;
+  throw std::invalid_argument(fmt::format("unknown sampler '{}' (expected langevin, mala, pt)", s));
+}
+
 struct CdOptions {
   ChainInit init = ChainInit::Persistent;
-  LangevinOptions langevin;            ///< the dream sampler; k = langevin.steps
+  LangevinOptions langevin;  ///< the dream sampler; k = langevin.steps
+  DreamSampler sampler = DreamSampler::Langevin;
+  /// Tempering's ladder: T₁ = langevin.temperature times these factors (1 = f₁ < f₂ < …).
+  std::vector<double> tempering_ladder{};
   double alpha = 0;                    ///< weight of the energy-magnitude regulariser
   double noise_lo = -1, noise_hi = 1;  ///< box of the uniform noise chains start from
   std::size_t buffer_size = 10000;     ///< persistent chains kept
@@ -84,6 +104,20 @@ class ContrastiveDivergence {
         dim_(dim) {
     if (o.init == ChainInit::Persistent)
       buffer_.emplace(o.buffer_size, dim, o.noise_lo, o.noise_hi, o.restart_prob, rng_);
+    auto fn = [this](Tape<T>& t, Var<T> x) { return energy_(t, x); };
+    if (o.sampler == DreamSampler::Mala)
+      mala_.emplace(fn, MalaOptions{.steps = o.langevin.steps,
+                                    .step_size = o.langevin.step_size,
+                                    .temperature = o.langevin.temperature});
+    if (o.sampler == DreamSampler::Tempering) {
+      if (o.tempering_ladder.size() < 2)
+        throw std::invalid_argument("CD: parallel tempering needs a ladder of at least 2 levels");
+      std::vector<double> temps;
+      for (double f : o.tempering_ladder) temps.push_back(f * o.langevin.temperature);
+      tempering_.emplace(fn, TemperingOptions{.steps = o.langevin.steps,
+                                              .temperatures = temps,
+                                              .step_size = o.langevin.step_size});
+    }
   }
 
   /// The dream phase: negatives for a data batch, by the configured initialisation and chain.
@@ -102,6 +136,8 @@ class ContrastiveDivergence {
         buffer_->sample(n, rng_, x_neg);
         break;
     }
+    if (mala_) return mala_->run(x_neg, rng_);
+    if (tempering_) return tempering_->run(x_neg, rng_);
     return sampler_.run(x_neg, rng_);
   }
 
@@ -123,6 +159,21 @@ class ContrastiveDivergence {
     std::optional<BlasSingleThreaded> one_blas_thread;  // our threads, not OpenBLAS's, when > 1
     if (threads > 1) one_blas_thread.emplace();
     CdStepStats s;
+    // the guard's promise covers the tempering sampler's hot levels: they go back if it fires
+    if (tempering_) tempering_before_ = tempering_->state();
+    try {
+      step_body(x_pos, s, threads);
+    } catch (const DivergenceError&) {
+      if (tempering_) tempering_->set_state(tempering_before_);
+      throw;
+    }
+    if (buffer_) buffer_->update(x_neg_);
+    ++step_;
+    return s;
+  }
+
+ private:
+  void step_body(const Array<T>& x_pos, CdStepStats& s, std::size_t threads) {
     s.chain = sample_negatives(x_pos, x_neg_);
     const std::size_t parts = std::min({threads, x_pos.shape()[0], x_neg_.shape()[0]});
     if (parts <= 1) {
@@ -143,11 +194,9 @@ class ContrastiveDivergence {
       opt_.step(*pool_, parts);  // element-wise: the same result as opt_.step()
     else
       opt_.step();
-    if (buffer_) buffer_->update(x_neg_);
-    ++step_;
-    return s;
   }
 
+ public:
   /// Everything needed to continue this run exactly: parameters, optimizer state, chains, the
   /// generator and the step count.
   Checkpoint checkpoint() const {
@@ -159,6 +208,19 @@ class ContrastiveDivergence {
     Rng::State st = rng_.state();
     for (int k = 0; k < 4; ++k) c.integers[fmt::format("rng/s{}", k)] = st.s[k];
     c.integers["step"] = std::uint64_t(step_);
+    if (tempering_) {  // the hot levels persist between steps
+      const auto pt = tempering_->state();
+      if (pt.replicas.size()) {
+        c.put("dream/replicas", pt.replicas);
+        c.integers["dream/iteration"] = pt.iteration;
+        for (auto [name, v] : {std::pair{"move_accepted", &pt.move_accepted},
+                               std::pair{"move_proposed", &pt.move_proposed},
+                               std::pair{"swap_accepted", &pt.swap_accepted},
+                               std::pair{"swap_proposed", &pt.swap_proposed}})
+          for (std::size_t k = 0; k < v->size(); ++k)
+            c.integers[fmt::format("dream/{}/{}", name, k)] = (*v)[k];
+      }
+    }
     return c;
   }
   void restore(const Checkpoint& c) {
@@ -170,6 +232,23 @@ class ContrastiveDivergence {
     for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("rng/s{}", k));
     rng_.set_state(st);
     step_ = long(c.integer("step"));
+    if (tempering_) {
+      typename ParallelTempering<T>::State pt;
+      auto it = c.arrays.find("dream/replicas");
+      if (it != c.arrays.end()) {
+        pt.replicas = Array<T>::from_shape(it->second.shape());
+        c.get("dream/replicas", pt.replicas);
+        pt.iteration = c.integer("dream/iteration");
+        const std::size_t K = tempering_->temperatures().size();
+        for (auto [name, v, len] : {std::tuple{"move_accepted", &pt.move_accepted, K},
+                                    std::tuple{"move_proposed", &pt.move_proposed, K},
+                                    std::tuple{"swap_accepted", &pt.swap_accepted, K - 1},
+                                    std::tuple{"swap_proposed", &pt.swap_proposed, K - 1}})
+          for (std::size_t k = 0; k < len; ++k)
+            v->push_back(c.integer(fmt::format("dream/{}/{}", name, k)));
+      }
+      tempering_->set_state(std::move(pt));
+    }
   }
 
   /// Only the energy's parameters from a checkpoint: a new run that starts from them (the
@@ -182,6 +261,8 @@ class ContrastiveDivergence {
   long steps_done() const { return step_; }
   CdOptions& options() { return opt_o_; }
   Langevin<T>& sampler() { return sampler_; }
+  /// The tempering dream sampler (its swap rates), when CdOptions::sampler chose it.
+  const ParallelTempering<T>* tempering() const { return tempering_ ? &*tempering_ : nullptr; }
   const Array<T>& last_negatives() const { return x_neg_; }
 
  private:
@@ -277,6 +358,9 @@ class ContrastiveDivergence {
   std::vector<Parameter<T>*> params_;  // the energy's, fetched once
   Rng rng_;
   Langevin<T> sampler_;
+  std::optional<Mala<T>> mala_;
+  std::optional<ParallelTempering<T>> tempering_;
+  typename ParallelTempering<T>::State tempering_before_;
   std::size_t dim_;
   std::optional<ReplayBuffer<T>> buffer_;
   Tape<T> tape_;

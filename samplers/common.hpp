@@ -96,6 +96,9 @@ struct ChainStats {
   double acceptance = 1;
   std::size_t proposals = 0, accepted = 0;
   std::size_t gradient_evals = 0;
+  /// With LangevinOptions::trace_energies: E of every chain at every step (chains × steps), the
+  /// input of effective_sample_size and split_rhat (samplers/diagnostics.hpp).
+  std::vector<std::vector<double>> energy_traces;
 
   void record(const auto& energy, const auto& grad) {
     const std::size_t n = energy.size(), d = n ? grad.size() / n : 0;

@@ -43,6 +43,9 @@ struct LangevinOptions {
   /// with BLAS single-threaded inside. The energy must allow concurrent evaluation on separate
   /// tapes (the library's energies do: a ∇x pass only reads the parameters).
   int threads = 1;
+  /// Keep every chain's energy at every step in ChainStats::energy_traces (E of the state each
+  /// step starts from, which the step computes anyway: no extra evaluation, no other change).
+  bool trace_energies = false;
 
   /// ε at step t of `steps`
   double step_at(int t) const {
@@ -99,6 +102,7 @@ class Langevin {
     for (std::size_t b = 0; b < parts; ++b) {  // row-weighted means over the blocks
       Block& blk = *blocks_[b];
       std::copy_n(blk.x.data(), blk.x.size(), x.data() + blk.r0 * d);
+      for (auto& tr : blk.stats.energy_traces) stats.energy_traces.push_back(std::move(tr));
       const double w = double(blk.r1 - blk.r0) / double(n);
       for (std::size_t t = 0; t < stats.mean_energy.size(); ++t) {
         stats.mean_energy[t] += w * blk.stats.mean_energy[t];
@@ -133,6 +137,11 @@ class Langevin {
     for (int t = 0; t < opt_.steps; ++t) {
       bf.eval(x, bf.energy, bf.grad);
       ++stats.gradient_evals;
+      if (opt_.trace_energies) {
+        stats.energy_traces.resize(bf.energy.size());
+        for (std::size_t i = 0; i < bf.energy.size(); ++i)
+          stats.energy_traces[i].push_back(double(bf.energy(i)));
+      }
       if (observe && t > 0) observe(x, bf.energy);  // the state after step t - 1, with its energy
       stats.record(bf.energy, bf.grad);
       const double eps = opt_.step_at(t);

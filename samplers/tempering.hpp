@@ -31,10 +31,10 @@ inline std::vector<double> geometric_ladder(std::size_t k, double t_max) {
 }
 
 struct TemperingOptions {
-  int steps = 1000;                  ///< iterations: a MALA move at every level, then swaps
+  int steps = 1000;                    ///< iterations: a MALA move at every level, then swaps
   std::vector<double> temperatures{};  ///< T₁ < T₂ < …, T₁ that of the draws (normally 1);
-                                     ///< empty: geometric_ladder(8, 30)
-  double step_size = 0.05;           ///< MALA ε, the same at every level (see above)
+                                       ///< empty: geometric_ladder(8, 30)
+  double step_size = 0.05;             ///< MALA ε, the same at every level (see above)
   std::vector<double> step_sizes{};    ///< optional: one ε per level (overrides step_size)
 };
 
@@ -116,6 +116,36 @@ class ParallelTempering {
   }
   /// Every level's states, [K·n, d] (level k in rows k·n … (k+1)·n − 1).
   const Array<T>& replicas() const { return z_; }
+
+  /// The persistent state: every level's replicas, the move and swap counts and the iteration
+  /// (whose parity picks the pairs that swap next). A sampler given it back continues exactly.
+  struct State {
+    Array<T> replicas;  ///< [K·n, d]; empty before the first run
+    std::size_t iteration = 0;
+    std::vector<std::size_t> move_accepted, move_proposed, swap_accepted, swap_proposed;
+  };
+  State state() const {
+    return {z_, iteration_, move_accepted_, move_proposed_, swap_accepted_, swap_proposed_};
+  }
+  void set_state(State st) {
+    const std::size_t K = opt_.temperatures.size();
+    if (st.replicas.size() == 0) {  // saved before the first run
+      n_ = d_ = 0;
+      return;
+    }
+    if (st.replicas.dimension() != 2 || st.replicas.shape()[0] % K != 0 ||
+        st.move_accepted.size() != K || st.move_proposed.size() != K ||
+        st.swap_accepted.size() != K - 1 || st.swap_proposed.size() != K - 1)
+      throw std::invalid_argument(
+          fmt::format("parallel tempering: a state of replicas {} does not fit {} levels",
+                      shape_str(st.replicas.shape()), K));
+    n_ = st.replicas.shape()[0] / K;
+    d_ = st.replicas.shape()[1];
+    z_ = std::move(st.replicas);
+    iteration_ = st.iteration;
+    move_accepted_ = std::move(st.move_accepted), move_proposed_ = std::move(st.move_proposed);
+    swap_accepted_ = std::move(st.swap_accepted), swap_proposed_ = std::move(st.swap_proposed);
+  }
 
  private:
   // One MALA step of every replica at its level's temperature; the stats count level 1.

@@ -130,36 +130,68 @@ TEST_CASE("the divergence guard stops a run whose energies blow up and changes n
 }
 
 TEST_CASE("resuming from a checkpoint file continues the same run bit for bit", "[cd]") {
-  const auto path = std::filesystem::temp_directory_path() / "ebl_test_cd_resume.ckpt";
-  auto run = [&](int steps, const Checkpoint* resume, Checkpoint* out) {
-    Model m;  // same construction; parameters replaced on resume
-    Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
-    CdOptions o;
-    o.langevin = {.steps = 5, .step_size = 0.05};
-    o.buffer_size = 100;
-    o.alpha = 0.1;
-    ContrastiveDivergence<double> cd(m.energy, opt, o, 51, 2);
-    if (resume) cd.restore(*resume);
-    Array<double> batch(Shape{16, 2});
-    for (int s = 0; s < steps; ++s) {
-      for (auto& v : batch) v = cd.rng().normal();
-      cd.step(batch);
+  // with each dream sampler: Langevin, MALA, and parallel tempering (whose hot levels persist)
+  for (DreamSampler sampler :
+       {DreamSampler::Langevin, DreamSampler::Mala, DreamSampler::Tempering}) {
+    INFO("sampler " << int(sampler));
+    const auto path = std::filesystem::temp_directory_path() / "ebl_test_cd_resume.ckpt";
+    auto run = [&](int steps, const Checkpoint* resume, Checkpoint* out) {
+      Model m;  // same construction; parameters replaced on resume
+      Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
+      CdOptions o;
+      o.langevin = {.steps = 5, .step_size = 0.05};
+      o.buffer_size = 100;
+      o.alpha = 0.1;
+      o.sampler = sampler;
+      o.tempering_ladder = {1.0, 2.0, 4.0};
+      ContrastiveDivergence<double> cd(m.energy, opt, o, 51, 2);
+      if (resume) cd.restore(*resume);
+      Array<double> batch(Shape{16, 2});
+      for (int s = 0; s < steps; ++s) {
+        for (auto& v : batch) v = cd.rng().normal();
+        cd.step(batch);
+      }
+      *out = cd.checkpoint();
+    };
+    Checkpoint straight, half, resumed;
+    run(10, nullptr, &straight);
+    run(5, nullptr, &half);
+    half.save(path);
+    Checkpoint loaded = Checkpoint::load(path);
+    run(5, &loaded, &resumed);
+    REQUIRE(resumed.integer("step") == 10);
+    CHECK(straight.arrays.contains("dream/replicas") == (sampler == DreamSampler::Tempering));
+    for (const auto& [name, a] : straight.arrays) {
+      INFO(name);
+      CHECK(same(a, resumed.arrays.at(name)));
     }
-    *out = cd.checkpoint();
-  };
-  Checkpoint straight, half, resumed;
-  run(10, nullptr, &straight);
-  run(5, nullptr, &half);
-  half.save(path);
-  Checkpoint loaded = Checkpoint::load(path);
-  run(5, &loaded, &resumed);
-  REQUIRE(resumed.integer("step") == 10);
-  for (const auto& [name, a] : straight.arrays) {
-    INFO(name);
-    CHECK(same(a, resumed.arrays.at(name)));
+    CHECK(straight.integers == resumed.integers);
+    std::filesystem::remove(path);
   }
-  CHECK(straight.integers == resumed.integers);
-  std::filesystem::remove(path);
+}
+
+TEST_CASE("the divergence guard leaves tempering's hot levels as they were", "[cd]") {
+  Model m;
+  Adam<double> opt(m.energy.parameters(), {.lr = 1e-2});
+  CdOptions o;
+  o.langevin = {.steps = 3, .step_size = 0.05};
+  o.buffer_size = 50;
+  o.sampler = DreamSampler::Tempering;
+  o.tempering_ladder = {1.0, 3.0};
+  ContrastiveDivergence<double> cd(m.energy, opt, o, 61, 2);
+  Array<double> batch = randn({16, 2}, 62);
+  for (int s = 0; s < 3; ++s) cd.step(batch);
+  const Checkpoint good = cd.checkpoint();
+  cd.options().loss_bound = 1e-12;  // a bound any real loss exceeds
+  CHECK_THROWS_AS(cd.step(batch), DivergenceError);
+  const Checkpoint after = cd.checkpoint();
+  CHECK(same(good.arrays.at("dream/replicas"), after.arrays.at("dream/replicas")));
+  CHECK(good.integer("dream/iteration") == after.integer("dream/iteration"));
+  o.tempering_ladder = {1.0};
+  CHECK_THROWS_WITH((ContrastiveDivergence<double>(m.energy, opt, o, 1, 2)),
+                    Contains("at least 2 levels"));
+  CHECK(parse_dream_sampler("pt") == DreamSampler::Tempering);
+  CHECK_THROWS_WITH(parse_dream_sampler("gibbs"), Contains("expected langevin, mala, pt"));
 }
 
 TEST_CASE("a CD checkpoint with any single byte changed is refused as corrupt", "[cd][io]") {

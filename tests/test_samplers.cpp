@@ -270,3 +270,28 @@ TEST_CASE("the replay buffer restarts chains at the configured rate and keeps th
   CHECK(never.restarts() == 0);
   CHECK(always.restarts() == 100);
 }
+
+TEST_CASE("Langevin keeps every chain's energy trace, on one thread or several", "[samplers]") {
+  auto g = gauss_2d();
+  for (int threads : {1, 2}) {
+    Array<double> x = start(7, 2, 31);
+    Array<double> e0 = Array<double>::from_shape({7});
+    {
+      Tape<double> t;
+      e0 = g(t, t.input(x)).value();
+    }
+    Rng rng(32);
+    ChainStats st =
+        Langevin<double>(
+            energy_of(g),
+            {.steps = 12, .step_size = 0.05, .threads = threads, .trace_energies = true})
+            .run(x, rng);
+    INFO("threads " << threads);
+    REQUIRE(st.energy_traces.size() == 7);
+    for (std::size_t i = 0; i < 7; ++i) {
+      CHECK(st.energy_traces[i].size() == 12);
+      CHECK(st.energy_traces[i][0] == e0(i));  // the state each step starts from
+    }
+    CHECK(st.gradient_evals == 12);
+  }
+}

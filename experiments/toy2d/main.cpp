@@ -19,6 +19,7 @@
 #include "experiments/common/run.hpp"
 #include "io/checkpoint.hpp"
 #include "metrics/mmd.hpp"
+#include "samplers/diagnostics.hpp"
 
 using namespace ebl;
 using namespace ebl::xp;
@@ -34,7 +35,9 @@ struct Flags {
   double lr = 1e-3, lr_final = 1e-4;
   int langevin_steps = 20;
   double step_size = 0.005, temperature = 1.0, alpha = -1, grad_clip = 0;
-  std::string init = "persistent";
+  std::string init = "persistent", sampler = "langevin";
+  std::size_t pt_levels = 6;
+  double pt_max_temperature = 10;
   std::size_t buffer = 10000;
   double restart = 0.05, noise_box = 4.0, box = 4.0;
   std::size_t grid = 200, train_size = 50000, test_size = 5000, eval_samples = 1000;
@@ -47,9 +50,10 @@ struct Flags {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers, activation, lr,
                                    lr_final, langevin_steps, step_size, temperature, alpha,
-                                   grad_clip, init, buffer, restart, noise_box, box, grid,
-                                   train_size, test_size, eval_samples, sample_steps, eval_every,
-                                   seed, threads, out, resume, resume_from_weights, smoke)
+                                   grad_clip, init, sampler, pt_levels, pt_max_temperature, buffer,
+                                   restart, noise_box, box, grid, train_size, test_size,
+                                   eval_samples, sample_steps, eval_every, seed, threads, out,
+                                   resume, resume_from_weights, smoke)
 
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--dataset", f.dataset,
@@ -101,6 +105,18 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--init", f.init, "chain start: persistent, data (CD-k), noise")
       ->check(CLI::IsMember({"persistent", "data", "noise"}))
+      ->capture_default_str();
+  app.add_option("--sampler", f.sampler,
+                 "dream sampler: langevin (unadjusted), mala (Metropolis-adjusted, same step), pt "
+                 "(parallel tempering: MALA moves on a ladder of temperatures, with swaps)")
+      ->check(CLI::IsMember({"langevin", "mala", "pt"}))
+      ->capture_default_str();
+  app.add_option("--pt-levels", f.pt_levels, "pt: temperatures in the ladder")
+      ->check(CLI::Range(2, 64))
+      ->capture_default_str();
+  app.add_option("--pt-max-temperature", f.pt_max_temperature,
+                 "pt: the hottest temperature, as a multiple of --temperature (geometric ladder)")
+      ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
   app.add_option("--buffer", f.buffer, "persistent chains kept")
       ->check(CLI::Range(1, 1 << 24))
@@ -253,6 +269,9 @@ int main(int argc, char** argv) {
                     .temperature = f.temperature,
                     .grad_clip = f.grad_clip,
                     .threads = f.threads};
+    cdo.sampler = parse_dream_sampler(f.sampler);
+    if (cdo.sampler == DreamSampler::Tempering)
+      cdo.tempering_ladder = geometric_ladder(f.pt_levels, f.pt_max_temperature);
     cdo.alpha = f.alpha;
     cdo.noise_lo = -f.noise_box;
     cdo.noise_hi = f.noise_box;
@@ -284,16 +303,19 @@ int main(int argc, char** argv) {
     const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
     Array<T> eval_test =
         xt::view(test, xt::range(0, std::min(f.eval_samples, f.test_size)), xt::all());
+    ChainStats sample_stats;
     auto model_samples = [&](std::size_t n, int steps) {
       // fresh chains from noise, run long: samples of the model as its own sampler sees it
       Rng srng(f.seed + 3);
       Array<T> x = srng.uniform_array<T>({n, 2}, -f.noise_box, f.noise_box);
-      Langevin<T>([&](Tape<T>& t, Var<T> v) { return energy(t, v); }, {.steps = steps,
-                                                                       .step_size = f.step_size,
-                                                                       .temperature = f.temperature,
-                                                                       .grad_clip = f.grad_clip,
-                                                                       .threads = f.threads})
-          .run(x, srng);
+      sample_stats = Langevin<T>([&](Tape<T>& t, Var<T> v) { return energy(t, v); },
+                                 {.steps = steps,
+                                  .step_size = f.step_size,
+                                  .temperature = f.temperature,
+                                  .grad_clip = f.grad_clip,
+                                  .threads = f.threads,
+                                  .trace_energies = true})
+                         .run(x, srng);
       return x;
     };
 
@@ -301,7 +323,8 @@ int main(int argc, char** argv) {
     Csv eval_csv({"step", "test_nll", "log_z"});
     Progress bar("toy2d", f.steps);
     Array<T> batch(Shape{f.batch, 2});
-    double last_nll = NAN;
+    double last_nll = NAN, acceptance_sum = 0;
+    long acceptance_steps = 0;
     CdStepStats last{};
     std::string status = "ok", divergence;
     save_checkpoint(dir / "checkpoint.bin");  // there is always a good state to go back to
@@ -315,6 +338,8 @@ int main(int argc, char** argv) {
         opt.options().lr =
             f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
         last = cd.step(batch);
+        acceptance_sum += last.chain.acceptance;
+        ++acceptance_steps;
         if ((s + 1) % 10 == 0 || s + 1 == f.steps)
           train_csv.row(
               {double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
@@ -364,6 +389,46 @@ int main(int argc, char** argv) {
       metrics["final_e_pos"] = last.e_pos;
       metrics["final_e_neg"] = last.e_neg;
       metrics["quadrature"] = {{"box", f.box}, {"cells_per_axis", f.grid}};
+      // How the chains mixed: the dream sampler's acceptance over this run's steps (1 for
+      // unadjusted Langevin) and tempering's swap rates; the final samples' energy traces, second
+      // half of each chain, through the diagnostics: effective sample size and split-R̂.
+      json mixing = {
+          {"dream_sampler", f.sampler},
+          {"dream_acceptance",
+           acceptance_steps ? json(acceptance_sum / double(acceptance_steps)) : json(nullptr)}};
+      if (const auto* pt = cd.tempering()) mixing["dream_swap_rates"] = pt->swap_rates();
+      Traces half;
+      for (const auto& tr : sample_stats.energy_traces)
+        half.emplace_back(tr.begin() + std::ptrdiff_t(tr.size() / 2), tr.end());
+      if (!half.empty() && half[0].size() >= 4) {
+        mixing["samples_energy_ess"] = effective_sample_size(half);
+        mixing["samples_energy_rhat"] = split_rhat(half);
+        mixing["samples_draws_per_chain"] = half[0].size();
+      }
+      metrics["mixing"] = mixing;
+      if (f.dataset == "8gaussians") {
+        // The learned density's mass around each of the eight modes (the sector of angles
+        // nearest to it), against 1/8 each; and the final samples' share of each sector.
+        std::vector<double> w(8, 0.0), ws(8, 0.0);
+        auto sector = [](double x, double y) {
+          const long k = std::lround(std::atan2(y, x) / (toy2d::kPi / 4));
+          return std::size_t((k % 8 + 8) % 8);
+        };
+        const double cell = std::exp(grid.log_cell);
+        for (std::size_t i = 0; i < grid.size(); ++i)
+          w[sector(grid.points(i, 0), grid.points(i, 1))] += double(p_grid(i)) * cell;
+        for (std::size_t i = 0; i < samples.shape()[0]; ++i)
+          ws[sector(samples(i, 0), samples(i, 1))] += 1.0 / double(samples.shape()[0]);
+        double err = 0, err_s = 0;
+        for (std::size_t k = 0; k < 8; ++k) {
+          err = std::max(err, std::abs(w[k] - 0.125));
+          err_s = std::max(err_s, std::abs(ws[k] - 0.125));
+        }
+        metrics["mode_weights"] = w;
+        metrics["mode_weight_max_error"] = err;
+        metrics["sample_mode_weights"] = ws;
+        metrics["sample_mode_weight_max_error"] = err_s;
+      }
 
       Csv dens({"x", "y", "p", "energy"});
       for (std::size_t i = 0; i < grid.size(); ++i)
