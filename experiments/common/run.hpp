@@ -160,8 +160,13 @@ class Csv {
   }
   /// A row whose first column is a label (the header's first name), then numbers.
   void row(const std::string& label, const std::vector<double>& values) {
-    if (values.size() + 1 != cols_) throw std::logic_error("Csv::row: wrong number of values");
-    text_ += label;
+    row(std::vector<std::string>{label}, values);
+  }
+  /// A row whose first columns are labels, then numbers.
+  void row(const std::vector<std::string>& labels, const std::vector<double>& values) {
+    if (labels.empty() || labels.size() + values.size() != cols_)
+      throw std::logic_error("Csv::row: wrong number of values");
+    for (std::size_t k = 0; k < labels.size(); ++k) text_ += (k ? "," : "") + labels[k];
     for (double v : values) text_ += fmt::format(",{:.9g}", v);
     text_ += "\n";
     ++rows_;

@@ -16,6 +16,7 @@
 #include "ebm/inference.hpp"
 #include "ebm/rbm.hpp"
 #include "experiments/common/run.hpp"
+#include "samplers/diagnostics.hpp"
 
 using namespace ebl;
 using namespace ebl::xp;
@@ -499,7 +500,21 @@ int main(int argc, char** argv) {
         Rng srng(f.seed + 3);
         Array<T> v = srng.uniform_array<T>({64, nv}), h;
         sample_bernoulli(v, srng);
-        block_gibbs(m, v, h, f.sample_sweeps, srng);
+        // one sweep at a time (the same draws as all at once), following F(v) of every chain:
+        // the second half's effective sample size and split-R̂ say whether the pictures' chains
+        // have mixed (Gibbs accepts every move: its acceptance is 1)
+        Traces free_energy(64);
+        for (int sweep = 0; sweep < f.sample_sweeps; ++sweep) {
+          block_gibbs(m, v, h, 1, srng);
+          if (2 * sweep < f.sample_sweeps) continue;
+          const std::vector<double> fe = rbm_free_energies(m, v);
+          for (std::size_t c = 0; c < 64; ++c) free_energy[c].push_back(fe[c]);
+        }
+        if (free_energy[0].size() >= 4) {
+          metrics[meth.name]["samples_free_energy_ess"] = effective_sample_size(free_energy);
+          metrics[meth.name]["samples_free_energy_rhat"] = split_rhat(free_energy);
+          metrics[meth.name]["samples_gibbs_acceptance"] = 1.0;
+        }
         save_tiles(dir / fmt::format("samples_{}.csv", meth.name), v, side, 8, false);
         pictures.push_back(fmt::format("filters_{}", meth.name));
         titles.push_back(fmt::format("{}: weights of the hidden units", meth.name));
