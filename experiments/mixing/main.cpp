@@ -42,8 +42,8 @@ struct Flags {
   std::string targets = "8gaussians,two-modes,banana,funnel";
   std::string samplers = "ula,mala,hmc,adaptive-mala,nuts,pt";
   std::string learned;
-  std::size_t chains = 32;
-  int warmup = 1000, draws = 2000;
+  std::size_t chains = 64;
+  int warmup = 1000, draws = 4000;
   double step_size = 0.01, hmc_step_size = 0.05;
   int hmc_leapfrog = 10, max_depth = 10;
   std::size_t pt_levels = 8;
@@ -382,7 +382,7 @@ int main(int argc, char** argv) {
                            {"seconds", r.seconds}});
         md += fmt::format(
             "| {} | {} | {:.2f} | {:.0f} | {:.0f} | {:.2f} | {:.0f} | {:.2f} | {:.3f} | "
-            "{:.1f} s |\n",
+            "{:.2f} s |\n",
             r.target, r.sampler, r.acceptance, r.evals_per_chain, r.ess, per_k, per_s, r.rhat,
             r.error, r.seconds);
         if (t.name == "8gaussians") {  // the draws, for the picture (every 5th per chain)
