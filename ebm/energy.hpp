@@ -104,7 +104,8 @@ class GaussianEnergy : public Energy<T> {
 };
 
 /// Composition: E(x) = Σ_k w_k E_k(x), a product of experts p ∝ Π_k p_k^{w_k}. The parts are
-/// referenced, not owned; parameters are the union of theirs.
+/// referenced, not owned; parameters are the union of theirs. (ebm/compose.hpp has the full set
+/// of operators — AND, OR, mixtures, NOT, temperature — that own their parts and nest.)
 template <class T>
 class SumEnergy : public Energy<T> {
  public:
