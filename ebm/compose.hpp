@@ -27,7 +27,9 @@
 // the union of its parts', each parameter once, in order of first appearance.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -46,6 +48,18 @@ template <class T>
 EnergyPtr<T> borrow(Energy<T>& e) {
   return EnergyPtr<T>(&e, [](Energy<T>*) {});
 }
+
+/// A closed-form energy as an Energy (no parameters): E(x) = f(x) on the tape.
+template <class T>
+class FunctionEnergy : public Energy<T> {
+ public:
+  explicit FunctionEnergy(std::function<Var<T>(Tape<T>&, Var<T>)> f) : f_(std::move(f)) {}
+  Var<T> operator()(Tape<T>& t, Var<T> x) override { return f_(t, x); }
+  std::vector<Parameter<T>*> parameters() override { return {}; }
+
+ private:
+  std::function<Var<T>(Tape<T>&, Var<T>)> f_;
+};
 
 namespace compose_detail {
 template <class T>
