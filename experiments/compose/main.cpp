@@ -15,10 +15,13 @@
 // densities.csv and densities.png (one row per concept and composite, true beside learned).
 #include <cmath>
 
+#include "datasets/images.hpp"
 #include "ebm/boltzmann.hpp"
 #include "ebm/cd.hpp"
+#include "ebm/classify.hpp"
 #include "ebm/compose.hpp"
 #include "experiments/common/run.hpp"
+#include "experiments/common/tiles.hpp"
 #include "metrics/mmd.hpp"
 #include "samplers/mala.hpp"
 #include "samplers/targets.hpp"
@@ -36,13 +39,22 @@ struct Flags {
   int langevin_steps = 20, sample_steps = 500, threads = 2;
   std::size_t buffer = 10000, grid = 200, train_size = 50000, eval_samples = 1000;
   double box = 4;
+  // the compositional digits
+  std::string study = "plane,digits", data_dir;
+  long digits_steps = 3000;  // CD steps per model
+  std::size_t digits_hidden = 256, digits_batch = 64, digits_buffer = 1000, digits_samples = 20;
+  double digits_step_size = 1.0, digits_noise = 0.01, digits_alpha = 0.1, digits_not_weight = 0.2;
+  int digits_langevin_steps = 20, digits_sample_steps = 200;
   std::uint64_t seed = 0;
   std::string out = "runs";
   bool smoke = false;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, steps, batch, hidden, layers, lr, lr_final, step_size,
                                    alpha, langevin_steps, sample_steps, threads, buffer, grid,
-                                   train_size, eval_samples, box, seed, out, smoke)
+                                   train_size, eval_samples, box, study, data_dir, digits_steps,
+                                   digits_hidden, digits_batch, digits_buffer, digits_samples,
+                                   digits_step_size, digits_noise, digits_alpha, digits_not_weight,
+                                   digits_langevin_steps, digits_sample_steps, seed, out, smoke)
 
 // The concepts' true energies (each up to its constant; normalised on the box by quadrature).
 EnergyPtr<T> ring_energy() {  // (|x| − 2)² / 2·0.2²
@@ -118,6 +130,506 @@ set multiplot layout {},2
 
 }  // namespace
 
+// ---- compositional digits ----------------------------------------------------------------------
+// Scenes of 16×16 pixels: an 8×8 digit in one of four quadrants (position 0 top left, 1 top right,
+// 2 bottom left, 3 bottom right), the rest black.
+constexpr std::size_t kSide = 16, kDigit = 8, kPositions = 4, kClasses = 10;
+
+void put_scene(const float* digit, std::size_t position, T* scene) {
+  std::fill_n(scene, kSide * kSide, T(0));
+  const std::size_t r0 = (position / 2) * kDigit, c0 = (position % 2) * kDigit;
+  for (std::size_t r = 0; r < kDigit; ++r)
+    for (std::size_t c = 0; c < kDigit; ++c)
+      scene[(r0 + r) * kSide + c0 + c] = T(digit[r * kDigit + c]);
+}
+
+// A quarter of the (class, position) pairs never appear in the generative models' training: each
+// class loses one position, (d, d mod 4), so every class and every position is still seen.
+bool held_out(std::size_t d, std::size_t p) {
+  return p == d % kPositions;
+}
+
+struct Scenes {
+  Array<T> x;                         // [n, 256]
+  std::vector<std::size_t> cls, pos;  // labels
+};
+Scenes make_scenes(const LabeledData& digits, bool include_held_out) {
+  Scenes s;
+  std::vector<std::pair<std::size_t, std::size_t>> items;
+  for (std::size_t i = 0; i < digits.size(); ++i)
+    for (std::size_t p = 0; p < kPositions; ++p)
+      if (include_held_out || !held_out(digits.y[i], p)) items.push_back({i, p});
+  s.x = Array<T>::from_shape({items.size(), kSide * kSide});
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    put_scene(&digits.x(items[k].first, 0), items[k].second, &s.x(k, 0));
+    s.cls.push_back(digits.y[items[k].first]);
+    s.pos.push_back(items[k].second);
+  }
+  return s;
+}
+
+// A generative model over concept values, trained by PCD: one conditional network, one CD
+// trainer (its own persistent chains) per concept value, one optimizer.
+struct ConceptModel {
+  std::string name;
+  std::unique_ptr<ConditionalMlpEnergy<T>> net;
+  std::vector<EnergyPtr<T>> energy;  // one per concept value
+  std::unique_ptr<Adam<T>> opt;
+  std::vector<std::unique_ptr<ContrastiveDivergence<T>>> cd;
+  std::vector<std::vector<std::size_t>> rows;  // training scenes of each concept value
+};
+
+ConceptModel make_model(const std::string& name, std::size_t k, const Flags& f, Rng& init,
+                        std::uint64_t seed) {
+  ConceptModel m;
+  m.name = name;
+  m.net = std::make_unique<ConditionalMlpEnergy<T>>(
+      kSide * kSide, std::vector<std::size_t>(2, f.digits_hidden), k, Activation::Silu, init);
+  m.opt = std::make_unique<Adam<T>>(m.net->parameters(), typename Adam<T>::Options{.lr = f.lr});
+  CdOptions o;
+  // JEM's SGLD: step ε and noise of standard deviation σ set apart, i.e. T = σ² / 2ε
+  o.langevin = {.steps = f.digits_langevin_steps,
+                .step_size = f.digits_step_size,
+                .temperature = f.digits_noise * f.digits_noise / (2 * f.digits_step_size),
+                .clamp = true,
+                .lo = 0,
+                .hi = 1,
+                .threads = f.threads};
+  o.alpha = f.digits_alpha;
+  o.noise_lo = 0;
+  o.noise_hi = 1;
+  o.buffer_size = f.digits_buffer;
+  for (std::size_t c = 0; c < k; ++c) {
+    m.energy.push_back(std::make_shared<ConceptEnergy<T>>(*m.net, c));
+    m.cd.push_back(std::make_unique<ContrastiveDivergence<T>>(*m.energy[c], *m.opt, o, seed + c,
+                                                              kSide * kSide));
+  }
+  m.rows.resize(k);
+  return m;
+}
+
+// Samples of an energy from uniform noise, by the training's Langevin settings, longer.
+Array<T> sample_scenes(const EnergyPtr<T>& e, std::size_t n, const Flags& f, Rng& rng) {
+  Array<T> x = rng.uniform_array<T>({n, kSide * kSide}, 0, 1);
+  Langevin<T>([e](Tape<T>& t, Var<T> v) { return (*e)(t, v); },
+              {.steps = f.digits_sample_steps,
+               .step_size = f.digits_step_size,
+               .temperature = f.digits_noise * f.digits_noise / (2 * f.digits_step_size),
+               .clamp = true,
+               .lo = 0,
+               .hi = 1,
+               .threads = f.threads})
+      .run(x, rng);
+  return x;
+}
+
+std::vector<std::size_t> predict(DiscreteAnswerEnergy<T>& clf, const Array<T>& x) {
+  Tape<T> t;
+  return infer(clf(t, t.input(x)).value());
+}
+
+void digits_study(const Flags& f) {
+  auto [train_digits, test_digits] = load_train_test(false, 500, f.seed, f.data_dir);
+  const Scenes all_train = make_scenes(train_digits, true), test = make_scenes(test_digits, true);
+  const Scenes gen_train = make_scenes(train_digits, false);
+
+  const nlohmann::json config = f;
+  fs::path dir = make_run_dir(f.out, "compose", fmt::format("digits-seed{}", f.seed));
+  write_json(dir / "config.json", config);
+  fmt::print("compose (digits) -> {}\n", dir.string());
+
+  // 1. The judges: classifiers of class and of position, trained on every real scene (all 40
+  //    pairs), and their accuracy on held-out real scenes.
+  Rng clf_rng(f.seed + 20);
+  DiscreteAnswerEnergy<T> clf_class(kSide * kSide, {128}, kClasses, Activation::Relu, clf_rng),
+      clf_pos(kSide * kSide, {32}, kPositions, Activation::Relu, clf_rng);
+  double acc_class = 0, acc_pos = 0;
+  ClassifierTraining ct;
+  ct.epochs = f.smoke ? 1 : 15;
+  ct.batch = 64;
+  Array<float> train_x = xt::cast<float>(all_train.x), test_x = xt::cast<float>(test.x);
+  train_classifier<T>(clf_class, Loss::Nll, {train_x, all_train.cls}, {test_x, test.cls}, ct,
+                      clf_rng,
+                      [&](std::size_t, const ClassifierEval& e) { acc_class = 1 - e.error; });
+  train_classifier<T>(clf_pos, Loss::Nll, {train_x, all_train.pos}, {test_x, test.pos}, ct, clf_rng,
+                      [&](std::size_t, const ClassifierEval& e) { acc_pos = 1 - e.error; });
+  fmt::print("judges on held-out real scenes: class accuracy {:.3f}, position accuracy {:.3f}\n",
+             acc_class, acc_pos);
+  // the samples are only as well judged as the judges judge real scenes
+  constexpr double kJudgeFloor = 0.9;
+  if (!f.smoke && (acc_class < kJudgeFloor || acc_pos < kJudgeFloor))
+    throw std::runtime_error(fmt::format(
+        "the judges reach {:.3f} (class) and {:.3f} (position) on real scenes, below {}: their "
+        "verdicts on samples would mean little",
+        acc_class, acc_pos, kJudgeFloor));
+
+  // 2. The generative models, on the 30 pairs that are not held out: E(x | class),
+  //    E(x | position), and the baseline E(x | class, position) (its 10 held-out outputs never
+  //    see data).
+  Rng init(f.seed + 21);
+  std::vector<ConceptModel> models;
+  models.push_back(make_model("class", kClasses, f, init, f.seed + 100));
+  models.push_back(make_model("position", kPositions, f, init, f.seed + 200));
+  models.push_back(make_model("joint", kClasses * kPositions, f, init, f.seed + 300));
+  for (std::size_t i = 0; i < gen_train.cls.size(); ++i) {
+    models[0].rows[gen_train.cls[i]].push_back(i);
+    models[1].rows[gen_train.pos[i]].push_back(i);
+    models[2].rows[gen_train.cls[i] * kPositions + gen_train.pos[i]].push_back(i);
+  }
+  Progress bar("compose digits", f.digits_steps);
+  Rng batch_rng(f.seed + 22);
+  Array<T> batch(Shape{f.digits_batch, kSide * kSide});
+  for (long s = 0; s < f.digits_steps; ++s) {
+    const double lr =
+        f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.digits_steps - 1));
+    std::string info;
+    for (auto& m : models) {
+      m.opt->options().lr = lr;
+      std::size_t c;
+      do c = batch_rng.below(m.rows.size());
+      while (m.rows[c].empty());  // the joint model's held-out pairs have no data
+      for (std::size_t i = 0; i < f.digits_batch; ++i) {
+        const std::size_t r = m.rows[c][batch_rng.below(m.rows[c].size())];
+        std::copy_n(&gen_train.x(r, 0), kSide * kSide, &batch(i, 0));
+      }
+      const CdStepStats st = m.cd[c]->step(batch);
+      info += fmt::format("{} {:+.3f} ", m.name, st.loss);
+    }
+    bar.update(s + 1, info);
+  }
+
+  // 3. Sampling every (class, position) pair two ways — composed, class AND position, and the
+  //    joint model — and judging the samples.
+  const std::size_t n = f.digits_samples;
+  Rng srng(f.seed + 23);
+  struct Tally {
+    double both = 0, cls = 0, pos = 0, count = 0;
+  };
+  Tally composed_seen, composed_held, joint_seen, joint_held;
+  json pairs = json::array();
+  Array<T> show_and(Shape{kClasses, kSide * kSide}), show_class(Shape{kClasses, kSide * kSide}),
+      show_not(Shape{kClasses, kSide * kSide}), show_held_composed(Shape{kClasses, kSide * kSide}),
+      show_held_joint(Shape{kClasses, kSide * kSide});
+  auto judge = [&](const Array<T>& x, std::size_t d, std::size_t p, Tally& t) {
+    const auto pc = predict(clf_class, x), pp = predict(clf_pos, x);
+    double both = 0;
+    for (std::size_t i = 0; i < x.shape()[0]; ++i) {
+      t.cls += pc[i] == d;
+      t.pos += pp[i] == p;
+      both += pc[i] == d && pp[i] == p;
+      t.count += 1;
+    }
+    t.both += both;
+    return both / double(x.shape()[0]);
+  };
+  for (std::size_t d = 0; d < kClasses; ++d)
+    for (std::size_t p = 0; p < kPositions; ++p) {
+      const bool held = held_out(d, p);
+      const Array<T> xc =
+          sample_scenes(And<T>({models[0].energy[d], models[1].energy[p]}), n, f, srng);
+      const Array<T> xj = sample_scenes(models[2].energy[d * kPositions + p], n, f, srng);
+      const double fc = judge(xc, d, p, held ? composed_held : composed_seen),
+                   fj = judge(xj, d, p, held ? joint_held : joint_seen);
+      pairs.push_back(
+          {{"class", d}, {"position", p}, {"held_out", held}, {"composed", fc}, {"joint", fj}});
+      if (p == (d + 1) % kPositions) std::copy_n(&xc(0, 0), kSide * kSide, &show_and(d, 0));
+      if (held) {
+        std::copy_n(&xc(0, 0), kSide * kSide, &show_held_composed(d, 0));
+        std::copy_n(&xj(0, 0), kSide * kSide, &show_held_joint(d, 0));
+      }
+    }
+
+  // 4. OR of two classes (at a position), and class AND position AND NOT another class.
+  const std::vector<std::pair<std::size_t, std::size_t>> or_pairs = {
+      {0, 1}, {2, 7}, {3, 8}, {4, 9}, {5, 6}};
+  json ors = json::array();
+  double or_balance = 0, or_inside = 0;
+  for (std::size_t k = 0; k < or_pairs.size(); ++k) {
+    const auto [a, b] = or_pairs[k];
+    const std::size_t p = k % kPositions;
+    const Array<T> x = sample_scenes(
+        And<T>({Or<T>({models[0].energy[a], models[0].energy[b]}), models[1].energy[p]}), n, f,
+        srng);
+    const auto pc = predict(clf_class, x), pp = predict(clf_pos, x);
+    double fa = 0, fb = 0, fpos = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      fa += (pc[i] == a) / double(n);
+      fb += (pc[i] == b) / double(n);
+      fpos += (pp[i] == p) / double(n);
+    }
+    const double balance = std::max(fa, fb) > 0 ? std::min(fa, fb) / std::max(fa, fb) : 0.0;
+    or_balance += balance / double(or_pairs.size());
+    or_inside += (fa + fb) / double(or_pairs.size());
+    ors.push_back({{"classes", {a, b}},
+                   {"position", p},
+                   {"fraction_a", fa},
+                   {"fraction_b", fb},
+                   {"fraction_at_position", fpos},
+                   {"balance", balance}});
+  }
+  Tally not_tally;
+  double not_avoided = 0;
+  for (std::size_t d = 0; d < kClasses; ++d) {
+    const std::size_t p = (d + 1) % kPositions, other = (d + 1) % kClasses;
+    const Array<T> x = sample_scenes(Not<T>(And<T>({models[0].energy[d], models[1].energy[p]}),
+                                            models[0].energy[other], T(f.digits_not_weight)),
+                                     n, f, srng);
+    judge(x, d, p, not_tally);
+    const auto pc = predict(clf_class, x);
+    for (std::size_t i = 0; i < n; ++i) not_avoided += (pc[i] != other) / double(n * kClasses);
+    std::copy_n(&x(0, 0), kSide * kSide, &show_not(d, 0));
+    // the first row of the figure: the class alone
+    const Array<T> xs = sample_scenes(models[0].energy[d], 1, f, srng);
+    std::copy_n(&xs(0, 0), kSide * kSide, &show_class(d, 0));
+  }
+
+  auto frac = [](const Tally& t) { return t.count > 0 ? t.both / t.count : 0.0; };
+  json res = {{"judge_accuracy_class", acc_class},
+              {"judge_accuracy_position", acc_pos},
+              {"and_composed_seen", frac(composed_seen)},
+              {"and_composed_held_out", frac(composed_held)},
+              {"and_joint_seen", frac(joint_seen)},
+              {"and_joint_held_out", frac(joint_held)},
+              {"or_mean_balance", or_balance},
+              {"or_mean_fraction_either_class", or_inside},
+              {"and_not_all_three", frac(not_tally)},
+              {"and_not_avoids_negated_class", not_avoided},
+              {"pairs", pairs},
+              {"or", ors},
+              {"samples_per_pair", n},
+              {"seconds", bar.seconds()}};
+  write_json(dir / "results.json", res);
+  std::string md = fmt::format(
+      "Judges (trained on real scenes, all 40 pairs): class accuracy {:.3f}, position accuracy "
+      "{:.3f} on held-out real scenes.\n\n"
+      "| samples showing both requested concepts | pairs seen in training (30) | pairs held out "
+      "(10) |\n|---|---:|---:|\n"
+      "| class AND position (two models, composed) | {:.3f} | {:.3f} |\n"
+      "| joint model E(x \\| class, position) | {:.3f} | {:.3f} |\n\n"
+      "OR of two classes at a position (5 pairs): {:.3f} of the samples show one of the two "
+      "classes, balance min/max {:.2f}.\n"
+      "class AND position AND NOT another class (w = {}): {:.3f} show class and position, "
+      "{:.3f} avoid the negated class.\n",
+      acc_class, acc_pos, frac(composed_seen), frac(composed_held), frac(joint_seen),
+      frac(joint_held), or_inside, or_balance, f.digits_not_weight, frac(not_tally), not_avoided);
+  write_file_atomic(dir / "results.md", md);
+  // Figures: each row adds a concept (class d; AND position; AND NOT class d+1), and the held-out
+  // pairs composed beside the joint model's attempt.
+  Array<T> rows3(Shape{3 * kClasses, kSide * kSide}), held(Shape{2 * kClasses, kSide * kSide});
+  std::copy(show_class.begin(), show_class.end(), rows3.begin());
+  std::copy(show_and.begin(), show_and.end(),
+            rows3.begin() + std::ptrdiff_t(kClasses * kSide * kSide));
+  std::copy(show_not.begin(), show_not.end(),
+            rows3.begin() + std::ptrdiff_t(2 * kClasses * kSide * kSide));
+  std::copy(show_held_composed.begin(), show_held_composed.end(), held.begin());
+  std::copy(show_held_joint.begin(), show_held_joint.end(),
+            held.begin() + std::ptrdiff_t(kClasses * kSide * kSide));
+  save_tiles(dir / "concepts.csv", rows3, kSide, kClasses, false);
+  save_tiles(dir / "held_out.csv", held, kSide, kClasses, false);
+  plot(dir, "pictures.gp",
+       tiles_script({"concepts", "held_out"},
+                    {"rows: class d; AND position (d+1) mod 4; AND NOT class d+1",
+                     "held-out pairs (d, d mod 4): composed (top), joint model (bottom)"}),
+       {"concepts.png", "held_out.png"});
+  fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
+}
+
+// The exact study on the plane (see the file's comment).
+void plane_study(const Flags& f) {
+  const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
+  const std::vector<EnergyPtr<T>> truth = {ring_energy(), band_energy(), mixture_energy()};
+
+  // Training data: exact samples of each concept, drawn from its density on the grid.
+  Rng data_rng(f.seed);
+  std::vector<Array<T>> train;
+  for (const auto& e : truth)
+    train.push_back(sample_grid(density(*e, grid), grid, f.box, f.grid, f.train_size, data_rng));
+
+  // One conditional network, one CD trainer per concept (each its own persistent chains),
+  // sharing one optimizer: the concepts take turns.
+  Rng init_rng(f.seed + 1);
+  ConditionalMlpEnergy<T> model(2, std::vector<std::size_t>(f.layers, f.hidden), kConcepts.size(),
+                                Activation::Silu, init_rng);
+  std::vector<EnergyPtr<T>> learned;
+  for (std::size_t c = 0; c < kConcepts.size(); ++c)
+    learned.push_back(std::make_shared<ConceptEnergy<T>>(model, c));
+  Adam<T> opt(model.parameters(), {.lr = f.lr});
+  CdOptions cdo;
+  cdo.langevin = {.steps = f.langevin_steps,
+                  .step_size = f.step_size,
+                  .clamp = true,
+                  .lo = -f.box,
+                  .hi = f.box,
+                  .threads = f.threads};
+  cdo.alpha = f.alpha;
+  cdo.noise_lo = -f.box;
+  cdo.noise_hi = f.box;
+  cdo.buffer_size = f.buffer;
+  std::vector<std::unique_ptr<ContrastiveDivergence<T>>> cd;
+  for (std::size_t c = 0; c < kConcepts.size(); ++c)
+    cd.push_back(
+        std::make_unique<ContrastiveDivergence<T>>(*learned[c], opt, cdo, f.seed + 10 + c, 2));
+
+  const nlohmann::json config = f;
+  fs::path dir = make_run_dir(f.out, "compose", fmt::format("plane-seed{}", f.seed));
+  write_json(dir / "config.json", config);
+  fmt::print("compose -> {}\n{}\n", dir.string(), config.dump());
+
+  Progress bar("compose", f.steps);
+  Array<T> batch(Shape{f.batch, 2});
+  Rng batch_rng(f.seed + 2);
+  for (long s = 0; s < f.steps; ++s) {
+    opt.options().lr = f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
+    std::string info;
+    for (std::size_t c = 0; c < kConcepts.size(); ++c) {
+      for (std::size_t i = 0; i < f.batch; ++i) {
+        const std::size_t r = batch_rng.below(f.train_size);
+        batch(i, 0) = train[c](r, 0);
+        batch(i, 1) = train[c](r, 1);
+      }
+      const CdStepStats st = cd[c]->step(batch);  // a divergence ends the run (exit 3)
+      info += fmt::format("{} {:+.2f} ", kConcepts[c], st.loss);
+    }
+    bar.update(s + 1, info);
+  }
+
+  // The composites, each built twice: from the true concepts and from the learned ones. The
+  // OR that mixes as asked needs each part's log Z: by quadrature on the box.
+  auto log_z = [&](const EnergyPtr<T>& e) { return log_partition(*e, grid); };
+  struct Composite {
+    std::string name, formula;
+    std::function<EnergyPtr<T>(const std::vector<EnergyPtr<T>>&)> build;
+  };
+  const std::vector<Composite> composites = {
+      {"ring AND band", "E_ring + E_band",
+       [](const auto& e) {
+         return And<T>({e[0], e[1]});
+       }},
+      {"band OR mixture (½, ½)", "−log(½ p_band + ½ p_mixture), log Z by quadrature",
+       [&](const auto& e) {
+         return Mixture<T>({e[1], e[2]}, {0.5, 0.5}, {log_z(e[1]), log_z(e[2])});
+       }},
+      {"band OR mixture (s = 1)", "−log(e^−E_band + e^−E_mixture): weights Z_band : Z_mixture",
+       [](const auto& e) {
+         return Or<T>({e[1], e[2]});
+       }},
+      {"ring AND NOT mixture", "E_ring − E_mixture",
+       [](const auto& e) { return Not<T>(e[0], e[2], T(1)); }},
+      {"(ring AND band) AND NOT mixture", "E_ring + E_band − E_mixture",
+       [](const auto& e) {
+         return Not<T>(And<T>({e[0], e[1]}), e[2], T(1));
+       }},
+  };
+
+  std::vector<std::string> rows = kConcepts;
+  std::vector<Array<T>> p_true, p_learned;
+  for (std::size_t c = 0; c < kConcepts.size(); ++c) {
+    p_true.push_back(density(*truth[c], grid));
+    p_learned.push_back(density(*learned[c], grid));
+  }
+  const double cell = std::exp(grid.log_cell);
+  auto total_variation = [&](const Array<T>& p, const Array<T>& q) {
+    double s = 0;
+    for (std::size_t i = 0; i < p.size(); ++i) s += std::abs(double(p(i)) - double(q(i)));
+    return 0.5 * s * cell;
+  };
+  const std::vector<double> bandwidths = {0.1, 0.3, 1.0};
+  auto langevin_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed) {
+    Rng rng(seed);
+    Array<T> x = rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box);
+    Langevin<T>(with_wall(e, f.box),
+                {.steps = f.sample_steps, .step_size = f.step_size, .threads = f.threads})
+        .run(x, rng);
+    return x;
+  };
+  auto mala_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed, double& acceptance) {
+    Rng rng(seed);
+    Array<T> x = rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box);
+    acceptance = Mala<T>(with_wall(e, f.box), {.steps = f.sample_steps, .step_size = f.step_size})
+                     .run(x, rng)
+                     .acceptance;
+    return x;
+  };
+
+  json results = json::array();
+  Csv csv({"composite", "tv", "nll_true", "nll_learned", "mmd2_exact_vs_exact",
+           "mmd2_langevin_true", "mmd2_mala_true", "mmd2_langevin_learned", "mmd2_mala_learned"});
+  std::string md =
+      "| composite | TV(true, learned) | NLL of exact samples: true / learned | MMD² exact vs "
+      "exact (floor) | MMD² Langevin: true / learned | MMD² MALA: true / learned |\n"
+      "|---|---:|---:|---:|---:|---:|\n";
+  Rng eval_rng(f.seed + 3);
+  for (std::size_t k = 0; k < kConcepts.size() + composites.size(); ++k) {
+    const bool concept_row = k < kConcepts.size();
+    const std::string name = concept_row ? kConcepts[k] : composites[k - kConcepts.size()].name;
+    const EnergyPtr<T> et = concept_row ? truth[k] : composites[k - kConcepts.size()].build(truth);
+    const EnergyPtr<T> el =
+        concept_row ? learned[k] : composites[k - kConcepts.size()].build(learned);
+    if (!concept_row) {
+      rows.push_back(name);
+      p_true.push_back(density(*et, grid));
+      p_learned.push_back(density(*el, grid));
+    }
+    const Array<T>& pt = p_true[k];
+    const Array<T>& pl = p_learned[k];
+    const Array<T> exact = sample_grid(pt, grid, f.box, f.grid, f.eval_samples, eval_rng);
+    const Array<T> exact2 = sample_grid(pt, grid, f.box, f.grid, f.eval_samples, eval_rng);
+    const double tv = total_variation(pt, pl);
+    const double nll_t = nll(*et, grid, exact), nll_l = nll(*el, grid, exact);
+    const double floor = mmd2_unbiased(exact, exact2, bandwidths);
+    double acc_t = 0, acc_l = 0;
+    const double lt = mmd2_unbiased(langevin_samples(et, f.seed + 4), exact, bandwidths),
+                 ll = mmd2_unbiased(langevin_samples(el, f.seed + 4), exact, bandwidths),
+                 mt = mmd2_unbiased(mala_samples(et, f.seed + 5, acc_t), exact, bandwidths),
+                 ml = mmd2_unbiased(mala_samples(el, f.seed + 5, acc_l), exact, bandwidths);
+    csv.row(name, {tv, nll_t, nll_l, floor, lt, mt, ll, ml});
+    results.push_back(
+        {{"composite", name},
+         {"formula", concept_row ? "a trained concept" : composites[k - kConcepts.size()].formula},
+         {"total_variation", tv},
+         {"nll_exact_samples_true", nll_t},
+         {"nll_exact_samples_learned", nll_l},
+         {"mmd2_exact_vs_exact", floor},
+         {"mmd2_langevin_true", lt},
+         {"mmd2_langevin_learned", ll},
+         {"mmd2_mala_true", mt},
+         {"mmd2_mala_learned", ml},
+         {"mala_acceptance_true", acc_t},
+         {"mala_acceptance_learned", acc_l}});
+    md += fmt::format(
+        "| {} | {:.3f} | {:.3f} / {:.3f} | {:.4f} | {:.4f} / {:.4f} | {:.4f} / "
+        "{:.4f} |\n",
+        name, tv, nll_t, nll_l, floor, lt, ll, mt, ml);
+  }
+  md += fmt::format(
+      "\nMMD² with Gaussian kernels of bandwidths 0.1, 0.3, 1 ({} samples each, "
+      "{} Langevin / MALA steps of {} from uniform noise; a wall keeps chains on "
+      "the box).\n",
+      f.eval_samples, f.sample_steps, f.step_size);
+
+  // densities.csv: x, y, then true and learned density of every row
+  std::vector<std::string> header = {"x", "y"};
+  for (const auto& r : rows) {
+    header.push_back(r + " true");
+    header.push_back(r + " learned");
+  }
+  Csv dens(header);
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    std::vector<double> v = {double(grid.points(i, 0)), double(grid.points(i, 1))};
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      v.push_back(double(p_true[k](i)));
+      v.push_back(double(p_learned[k](i)));
+    }
+    dens.row(v);
+  }
+  dens.save(dir / "densities.csv");
+  csv.save(dir / "results.csv");
+  write_json(dir / "results.json", results);
+  write_file_atomic(dir / "results.md", md);
+  plot(dir, "densities.gp", densities_script(rows, f.box), {"densities.png"});
+  fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"compose: energies trained apart, composed by AND, OR, NOT, measured exactly",
                "compose"};
@@ -170,6 +682,45 @@ int main(int argc, char** argv) {
   app.add_option("--seed", f.seed, "seed of data, initialisation and chains")
       ->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
+  app.add_option("--study", f.study, "comma-separated: plane (exact, 2-D), digits (scenes)")
+      ->capture_default_str();
+  app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)");
+  app.add_option("--digits-steps", f.digits_steps, "digits: CD steps per model")
+      ->check(CLI::Range(1L, 100000000L))
+      ->capture_default_str();
+  app.add_option("--digits-hidden", f.digits_hidden, "digits: width of the networks")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--digits-batch", f.digits_batch, "digits: scenes per CD step")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--digits-buffer", f.digits_buffer, "digits: persistent chains per concept value")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--digits-samples", f.digits_samples, "digits: samples judged per composite")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--digits-step-size", f.digits_step_size, "digits: Langevin step (JEM: 1)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--digits-noise", f.digits_noise, "digits: Langevin noise sd (JEM: 0.01)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--digits-alpha", f.digits_alpha, "digits: weight of alpha (E+^2 + E-^2)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--digits-not-weight", f.digits_not_weight,
+                 "digits: w of class AND position AND NOT another class (E_a - w E_b)")
+      ->check(CLI::Range(0.0, 10.0))
+      ->capture_default_str();
+  app.add_option("--digits-langevin-steps", f.digits_langevin_steps,
+                 "digits: Langevin steps per CD step")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--digits-sample-steps", f.digits_sample_steps,
+                 "digits: Langevin steps from noise for judged samples")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   app.add_flag("--smoke", f.smoke, "a few steps on a small model, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
   if (f.smoke) {
@@ -180,201 +731,23 @@ int main(int argc, char** argv) {
     f.eval_samples = 100;
     f.sample_steps = 20;
     f.buffer = 500;
+    f.digits_steps = 10;
+    f.digits_hidden = 16;
+    f.digits_buffer = 100;
+    f.digits_samples = 2;
+    f.digits_sample_steps = 5;
   }
   try {
-    const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
-    const std::vector<EnergyPtr<T>> truth = {ring_energy(), band_energy(), mixture_energy()};
-
-    // Training data: exact samples of each concept, drawn from its density on the grid.
-    Rng data_rng(f.seed);
-    std::vector<Array<T>> train;
-    for (const auto& e : truth)
-      train.push_back(sample_grid(density(*e, grid), grid, f.box, f.grid, f.train_size, data_rng));
-
-    // One conditional network, one CD trainer per concept (each its own persistent chains),
-    // sharing one optimizer: the concepts take turns.
-    Rng init_rng(f.seed + 1);
-    ConditionalMlpEnergy<T> model(2, std::vector<std::size_t>(f.layers, f.hidden), kConcepts.size(),
-                                  Activation::Silu, init_rng);
-    std::vector<EnergyPtr<T>> learned;
-    for (std::size_t c = 0; c < kConcepts.size(); ++c)
-      learned.push_back(std::make_shared<ConceptEnergy<T>>(model, c));
-    Adam<T> opt(model.parameters(), {.lr = f.lr});
-    CdOptions cdo;
-    cdo.langevin = {.steps = f.langevin_steps,
-                    .step_size = f.step_size,
-                    .clamp = true,
-                    .lo = -f.box,
-                    .hi = f.box,
-                    .threads = f.threads};
-    cdo.alpha = f.alpha;
-    cdo.noise_lo = -f.box;
-    cdo.noise_hi = f.box;
-    cdo.buffer_size = f.buffer;
-    std::vector<std::unique_ptr<ContrastiveDivergence<T>>> cd;
-    for (std::size_t c = 0; c < kConcepts.size(); ++c)
-      cd.push_back(
-          std::make_unique<ContrastiveDivergence<T>>(*learned[c], opt, cdo, f.seed + 10 + c, 2));
-
-    const nlohmann::json config = f;
-    fs::path dir = make_run_dir(f.out, "compose", fmt::format("plane-seed{}", f.seed));
-    write_json(dir / "config.json", config);
-    fmt::print("compose -> {}\n{}\n", dir.string(), config.dump());
-
-    Progress bar("compose", f.steps);
-    Array<T> batch(Shape{f.batch, 2});
-    Rng batch_rng(f.seed + 2);
-    for (long s = 0; s < f.steps; ++s) {
-      opt.options().lr = f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
-      std::string info;
-      for (std::size_t c = 0; c < kConcepts.size(); ++c) {
-        for (std::size_t i = 0; i < f.batch; ++i) {
-          const std::size_t r = batch_rng.below(f.train_size);
-          batch(i, 0) = train[c](r, 0);
-          batch(i, 1) = train[c](r, 1);
-        }
-        const CdStepStats st = cd[c]->step(batch);  // a divergence ends the run (exit 3)
-        info += fmt::format("{} {:+.2f} ", kConcepts[c], st.loss);
-      }
-      bar.update(s + 1, info);
+    std::stringstream ss(f.study);
+    std::string study;
+    while (std::getline(ss, study, ',')) {
+      if (study == "plane")
+        plane_study(f);
+      else if (study == "digits")
+        digits_study(f);
+      else
+        throw FlagError(fmt::format("--study: unknown study '{}' (expected plane, digits)", study));
     }
-
-    // The composites, each built twice: from the true concepts and from the learned ones. The
-    // OR that mixes as asked needs each part's log Z: by quadrature on the box.
-    auto log_z = [&](const EnergyPtr<T>& e) { return log_partition(*e, grid); };
-    struct Composite {
-      std::string name, formula;
-      std::function<EnergyPtr<T>(const std::vector<EnergyPtr<T>>&)> build;
-    };
-    const std::vector<Composite> composites = {
-        {"ring AND band", "E_ring + E_band",
-         [](const auto& e) {
-           return And<T>({e[0], e[1]});
-         }},
-        {"band OR mixture (½, ½)", "−log(½ p_band + ½ p_mixture), log Z by quadrature",
-         [&](const auto& e) {
-           return Mixture<T>({e[1], e[2]}, {0.5, 0.5}, {log_z(e[1]), log_z(e[2])});
-         }},
-        {"band OR mixture (s = 1)", "−log(e^−E_band + e^−E_mixture): weights Z_band : Z_mixture",
-         [](const auto& e) {
-           return Or<T>({e[1], e[2]});
-         }},
-        {"ring AND NOT mixture", "E_ring − E_mixture",
-         [](const auto& e) { return Not<T>(e[0], e[2], T(1)); }},
-        {"(ring AND band) AND NOT mixture", "E_ring + E_band − E_mixture",
-         [](const auto& e) {
-           return Not<T>(And<T>({e[0], e[1]}), e[2], T(1));
-         }},
-    };
-
-    std::vector<std::string> rows = kConcepts;
-    std::vector<Array<T>> p_true, p_learned;
-    for (std::size_t c = 0; c < kConcepts.size(); ++c) {
-      p_true.push_back(density(*truth[c], grid));
-      p_learned.push_back(density(*learned[c], grid));
-    }
-    const double cell = std::exp(grid.log_cell);
-    auto total_variation = [&](const Array<T>& p, const Array<T>& q) {
-      double s = 0;
-      for (std::size_t i = 0; i < p.size(); ++i) s += std::abs(double(p(i)) - double(q(i)));
-      return 0.5 * s * cell;
-    };
-    const std::vector<double> bandwidths = {0.1, 0.3, 1.0};
-    auto langevin_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed) {
-      Rng rng(seed);
-      Array<T> x = rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box);
-      Langevin<T>(with_wall(e, f.box),
-                  {.steps = f.sample_steps, .step_size = f.step_size, .threads = f.threads})
-          .run(x, rng);
-      return x;
-    };
-    auto mala_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed, double& acceptance) {
-      Rng rng(seed);
-      Array<T> x = rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box);
-      acceptance = Mala<T>(with_wall(e, f.box), {.steps = f.sample_steps, .step_size = f.step_size})
-                       .run(x, rng)
-                       .acceptance;
-      return x;
-    };
-
-    json results = json::array();
-    Csv csv({"composite", "tv", "nll_true", "nll_learned", "mmd2_exact_vs_exact",
-             "mmd2_langevin_true", "mmd2_mala_true", "mmd2_langevin_learned", "mmd2_mala_learned"});
-    std::string md =
-        "| composite | TV(true, learned) | NLL of exact samples: true / learned | MMD² exact vs "
-        "exact (floor) | MMD² Langevin: true / learned | MMD² MALA: true / learned |\n"
-        "|---|---:|---:|---:|---:|---:|\n";
-    Rng eval_rng(f.seed + 3);
-    for (std::size_t k = 0; k < kConcepts.size() + composites.size(); ++k) {
-      const bool concept_row = k < kConcepts.size();
-      const std::string name = concept_row ? kConcepts[k] : composites[k - kConcepts.size()].name;
-      const EnergyPtr<T> et =
-          concept_row ? truth[k] : composites[k - kConcepts.size()].build(truth);
-      const EnergyPtr<T> el =
-          concept_row ? learned[k] : composites[k - kConcepts.size()].build(learned);
-      if (!concept_row) {
-        rows.push_back(name);
-        p_true.push_back(density(*et, grid));
-        p_learned.push_back(density(*el, grid));
-      }
-      const Array<T>& pt = p_true[k];
-      const Array<T>& pl = p_learned[k];
-      const Array<T> exact = sample_grid(pt, grid, f.box, f.grid, f.eval_samples, eval_rng);
-      const Array<T> exact2 = sample_grid(pt, grid, f.box, f.grid, f.eval_samples, eval_rng);
-      const double tv = total_variation(pt, pl);
-      const double nll_t = nll(*et, grid, exact), nll_l = nll(*el, grid, exact);
-      const double floor = mmd2_unbiased(exact, exact2, bandwidths);
-      double acc_t = 0, acc_l = 0;
-      const double lt = mmd2_unbiased(langevin_samples(et, f.seed + 4), exact, bandwidths),
-                   ll = mmd2_unbiased(langevin_samples(el, f.seed + 4), exact, bandwidths),
-                   mt = mmd2_unbiased(mala_samples(et, f.seed + 5, acc_t), exact, bandwidths),
-                   ml = mmd2_unbiased(mala_samples(el, f.seed + 5, acc_l), exact, bandwidths);
-      csv.row(name, {tv, nll_t, nll_l, floor, lt, mt, ll, ml});
-      results.push_back({{"composite", name},
-                         {"formula", concept_row ? "a trained concept"
-                                                 : composites[k - kConcepts.size()].formula},
-                         {"total_variation", tv},
-                         {"nll_exact_samples_true", nll_t},
-                         {"nll_exact_samples_learned", nll_l},
-                         {"mmd2_exact_vs_exact", floor},
-                         {"mmd2_langevin_true", lt},
-                         {"mmd2_langevin_learned", ll},
-                         {"mmd2_mala_true", mt},
-                         {"mmd2_mala_learned", ml},
-                         {"mala_acceptance_true", acc_t},
-                         {"mala_acceptance_learned", acc_l}});
-      md += fmt::format(
-          "| {} | {:.3f} | {:.3f} / {:.3f} | {:.4f} | {:.4f} / {:.4f} | {:.4f} / "
-          "{:.4f} |\n",
-          name, tv, nll_t, nll_l, floor, lt, ll, mt, ml);
-    }
-    md += fmt::format(
-        "\nMMD² with Gaussian kernels of bandwidths 0.1, 0.3, 1 ({} samples each, "
-        "{} Langevin / MALA steps of {} from uniform noise; a wall keeps chains on "
-        "the box).\n",
-        f.eval_samples, f.sample_steps, f.step_size);
-
-    // densities.csv: x, y, then true and learned density of every row
-    std::vector<std::string> header = {"x", "y"};
-    for (const auto& r : rows) {
-      header.push_back(r + " true");
-      header.push_back(r + " learned");
-    }
-    Csv dens(header);
-    for (std::size_t i = 0; i < grid.size(); ++i) {
-      std::vector<double> v = {double(grid.points(i, 0)), double(grid.points(i, 1))};
-      for (std::size_t k = 0; k < rows.size(); ++k) {
-        v.push_back(double(p_true[k](i)));
-        v.push_back(double(p_learned[k](i)));
-      }
-      dens.row(v);
-    }
-    dens.save(dir / "densities.csv");
-    csv.save(dir / "results.csv");
-    write_json(dir / "results.json", results);
-    write_file_atomic(dir / "results.md", md);
-    plot(dir, "densities.gp", densities_script(rows, f.box), {"densities.png"});
-    fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
     return 0;
   } catch (const DivergenceError& e) {
     fmt::print(stderr, "\ncompose: {}\n", e.what());
