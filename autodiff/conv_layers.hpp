@@ -54,6 +54,9 @@ struct CnnSpec {
   std::vector<ConvBlock> blocks;
   std::vector<std::size_t> hidden;  ///< widths of the hidden linear layers
   std::size_t outputs = 1;          ///< of the last linear layer (no activation after it)
+  /// Average each map over its positions before the linear layers (global average pooling):
+  /// features, and so outputs, that do not depend on where in the image a pattern is.
+  bool global_pool = false;
 };
 
 /// x [n, c·h·w] (or [n, c, h, w]) -> [n, outputs]: the blocks, a flattening, the linear layers
@@ -84,7 +87,7 @@ class Cnn {
         w = (w - bl.pool) / bl.pool + 1;
       }
     }
-    flat_ = c * h * w;
+    flat_ = spec.global_pool ? c : c * h * w;
     std::vector<std::size_t> sizes{flat_};
     sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
     sizes.push_back(spec.outputs);
@@ -100,6 +103,7 @@ class Cnn {
       x = activate(convs_[k](t, x), act_);
       if (spec_.blocks[k].pool > 1) x = avg_pool2d(x, spec_.blocks[k].pool);
     }
+    if (spec_.global_pool) return (*head_)(t, mean(x, {2, 3}));  // [n, c]
     return (*head_)(t, reshape(x, {n, std::ptrdiff_t(flat_)}));
   }
   std::vector<Parameter<T>*> parameters() {

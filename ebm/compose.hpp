@@ -36,6 +36,7 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/conv_layers.hpp"
 #include "ebm/energy.hpp"
 
 namespace ebl {
@@ -226,17 +227,27 @@ EnergyPtr<T> Temper(EnergyPtr<T> e, T beta) {
 }
 
 /// E(x | c) for a discrete concept c ∈ {0 … K−1}: one network on x with one output energy per
-/// concept value, E(x | c) = f_θ(x)[c]. The concepts share the network's features.
+/// concept value, E(x | c) = f_θ(x)[c]; the concepts share the network's features.
 template <class T>
-class ConditionalMlpEnergy {
+class ConditionalEnergy {
+ public:
+  virtual ~ConditionalEnergy() = default;
+  /// All concepts' energies, x [n, d] -> [n, K].
+  virtual Var<T> all(Tape<T>& t, Var<T> x) = 0;
+  virtual std::size_t concepts() const = 0;
+  virtual std::vector<Parameter<T>*> parameters() = 0;
+};
+
+/// The network an MLP.
+template <class T>
+class ConditionalMlpEnergy : public ConditionalEnergy<T> {
  public:
   ConditionalMlpEnergy(std::size_t dim, const std::vector<std::size_t>& hidden,
                        std::size_t concepts, Activation act, Rng& rng)
       : mlp_(sizes(dim, hidden, concepts), act, rng), k_(concepts) {}
-  /// All concepts' energies, x [n, d] -> [n, K].
-  Var<T> all(Tape<T>& t, Var<T> x) { return mlp_(t, x); }
-  std::size_t concepts() const { return k_; }
-  std::vector<Parameter<T>*> parameters() { return mlp_.parameters(); }
+  Var<T> all(Tape<T>& t, Var<T> x) override { return mlp_(t, x); }
+  std::size_t concepts() const override { return k_; }
+  std::vector<Parameter<T>*> parameters() override { return mlp_.parameters(); }
   MLP<T>& mlp() { return mlp_; }
 
  private:
@@ -251,12 +262,28 @@ class ConditionalMlpEnergy {
   std::size_t k_;
 };
 
+/// The network a CNN on images given as flat rows (spec.outputs is the number of concepts); with
+/// spec.global_pool its energies do not depend on where in the image a pattern sits.
+template <class T>
+class ConditionalCnnEnergy : public ConditionalEnergy<T> {
+ public:
+  ConditionalCnnEnergy(const CnnSpec& spec, Activation act, Rng& rng)
+      : cnn_(spec, act, rng), k_(spec.outputs) {}
+  Var<T> all(Tape<T>& t, Var<T> x) override { return cnn_(t, x); }
+  std::size_t concepts() const override { return k_; }
+  std::vector<Parameter<T>*> parameters() override { return cnn_.parameters(); }
+
+ private:
+  Cnn<T> cnn_;
+  std::size_t k_;
+};
+
 /// One concept value of a conditional energy as an Energy: x ↦ E(x | c). Its parameters are the
 /// whole network's (every concept shares them); the model must outlive it.
 template <class T>
 class ConceptEnergy : public Energy<T> {
  public:
-  ConceptEnergy(ConditionalMlpEnergy<T>& model, std::size_t c) : m_(model), c_{c} {
+  ConceptEnergy(ConditionalEnergy<T>& model, std::size_t c) : m_(model), c_{c} {
     if (c >= model.concepts())
       throw std::invalid_argument(
           fmt::format("ConceptEnergy: concept {} of a model with {}", c, model.concepts()));
@@ -267,7 +294,7 @@ class ConceptEnergy : public Energy<T> {
   std::vector<Parameter<T>*> parameters() override { return m_.parameters(); }
 
  private:
-  ConditionalMlpEnergy<T>& m_;
+  ConditionalEnergy<T>& m_;
   std::size_t c_[1];
 };
 

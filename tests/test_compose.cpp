@@ -179,3 +179,33 @@ TEST_CASE("a concept's energy is its column of the conditional network", "[compo
   }
   CHECK_THROWS_WITH(ConceptEnergy<double>(cond, 3), Catch::Contains("concept 3 of a model with 3"));
 }
+
+TEST_CASE("a conditional CNN with global pooling gives a pattern the same energies wherever it is",
+          "[compose]") {
+  Rng rng(9);
+  CnnSpec spec{.channels = 1,
+               .height = 16,
+               .width = 16,
+               .blocks = {{.channels = 3, .kernel = 3, .stride = 1, .padding = 1, .pool = 2},
+                          {.channels = 4, .kernel = 3, .stride = 1, .padding = 1, .pool = 1}},
+               .hidden = {5},
+               .outputs = 3,
+               .global_pool = true};
+  ConditionalCnnEnergy<double> cond(spec, Activation::Tanh, rng);
+  // a 2×2 pattern at (6, 6) and the same at (8, 8): moved by a multiple of the pooling window,
+  // and far enough from the edges that no convolution sees it together with zero padding (the
+  // background's maps are not zero after the first layer, the padding is)
+  Array<double> x(Shape{2, 256}, 0.0);
+  const Array<double> pattern = randn({4}, 10);
+  for (std::size_t r = 0; r < 2; ++r)
+    for (std::size_t c = 0; c < 2; ++c) {
+      x(0, (6 + r) * 16 + 6 + c) = pattern(r * 2 + c);
+      x(1, (8 + r) * 16 + 8 + c) = pattern(r * 2 + c);
+    }
+  Tape<double> t;
+  const Array<double> e = cond.all(t, t.input(x)).value();
+  for (std::size_t k = 0; k < 3; ++k) CHECK(e(0, k) == Approx(e(1, k)).epsilon(1e-12));
+  auto concept_energy = std::make_shared<ConceptEnergy<double>>(cond, 1);
+  expect_gradients([concept_energy](TD& tp, In v) { return sum((*concept_energy)(tp, v[0])); },
+                   {randn({2, 256}, 11)}, concept_energy->parameters());
+}

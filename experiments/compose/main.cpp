@@ -40,7 +40,7 @@ struct Flags {
   std::size_t buffer = 10000, grid = 200, train_size = 50000, eval_samples = 1000;
   double box = 4;
   // the compositional digits
-  std::string study = "plane,digits", data_dir;
+  std::string study = "plane,digits", data_dir, digits_class_net = "mlp";
   long digits_steps = 3000;  // CD steps per model
   std::size_t digits_hidden = 256, digits_batch = 64, digits_buffer = 1000, digits_samples = 20;
   double digits_step_size = 1.0, digits_noise = 0.01, digits_alpha = 0.1, digits_not_weight = 0.2;
@@ -51,10 +51,11 @@ struct Flags {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, steps, batch, hidden, layers, lr, lr_final, step_size,
                                    alpha, langevin_steps, sample_steps, threads, buffer, grid,
-                                   train_size, eval_samples, box, study, data_dir, digits_steps,
-                                   digits_hidden, digits_batch, digits_buffer, digits_samples,
-                                   digits_step_size, digits_noise, digits_alpha, digits_not_weight,
-                                   digits_langevin_steps, digits_sample_steps, seed, out, smoke)
+                                   train_size, eval_samples, box, study, data_dir, digits_class_net,
+                                   digits_steps, digits_hidden, digits_batch, digits_buffer,
+                                   digits_samples, digits_step_size, digits_noise, digits_alpha,
+                                   digits_not_weight, digits_langevin_steps, digits_sample_steps,
+                                   seed, out, smoke)
 
 // The concepts' true energies (each up to its constant; normalised on the box by quadrature).
 EnergyPtr<T> ring_energy() {  // (|x| − 2)² / 2·0.2²
@@ -172,19 +173,33 @@ Scenes make_scenes(const LabeledData& digits, bool include_held_out) {
 // trainer (its own persistent chains) per concept value, one optimizer.
 struct ConceptModel {
   std::string name;
-  std::unique_ptr<ConditionalMlpEnergy<T>> net;
+  std::unique_ptr<ConditionalEnergy<T>> net;
   std::vector<EnergyPtr<T>> energy;  // one per concept value
   std::unique_ptr<Adam<T>> opt;
   std::vector<std::unique_ptr<ContrastiveDivergence<T>>> cd;
   std::vector<std::vector<std::size_t>> rows;  // training scenes of each concept value
 };
 
-ConceptModel make_model(const std::string& name, std::size_t k, const Flags& f, Rng& init,
-                        std::uint64_t seed) {
+// net: "mlp" (two hidden layers), or "cnn": two convolution blocks and global average pooling,
+// so that the energies do not depend on where the digit is.
+ConceptModel make_model(const std::string& name, std::size_t k, const std::string& net,
+                        const Flags& f, Rng& init, std::uint64_t seed) {
   ConceptModel m;
   m.name = name;
-  m.net = std::make_unique<ConditionalMlpEnergy<T>>(
-      kSide * kSide, std::vector<std::size_t>(2, f.digits_hidden), k, Activation::Silu, init);
+  if (net == "cnn")
+    m.net = std::make_unique<ConditionalCnnEnergy<T>>(
+        CnnSpec{.channels = 1,
+                .height = kSide,
+                .width = kSide,
+                .blocks = {{.channels = 8, .kernel = 3, .stride = 1, .padding = 1, .pool = 2},
+                           {.channels = 16, .kernel = 3, .stride = 1, .padding = 1, .pool = 1}},
+                .hidden = {64},
+                .outputs = k,
+                .global_pool = true},
+        Activation::Silu, init);
+  else
+    m.net = std::make_unique<ConditionalMlpEnergy<T>>(
+        kSide * kSide, std::vector<std::size_t>(2, f.digits_hidden), k, Activation::Silu, init);
   m.opt = std::make_unique<Adam<T>>(m.net->parameters(), typename Adam<T>::Options{.lr = f.lr});
   CdOptions o;
   // JEM's SGLD: step ε and noise of standard deviation σ set apart, i.e. T = σ² / 2ε
@@ -268,9 +283,9 @@ void digits_study(const Flags& f) {
   //    see data).
   Rng init(f.seed + 21);
   std::vector<ConceptModel> models;
-  models.push_back(make_model("class", kClasses, f, init, f.seed + 100));
-  models.push_back(make_model("position", kPositions, f, init, f.seed + 200));
-  models.push_back(make_model("joint", kClasses * kPositions, f, init, f.seed + 300));
+  models.push_back(make_model("class", kClasses, f.digits_class_net, f, init, f.seed + 100));
+  models.push_back(make_model("position", kPositions, "mlp", f, init, f.seed + 200));
+  models.push_back(make_model("joint", kClasses * kPositions, "mlp", f, init, f.seed + 300));
   for (std::size_t i = 0; i < gen_train.cls.size(); ++i) {
     models[0].rows[gen_train.cls[i]].push_back(i);
     models[1].rows[gen_train.pos[i]].push_back(i);
@@ -685,6 +700,11 @@ int main(int argc, char** argv) {
   app.add_option("--study", f.study, "comma-separated: plane (exact, 2-D), digits (scenes)")
       ->capture_default_str();
   app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)");
+  app.add_option("--digits-class-net", f.digits_class_net,
+                 "digits: the class model's network: mlp, or cnn (global average pooling: "
+                 "position-invariant)")
+      ->check(CLI::IsMember({"mlp", "cnn"}))
+      ->capture_default_str();
   app.add_option("--digits-steps", f.digits_steps, "digits: CD steps per model")
       ->check(CLI::Range(1L, 100000000L))
       ->capture_default_str();
