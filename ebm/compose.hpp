@@ -278,6 +278,47 @@ class ConditionalCnnEnergy : public ConditionalEnergy<T> {
   std::size_t k_;
 };
 
+/// Several discrete concepts at once, c = (c₁, …, c_m) with c_j ∈ {0 … K_j − 1}, as one concept
+/// of a conditional energy with Π K_j outputs: the flat index Σ_j c_j Π_{l>j} K_l (row-major, the
+/// last concept fastest), and back.
+class ConceptGrid {
+ public:
+  explicit ConceptGrid(std::vector<std::size_t> sizes) : k_(std::move(sizes)) {
+    if (k_.empty()) throw std::invalid_argument("ConceptGrid: no concepts");
+    for (std::size_t k : k_)
+      if (k == 0) throw std::invalid_argument("ConceptGrid: a concept with no values");
+  }
+  std::size_t size() const {
+    std::size_t n = 1;
+    for (std::size_t k : k_) n *= k;
+    return n;
+  }
+  std::size_t index(const std::vector<std::size_t>& c) const {
+    if (c.size() != k_.size())
+      throw std::invalid_argument(
+          fmt::format("ConceptGrid: {} values for {} concepts", c.size(), k_.size()));
+    std::size_t i = 0;
+    for (std::size_t j = 0; j < k_.size(); ++j) {
+      if (c[j] >= k_[j])
+        throw std::invalid_argument(
+            fmt::format("ConceptGrid: value {} of concept {} has only {}", c[j], j, k_[j]));
+      i = i * k_[j] + c[j];
+    }
+    return i;
+  }
+  std::vector<std::size_t> values(std::size_t i) const {
+    std::vector<std::size_t> c(k_.size());
+    for (std::size_t j = k_.size(); j-- > 0;) {
+      c[j] = i % k_[j];
+      i /= k_[j];
+    }
+    return c;
+  }
+
+ private:
+  std::vector<std::size_t> k_;
+};
+
 /// One concept value of a conditional energy as an Energy: x ↦ E(x | c). Its parameters are the
 /// whole network's (every concept shares them); the model must outlive it.
 template <class T>

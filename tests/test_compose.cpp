@@ -209,3 +209,14 @@ TEST_CASE("a conditional CNN with global pooling gives a pattern the same energi
   expect_gradients([concept_energy](TD& tp, In v) { return sum((*concept_energy)(tp, v[0])); },
                    {randn({2, 256}, 11)}, concept_energy->parameters());
 }
+
+TEST_CASE("a grid of several concepts indexes one conditional output per combination",
+          "[compose]") {
+  const ConceptGrid g({10, 4});
+  CHECK(g.size() == 40);
+  CHECK(g.index({0, 0}) == 0);
+  CHECK(g.index({3, 2}) == 14);
+  for (std::size_t i = 0; i < g.size(); ++i) CHECK(g.index(g.values(i)) == i);
+  CHECK_THROWS_WITH(g.index({3}), Catch::Contains("1 values for 2 concepts"));
+  CHECK_THROWS_WITH(g.index({3, 4}), Catch::Contains("value 4 of concept 1 has only 4"));
+}

@@ -285,11 +285,13 @@ void digits_study(const Flags& f) {
   std::vector<ConceptModel> models;
   models.push_back(make_model("class", kClasses, f.digits_class_net, f, init, f.seed + 100));
   models.push_back(make_model("position", kPositions, "mlp", f, init, f.seed + 200));
-  models.push_back(make_model("joint", kClasses * kPositions, "mlp", f, init, f.seed + 300));
+  const ConceptGrid pairs_grid(
+      {kClasses, kPositions});  // the joint model's concept (class, position)
+  models.push_back(make_model("joint", pairs_grid.size(), "mlp", f, init, f.seed + 300));
   for (std::size_t i = 0; i < gen_train.cls.size(); ++i) {
     models[0].rows[gen_train.cls[i]].push_back(i);
     models[1].rows[gen_train.pos[i]].push_back(i);
-    models[2].rows[gen_train.cls[i] * kPositions + gen_train.pos[i]].push_back(i);
+    models[2].rows[pairs_grid.index({gen_train.cls[i], gen_train.pos[i]})].push_back(i);
   }
   Progress bar("compose digits", f.digits_steps);
   Rng batch_rng(f.seed + 22);
@@ -342,7 +344,7 @@ void digits_study(const Flags& f) {
       const bool held = held_out(d, p);
       const Array<T> xc =
           sample_scenes(And<T>({models[0].energy[d], models[1].energy[p]}), n, f, srng);
-      const Array<T> xj = sample_scenes(models[2].energy[d * kPositions + p], n, f, srng);
+      const Array<T> xj = sample_scenes(models[2].energy[pairs_grid.index({d, p})], n, f, srng);
       const double fc = judge(xc, d, p, held ? composed_held : composed_seen),
                    fj = judge(xj, d, p, held ? joint_held : joint_seen);
       pairs.push_back(
