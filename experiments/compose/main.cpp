@@ -23,6 +23,7 @@
 #include "experiments/common/run.hpp"
 #include "experiments/common/tiles.hpp"
 #include "metrics/mmd.hpp"
+#include "samplers/diagnostics.hpp"
 #include "samplers/mala.hpp"
 #include "samplers/targets.hpp"
 
@@ -223,18 +224,29 @@ ConceptModel make_model(const std::string& name, std::size_t k, const std::strin
   return m;
 }
 
-// Samples of an energy from uniform noise, by the training's Langevin settings, longer.
-Array<T> sample_scenes(const EnergyPtr<T>& e, std::size_t n, const Flags& f, Rng& rng) {
+// Samples of an energy from uniform noise, by the training's Langevin settings, longer. The
+// split-R̂ of each composite's energy traces (second halves) goes into rhats: how far these
+// short runs from noise are from mixed.
+Array<T> sample_scenes(const EnergyPtr<T>& e, std::size_t n, const Flags& f, Rng& rng,
+                       std::vector<double>* rhats = nullptr) {
   Array<T> x = rng.uniform_array<T>({n, kSide * kSide}, 0, 1);
-  Langevin<T>([e](Tape<T>& t, Var<T> v) { return (*e)(t, v); },
-              {.steps = f.digits_sample_steps,
-               .step_size = f.digits_step_size,
-               .temperature = f.digits_noise * f.digits_noise / (2 * f.digits_step_size),
-               .clamp = true,
-               .lo = 0,
-               .hi = 1,
-               .threads = f.threads})
-      .run(x, rng);
+  const ChainStats st =
+      Langevin<T>([e](Tape<T>& t, Var<T> v) { return (*e)(t, v); },
+                  {.steps = f.digits_sample_steps,
+                   .step_size = f.digits_step_size,
+                   .temperature = f.digits_noise * f.digits_noise / (2 * f.digits_step_size),
+                   .clamp = true,
+                   .lo = 0,
+                   .hi = 1,
+                   .threads = f.threads,
+                   .trace_energies = rhats != nullptr})
+          .run(x, rng);
+  if (rhats && !st.energy_traces.empty() && st.energy_traces[0].size() >= 8) {
+    Traces half;
+    for (const auto& tr : st.energy_traces)
+      half.emplace_back(tr.begin() + std::ptrdiff_t(tr.size() / 2), tr.end());
+    rhats->push_back(split_rhat(half));
+  }
   return x;
 }
 
@@ -324,6 +336,7 @@ void digits_study(const Flags& f) {
   };
   Tally composed_seen, composed_held, joint_seen, joint_held;
   json pairs = json::array();
+  std::vector<double> rhats;  // of the composed AND samples' energies
   Array<T> show_and(Shape{kClasses, kSide * kSide}), show_class(Shape{kClasses, kSide * kSide}),
       show_not(Shape{kClasses, kSide * kSide}), show_held_composed(Shape{kClasses, kSide * kSide}),
       show_held_joint(Shape{kClasses, kSide * kSide});
@@ -343,7 +356,7 @@ void digits_study(const Flags& f) {
     for (std::size_t p = 0; p < kPositions; ++p) {
       const bool held = held_out(d, p);
       const Array<T> xc =
-          sample_scenes(And<T>({models[0].energy[d], models[1].energy[p]}), n, f, srng);
+          sample_scenes(And<T>({models[0].energy[d], models[1].energy[p]}), n, f, srng, &rhats);
       const Array<T> xj = sample_scenes(models[2].energy[pairs_grid.index({d, p})], n, f, srng);
       const double fc = judge(xc, d, p, held ? composed_held : composed_seen),
                    fj = judge(xj, d, p, held ? joint_held : joint_seen);
@@ -414,6 +427,12 @@ void digits_study(const Flags& f) {
               {"pairs", pairs},
               {"or", ors},
               {"samples_per_pair", n},
+              {"and_samples_energy_rhat_median", rhats.empty() ? json(nullptr) : json([&] {
+                 std::vector<double> r = rhats;
+                 std::nth_element(r.begin(), r.begin() + std::ptrdiff_t(r.size() / 2), r.end());
+                 return r[r.size() / 2];
+               }())},
+              {"sampler_acceptance", 1.0},
               {"seconds", bar.seconds()}};
   write_json(dir / "results.json", res);
   std::string md = fmt::format(
@@ -551,22 +570,46 @@ void plane_study(const Flags& f) {
     return 0.5 * s * cell;
   };
   const std::vector<double> bandwidths = {0.1, 0.3, 1.0};
+  // Samples with their diagnostics: acceptance, and ESS and split-R̂ of the energy traces'
+  // second halves (how far the chains from noise are from mixed).
+  struct Run {
+    Array<T> x;
+    double acceptance = 1, ess = NAN, rhat = NAN;
+  };
+  auto diagnose = [](Run& r, const Traces& traces) {
+    Traces half;
+    for (const auto& tr : traces)
+      half.emplace_back(tr.begin() + std::ptrdiff_t(tr.size() / 2), tr.end());
+    if (!half.empty() && half[0].size() >= 4) {
+      r.ess = effective_sample_size(half);
+      r.rhat = split_rhat(half);
+    }
+  };
   auto langevin_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed) {
     Rng rng(seed);
-    Array<T> x = rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box);
-    Langevin<T>(with_wall(e, f.box),
-                {.steps = f.sample_steps, .step_size = f.step_size, .threads = f.threads})
-        .run(x, rng);
-    return x;
+    Run r{rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box)};
+    const ChainStats st = Langevin<T>(with_wall(e, f.box), {.steps = f.sample_steps,
+                                                            .step_size = f.step_size,
+                                                            .threads = f.threads,
+                                                            .trace_energies = true})
+                              .run(r.x, rng);
+    diagnose(r, st.energy_traces);
+    return r;
   };
-  auto mala_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed, double& acceptance) {
+  auto mala_samples = [&](const EnergyPtr<T>& e, std::uint64_t seed) {
     Rng rng(seed);
-    Array<T> x = rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box);
-    acceptance = Mala<T>(with_wall(e, f.box), {.steps = f.sample_steps, .step_size = f.step_size})
-                     .run(x, rng)
-                     .acceptance;
-    return x;
+    Run r{rng.uniform_array<T>({f.eval_samples, 2}, -f.box, f.box)};
+    TraceRecorder<T> rec;
+    r.acceptance = Mala<T>(with_wall(e, f.box), {.steps = f.sample_steps, .step_size = f.step_size})
+                       .run(r.x, rng, rec.observer())
+                       .acceptance;
+    diagnose(r, rec.traces);
+    return r;
   };
+  std::string diag_md =
+      "\nThe samplers' diagnostics (energy traces, second half of each chain):\n\n"
+      "| composite | Langevin ESS / R̂: true, learned | MALA acceptance / ESS / R̂: true, learned "
+      "|\n|---|---:|---:|\n";
 
   json results = json::array();
   Csv csv({"composite", "tv", "nll_true", "nll_learned", "mmd2_exact_vs_exact",
@@ -594,11 +637,17 @@ void plane_study(const Flags& f) {
     const double tv = total_variation(pt, pl);
     const double nll_t = nll(*et, grid, exact), nll_l = nll(*el, grid, exact);
     const double floor = mmd2_unbiased(exact, exact2, bandwidths);
-    double acc_t = 0, acc_l = 0;
-    const double lt = mmd2_unbiased(langevin_samples(et, f.seed + 4), exact, bandwidths),
-                 ll = mmd2_unbiased(langevin_samples(el, f.seed + 4), exact, bandwidths),
-                 mt = mmd2_unbiased(mala_samples(et, f.seed + 5, acc_t), exact, bandwidths),
-                 ml = mmd2_unbiased(mala_samples(el, f.seed + 5, acc_l), exact, bandwidths);
+    const Run rlt = langevin_samples(et, f.seed + 4), rll = langevin_samples(el, f.seed + 4),
+              rmt = mala_samples(et, f.seed + 5), rml = mala_samples(el, f.seed + 5);
+    const double lt = mmd2_unbiased(rlt.x, exact, bandwidths),
+                 ll = mmd2_unbiased(rll.x, exact, bandwidths),
+                 mt = mmd2_unbiased(rmt.x, exact, bandwidths),
+                 ml = mmd2_unbiased(rml.x, exact, bandwidths);
+    diag_md += fmt::format(
+        "| {} | {:.0f} / {:.2f}, {:.0f} / {:.2f} | {:.2f} / {:.0f} / {:.2f}, {:.2f} / {:.0f} / "
+        "{:.2f} |\n",
+        name, rlt.ess, rlt.rhat, rll.ess, rll.rhat, rmt.acceptance, rmt.ess, rmt.rhat,
+        rml.acceptance, rml.ess, rml.rhat);
     csv.row(name, {tv, nll_t, nll_l, floor, lt, mt, ll, ml});
     results.push_back(
         {{"composite", name},
@@ -611,8 +660,16 @@ void plane_study(const Flags& f) {
          {"mmd2_langevin_learned", ll},
          {"mmd2_mala_true", mt},
          {"mmd2_mala_learned", ml},
-         {"mala_acceptance_true", acc_t},
-         {"mala_acceptance_learned", acc_l}});
+         {"mala_acceptance_true", rmt.acceptance},
+         {"mala_acceptance_learned", rml.acceptance},
+         {"langevin_energy_ess_true", rlt.ess},
+         {"langevin_energy_rhat_true", rlt.rhat},
+         {"langevin_energy_ess_learned", rll.ess},
+         {"langevin_energy_rhat_learned", rll.rhat},
+         {"mala_energy_ess_true", rmt.ess},
+         {"mala_energy_rhat_true", rmt.rhat},
+         {"mala_energy_ess_learned", rml.ess},
+         {"mala_energy_rhat_learned", rml.rhat}});
     md += fmt::format(
         "| {} | {:.3f} | {:.3f} / {:.3f} | {:.4f} | {:.4f} / {:.4f} | {:.4f} / "
         "{:.4f} |\n",
@@ -623,6 +680,7 @@ void plane_study(const Flags& f) {
       "{} Langevin / MALA steps of {} from uniform noise; a wall keeps chains on "
       "the box).\n",
       f.eval_samples, f.sample_steps, f.step_size);
+  md += diag_md;
 
   // densities.csv: x, y, then true and learned density of every row
   std::vector<std::string> header = {"x", "y"};
