@@ -517,10 +517,9 @@ plot for [s in "test {1}"] 'log_px_{0}.csv' using (strcol(1) eq s ? bin($2) : 1/
                        }()),
            {fmt::format("reliability_{}.png", d.name), fmt::format("log_px_{}.png", d.name)});
       plot(dir, fmt::format("samples_{}.gp", d.name),
-           tiles_script({fmt::format("samples_{}", d.name)},
-                        {fmt::format("JEM on {}: buffer samples by predicted class (top), fresh "
-                                     "chains of E(x|y) (bottom), a row per class pair",
-                                     d.name)}),
+           tiles_script(
+               {fmt::format("samples_{}", d.name)},
+               {fmt::format("JEM, {}: buffer by predicted class; fresh chains of E(x|y)", d.name)}),
            {fmt::format("samples_{}.png", d.name)});
     }
     results["seconds"] = bar.seconds();
