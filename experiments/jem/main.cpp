@@ -29,19 +29,24 @@ namespace {
 struct Flags {
   std::string datasets = "digits,fashion", net = "mlp";
   std::size_t seeds = 2, hidden = 256, batch = 64, buffer = 10000, eval_size = 2000;
-  std::size_t digits_epochs = 100, fashion_epochs = 2;
+  std::size_t digits_epochs = 100, fashion_epochs = 10;
   double lr = 1e-3, alpha = 0, sgld_step = 1, sgld_noise = 0.01, reinit = 0.05, data_noise = 0.03;
   long warmup = 200;
   int sgld_steps = 20, sample_steps = 100, pgd_steps = 20, threads = 2;
   bool per_class_buffer = false;
   std::uint64_t seed = 0;
-  std::string out = "runs", data_dir;
+  std::string out = "runs", data_dir, resume;
+  std::size_t stop_after_epochs = 0;
   bool smoke = false;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, datasets, net, seeds, hidden, batch, buffer, eval_size,
                                    digits_epochs, fashion_epochs, lr, alpha, sgld_step, sgld_noise,
                                    reinit, data_noise, warmup, sgld_steps, sample_steps, pgd_steps,
-                                   threads, per_class_buffer, seed, out, data_dir, smoke)
+                                   threads, per_class_buffer, seed, out, data_dir, resume,
+                                   stop_after_epochs, smoke)
+
+// What a resumed run may change: where its output goes, where it resumes from, when it stops.
+const std::set<std::string> kMayDifferOnResume = {"out", "resume", "stop_after_epochs"};
 
 // A data set on JEM's scale, [−1, 1], with its image side.
 struct Data {
@@ -258,8 +263,17 @@ int main(int argc, char** argv) {
   app.add_option("--seed", f.seed, "first seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
   app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)");
+  app.add_option("--resume", f.resume,
+                 "continue an interrupted or diverged run from its folder: finished models are "
+                 "loaded, the unfinished one continues from its last epoch (same flags)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--stop-after-epochs", f.stop_after_epochs,
+                 "stop after this many epochs (over all models) in this invocation, leaving the "
+                 "checkpoints to --resume from (0: run to the end)")
+      ->capture_default_str();
   app.add_flag("--smoke", f.smoke, "a few steps on the digits, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
+  fs::path run_dir;
   if (f.smoke) {
     f.datasets = "digits";
     f.seeds = 1;
@@ -297,8 +311,9 @@ int main(int argc, char** argv) {
         sets.push_back(std::move(d));
       }
     }
-    const nlohmann::json config = f;
+    nlohmann::json config = f;
     fs::path dir = make_run_dir(f.out, "jem", fmt::format("seed{}", f.seed));
+    run_dir = dir;
     write_json(dir / "config.json", config);
     fmt::print("jem -> {}\n{}\n", dir.string(), config.dump());
 
@@ -313,6 +328,7 @@ int main(int argc, char** argv) {
     }
     Progress bar("jem", total_steps);
     long done = 0;
+    std::size_t epochs_here = 0;
     for (const Data& d : sets) {
       const std::size_t epochs = d.name == "digits" ? f.digits_epochs : f.fashion_epochs;
       const std::size_t n = d.ytrain.size(), per_epoch = (n + f.batch - 1) / f.batch;
@@ -367,7 +383,33 @@ int main(int argc, char** argv) {
           std::vector<std::size_t> perm(n), yb(f.batch);
           for (std::size_t i = 0; i < n; ++i) perm[i] = i;
           Array<T> xb(Shape{f.batch, dim});
-          for (std::size_t ep = 0; ep < epochs; ++ep) {
+          // Each model's state after every epoch (atomically, in its own file): the trainer's
+          // checkpoint, the data order and the epoch. --resume starts from these.
+          const std::string ckpt_name =
+              fmt::format("ckpt_{}_{}_seed{}.bin", d.name, generative ? "jem" : "baseline", seed);
+          auto save = [&](std::size_t epochs_done) {
+            Checkpoint c = tr.checkpoint();
+            c.strings["config"] = config.dump();
+            c.integers["epoch"] = epochs_done;
+            Array<double> p(Shape{n});
+            for (std::size_t i = 0; i < n; ++i) p(i) = double(perm[i]);
+            c.put("perm", p);
+            c.save(dir / ckpt_name);
+          };
+          std::size_t first_epoch = 0;
+          if (!f.resume.empty() && fs::exists(fs::path(f.resume) / ckpt_name)) {
+            const fs::path from = fs::path(f.resume) / ckpt_name;
+            const Checkpoint c = Checkpoint::load(from);
+            check_resume_config(c, config, kMayDifferOnResume, from);
+            tr.restore(c);
+            Array<double> p(Shape{n});
+            c.get("perm", p);
+            for (std::size_t i = 0; i < n; ++i) perm[i] = std::size_t(p(i));
+            first_epoch = c.integer("epoch");
+            done += long(first_epoch * per_epoch);
+            save(first_epoch);  // the new folder holds every model's state too
+          }
+          for (std::size_t ep = first_epoch; ep < epochs; ++ep) {
             for (std::size_t i = n; i-- > 1;) std::swap(perm[i], perm[tr.rng().below(i + 1)]);
             for (std::size_t b = 0; b < per_epoch; ++b) {
               const std::size_t start = b * f.batch, size = std::min(f.batch, n - start);
@@ -380,6 +422,12 @@ int main(int argc, char** argv) {
               const JemStepStats st = tr.step(xb, yb);
               bar.update(++done, fmt::format("{} {} seed {}: CE {:.3f} E+ {:+.2f} E- {:+.2f}",
                                              d.name, model_name, seed, st.ce, st.e_pos, st.e_neg));
+            }
+            save(ep + 1);
+            if (f.stop_after_epochs > 0 && ++epochs_here == f.stop_after_epochs) {
+              fmt::print("\nstopped after {} epochs; continue with --resume {}\n", epochs_here,
+                         dir.string());
+              return 0;
             }
           }
           evals.back().second.push_back(evaluate(*m.ebm, d, ood, f, seed + 3));
@@ -530,6 +578,11 @@ plot for [s in "test {1}"] 'log_px_{0}.csv' using (strcol(1) eq s ? bin($2) : 1/
     return 0;
   } catch (const DivergenceError& e) {
     fmt::print(stderr, "\njem: {}\n", e.what());
+    if (!run_dir.empty())
+      fmt::print(stderr,
+                 "jem: every model's last good epoch is in {} (ckpt_*.bin); continue with "
+                 "--resume {}\n",
+                 run_dir.string(), run_dir.string());
     return 3;
   } catch (const FlagError& e) {
     fmt::print(stderr, "jem: {}\n", e.what());
