@@ -94,6 +94,23 @@ class MarginalEnergy : public Energy<T> {
   ClassifierEbm<T>& m_;
 };
 
+/// The class-conditional E(x | y) = −f(x)[y] of one class as an Energy (its density p(x, y) ∝
+/// p(x | y)): the samplers draw images of that class from it.
+template <class T>
+class ClassEnergy : public Energy<T> {
+ public:
+  ClassEnergy(ClassifierEbm<T>& m, std::size_t y) : m_(m), y_(y) {
+    if (y >= m.classes())
+      throw std::invalid_argument(fmt::format("ClassEnergy: class {} of {}", y, m.classes()));
+  }
+  Var<T> operator()(Tape<T>& t, Var<T> x) override { return m_.energy_given(t, x, y_); }
+  std::vector<Parameter<T>*> parameters() override { return m_.parameters(); }
+
+ private:
+  ClassifierEbm<T>& m_;
+  std::size_t y_;
+};
+
 struct JemOptions {
   bool generative = true;    ///< false: the cross-entropy-only baseline
   double lr = 1e-4;          ///< Adam's learning rate after warm-up (JEM: 1e-4)

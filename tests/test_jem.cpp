@@ -44,6 +44,10 @@ TEST_CASE("the classifier's energies: log p(x,y) - log p(x) = log p(y|x), E(x) =
     CHECK(row == Approx(1.0).epsilon(1e-14));
     const Array<double> ey = m.energy_given(t, t.input(x), y[i]).value();
     CHECK(ey(i) == exy(i));
+    ClassEnergy<double> ce(m, y[i]);
+    MarginalEnergy<double> me(m);
+    CHECK(ce(t, t.input(x)).value()(i) == exy(i));
+    CHECK(me(t, t.input(x)).value()(i) == e(i));
   }
   expect_gradients([&m](TD& tp, In v) { return sum(m.energy(tp, v[0])); }, {x}, m.parameters());
   expect_gradients([&m](TD& tp, In v) { return sum(m.energy_given(tp, v[0], 2)); }, {x},
