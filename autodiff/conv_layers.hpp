@@ -104,7 +104,7 @@ class Cnn {
       if (spec_.blocks[k].pool > 1) x = avg_pool2d(x, spec_.blocks[k].pool);
     }
     if (spec_.global_pool) return (*head_)(t, mean(x, {2, 3}));  // [n, c]
-    return (*head_)(t, reshape(x, {n, std::ptrdiff_t(flat_)}));
+    return (*head_)(t, x);  // linear reads the maps [n, c, h, w] as rows [n, c·h·w]: no copy
   }
   std::vector<Parameter<T>*> parameters() {
     std::vector<Parameter<T>*> ps;

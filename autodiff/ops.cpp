@@ -241,13 +241,16 @@ Var<T> linear(Var<T> x, Var<T> w, Var<T> b) {
   Tape<T>& t = tape_of("linear", x, w);
   tape_of("linear", x, b);
   const Shape &sx = x.shape(), &sw = w.shape(), &sb = b.shape();
-  if (sx.size() != 2 || sw.size() != 2 || sx[1] != sw[0] || sb.size() != 1 || sb[0] != sw[1])
+  // x may have more than two axes: [n, a, b, ...] is read as the rows [n, a·b·...] it is stored
+  // as (a flattening without a copy, e.g. a CNN's feature maps into its linear head)
+  const std::size_t features = sx.size() >= 2 ? x.size() / std::max<std::size_t>(1, sx[0]) : 0;
+  if (sx.size() < 2 || sw.size() != 2 || features != sw[0] || sb.size() != 1 || sb[0] != sw[1])
     throw ShapeError(fmt::format("linear: x {} W {} b {} do not align (want [n,i] [i,o] [o])",
                                  shape_str(sx), shape_str(sw), shape_str(sb)));
   std::size_t i = t.push("linear", {x.id, w.id, b.id}, [](Tape<T>& t, std::size_t i) {
     std::size_t x = t.in(i, 0), w = t.in(i, 1), b = t.in(i, 2);
     const Array<T>&X = t.val(x), &W = t.val(w), &gy = t.gy(i);
-    std::size_t n = X.shape()[0], in = X.shape()[1], o = W.shape()[1];
+    std::size_t n = X.shape()[0], in = X.size() / std::max<std::size_t>(1, n), o = W.shape()[1];
     const std::size_t min_rows = kSplitMacs / std::max<std::size_t>(1, in * o);
     if (t.needs(x)) {  // gx[n,in] += gy W^T, by blocks of rows on a tape with threads
       T beta;
@@ -277,7 +280,7 @@ Var<T> linear(Var<T> x, Var<T> w, Var<T> b) {
     }
   });
   Array<T>& y = t.out(i);
-  std::size_t n = sx[0], in = sx[1], o = sw[1];
+  std::size_t n = sx[0], in = features, o = sw[1];
   y.resize(Shape{n, o});
   const T* bias = b.value().data();
   split_range(t, n, kSplitMacs / std::max<std::size_t>(1, in * o),

@@ -17,7 +17,8 @@
 //  rdiv(s, a)                 s / a                                   ga -= gy*y/a
 //  matmul(a, b, ta, tb)       op(a) op(b), op = transpose if flag     ga += gy op(b)^T (or op(b) gy^T if ta)
 //                                                                     gb += op(a)^T gy (or gy^T op(a) if tb)
-//  linear(x, W, b)            x W + b   (x:[n,i], W:[i,o], b:[o])      gx += gy W^T; gW += x^T gy; gb += Σ_rows gy
+//  linear(x, W, b)            x W + b   (x:[n,i], W:[i,o], b:[o];       gx += gy W^T; gW += x^T gy; gb += Σ_rows gy
+//                             x:[n,a,b,..] read as [n,a·b·..])
 //  sum(a) / sum(a, ax, kd)    Σ a                                     ga += broadcast(gy)
 //  mean(a) / mean(a, ax, kd)  Σ a / n                                 ga += broadcast(gy) / n
 //  exp(a)                     e^a                                     ga += gy*y
@@ -76,7 +77,8 @@ template <class T> Var<T> rdiv(T s, Var<T> a);
 
 /// y = op(a) op(b) with op(m) = m^T when the flag is set; transposes go to BLAS, never copied.
 template <class T> Var<T> matmul(Var<T> a, Var<T> b, bool trans_a = false, bool trans_b = false);
-/// y = x W + b, the fused affine layer (one GEMM, bias added in place).
+/// y = x W + b, the fused affine layer (one GEMM, bias added in place). x [n, a, b, ...] with
+/// more axes is read as the rows [n, a·b·...] it is stored as: a flattening without a copy.
 template <class T> Var<T> linear(Var<T> x, Var<T> w, Var<T> b);
 
 template <class T> Var<T> sum(Var<T> a);

@@ -215,3 +215,14 @@ TEST_CASE("conv2d on a tape with threads agrees with one thread, values and grad
       }
     }
 }
+
+TEST_CASE("linear reads an input of more axes as the rows it is stored as", "[ops][nd]") {
+  const Array<double> x = randn({3, 2, 2, 2}, 41), w = randn({8, 5}, 42), b = randn({5}, 43);
+  Tape<double> t;
+  const Array<double> y4 = linear(t.input(x), t.input(w), t.input(b)).value();
+  const Array<double> y2 = linear(reshape(t.input(x), {3, 8}), t.input(w), t.input(b)).value();
+  CHECK(same(y4, y2));
+  expect_gradients([](TD&, In v) { return sum(square(linear(v[0], v[1], v[2]))); }, {x, w, b});
+  CHECK_THROWS_WITH(linear(t.input(randn({3, 2, 3}, 44)), t.input(w), t.input(b)),
+                    Catch::Contains("linear: x [3,2,3] W [8,5] b [5] do not align"));
+}
