@@ -138,7 +138,8 @@ class JemTrainer {
   JemTrainer(ClassifierEbm<T>& model, const JemOptions& o, std::uint64_t seed, std::size_t dim)
       : m_(model),
         o_(o),
-        opt_(model.parameters(), {.lr = o.lr}),
+        params_(model.parameters()),
+        opt_(params_, {.lr = o.lr}),
         rng_(seed),
         dim_(dim),
         sgld_([this](Tape<T>& t,
@@ -187,10 +188,11 @@ class JemTrainer {
     for (std::size_t i = 0; i < n; ++i) s.accuracy += (pred[i] == y[i]) / double(n);
     if (o_.generative) {
       Var<T> e_pos = neg(logsumexp(f, 1)), e_neg = m_.energy(tape_, tape_.input(xn_));
-      l = l + (mean(e_pos) - mean(e_neg));
+      Var<T> wake = mean(e_pos), dream = mean(e_neg);
+      l = l + (wake - dream);
       if (o_.alpha != 0) l = l + T(o_.alpha) * (mean(square(e_pos)) + mean(square(e_neg)));
-      s.e_pos = double(mean(e_pos).item());
-      s.e_neg = double(mean(e_neg).item());
+      s.e_pos = double(wake.item());
+      s.e_neg = double(dream.item());
     }
     s.ce = double(ce.item());
     s.loss = double(l.item());
@@ -200,7 +202,7 @@ class JemTrainer {
           "(non-finite or |loss| > {:g})",
           steps_ + 1, s.loss, s.ce, s.e_pos, s.e_neg, o_.loss_bound));
     opt_.zero_grad();
-    tape_.backward(l, {}, params_span());
+    tape_.backward(l, {}, params_);
     opt_.options().lr =
         o_.lr * std::min(1.0, double(steps_ + 1) / double(std::max(1L, o_.warmup_steps)));
     opt_.step();
@@ -262,20 +264,16 @@ class JemTrainer {
                            (f.data() + i * k));
     return out;
   }
-  std::span<Parameter<T>* const> params_span() {
-    if (params_.empty()) params_ = m_.parameters();
-    return params_;
-  }
 
   ClassifierEbm<T>& m_;
   JemOptions o_;
-  mutable Adam<T> opt_;  // (its state() is read by checkpoint())
+  std::vector<Parameter<T>*> params_;  // the model's, fetched once
+  mutable Adam<T> opt_;                // (its state() is read by checkpoint())
   Rng rng_;
   std::size_t dim_;
   std::optional<std::size_t> cls_;  // the class SGLD samples this step (per-class buffers)
   Langevin<T> sgld_;
   std::vector<ReplayBuffer<T>> buffers_;
-  std::vector<Parameter<T>*> params_;
   Tape<T> tape_;
   Array<T> xp_, xn_;
   long steps_ = 0;

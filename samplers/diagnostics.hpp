@@ -158,6 +158,15 @@ inline double effective_sample_size(const Traces& x) {
   return double(m * n) / tau;
 }
 
+/// The second half of every chain (the first half discarded as warm-up): what chains started
+/// away from the target are diagnosed on.
+inline Traces second_halves(const Traces& x) {
+  Traces out;
+  out.reserve(x.size());
+  for (const auto& c : x) out.emplace_back(c.begin() + std::ptrdiff_t(c.size() / 2), c.end());
+  return out;
+}
+
 /// Split-R̂ with rank normalisation: max(bulk, folded); near 1 for mixed chains.
 inline double split_rhat(const Traces& x) {
   diag_detail::check(x, 4);

@@ -242,9 +242,7 @@ Array<T> sample_scenes(const EnergyPtr<T>& e, std::size_t n, const Flags& f, Rng
                    .trace_energies = rhats != nullptr})
           .run(x, rng);
   if (rhats && !st.energy_traces.empty() && st.energy_traces[0].size() >= 8) {
-    Traces half;
-    for (const auto& tr : st.energy_traces)
-      half.emplace_back(tr.begin() + std::ptrdiff_t(tr.size() / 2), tr.end());
+    const Traces half = second_halves(st.energy_traces);
     rhats->push_back(split_rhat(half));
   }
   return x;
@@ -577,9 +575,7 @@ void plane_study(const Flags& f) {
     double acceptance = 1, ess = NAN, rhat = NAN;
   };
   auto diagnose = [](Run& r, const Traces& traces) {
-    Traces half;
-    for (const auto& tr : traces)
-      half.emplace_back(tr.begin() + std::ptrdiff_t(tr.size() / 2), tr.end());
+    const Traces half = second_halves(traces);
     if (!half.empty() && half[0].size() >= 4) {
       r.ess = effective_sample_size(half);
       r.rhat = split_rhat(half);

@@ -397,9 +397,7 @@ int main(int argc, char** argv) {
           {"dream_acceptance",
            acceptance_steps ? json(acceptance_sum / double(acceptance_steps)) : json(nullptr)}};
       if (const auto* pt = cd.tempering()) mixing["dream_swap_rates"] = pt->swap_rates();
-      Traces half;
-      for (const auto& tr : sample_stats.energy_traces)
-        half.emplace_back(tr.begin() + std::ptrdiff_t(tr.size() / 2), tr.end());
+      const Traces half = second_halves(sample_stats.energy_traces);
       if (!half.empty() && half[0].size() >= 4) {
         mixing["samples_energy_ess"] = effective_sample_size(half);
         mixing["samples_energy_rhat"] = split_rhat(half);
