@@ -17,6 +17,19 @@ Rng::Rng(std::uint64_t seed) {
   for (auto& s : s_) s = splitmix64(seed);
 }
 
+void Rng::jump() {
+  static constexpr std::uint64_t kJump[4] = {0x180ec6d33cfd0aba, 0xd5a61266f0c9392c,
+                                             0xa9582618e03fc9aa, 0x39abdc4529b1661c};
+  std::uint64_t t[4] = {0, 0, 0, 0};
+  for (std::uint64_t word : kJump)
+    for (int b = 0; b < 64; ++b) {
+      if (word & (std::uint64_t(1) << b))
+        for (int k = 0; k < 4; ++k) t[k] ^= s_[k];
+      next_u64();
+    }
+  for (int k = 0; k < 4; ++k) s_[k] = t[k];
+}
+
 std::uint64_t Rng::below(std::uint64_t n) {
   if (n == 0) return 0;
   // Lemire (2019): the high word of x*n is uniform on [0, n) once the biased low range is rejected.

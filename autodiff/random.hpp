@@ -95,6 +95,11 @@ class Rng {
   /// A generator for an independent stream, derived from this one's next output.
   Rng split() { return Rng(next_u64()); }
 
+  /// Advances the state by 2^128 draws (xoshiro256's jump polynomial, Blackman & Vigna): the
+  /// streams Rng(s), Rng(s).jump(), Rng(s).jump().jump(), … never overlap in 2^128 draws each,
+  /// which is how a data-parallel run gives every rank its own stream from one seed.
+  void jump();
+
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   /// One step of xoshiro256++ on the state s.

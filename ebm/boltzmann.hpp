@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "autodiff/ops.hpp"
+#include "distributed/data_parallel.hpp"
 #include "ebm/energy.hpp"
 
 namespace ebl {
@@ -164,6 +165,51 @@ double mean_energy(Energy<T>& energy, const Array<T>& data) {
   double s = 0;
   for (T v : e) s += double(v);
   return s / double(e.size());
+}
+
+// ---- the same, with the rows split across the ranks of a data-parallel run ---------------------
+// Collective (every rank calls them with the same arguments and receives the same result); with
+// one rank, exactly the serial functions above.
+
+namespace detail {
+// Rank r's block of the rows of x [n, d], and E of it.
+template <class T>
+Array<T> energies_of_block(Energy<T>& energy, const Array<T>& x, RowBlock rb) {
+  const std::size_t d = x.size() / std::max<std::size_t>(1, x.shape()[0]);
+  Shape shape = x.shape();
+  shape[0] = rb.size();
+  Array<T> mine(shape);
+  std::copy_n(x.data() + rb.begin * d, rb.size() * d, mine.data());
+  if (rb.size() == 0) return Array<T>(Shape{0});
+  Tape<T> t;
+  return energy(t, t.constant(mine)).value();
+}
+}  // namespace detail
+
+/// E at every point of the domain, each rank evaluating its block of the points.
+template <class T>
+Array<T> energies_on(Comm& comm, Energy<T>& energy, const Domain<T>& domain) {
+  if (comm.size() == 1) return energies_on(energy, domain);
+  const std::size_t m = domain.size();
+  const Array<T> mine = detail::energies_of_block(energy, domain.points, row_block(m, comm));
+  const std::vector<double> all =
+      allgather_rows<T>(comm, std::span<const T>(mine.data(), mine.size()), m);
+  Array<T> e(Shape{m});
+  std::transform(all.begin(), all.end(), e.begin(), [](double v) { return T(v); });  // exact
+  return e;
+}
+template <class T>
+double log_partition(Comm& comm, Energy<T>& energy, const Domain<T>& domain, double beta = 1) {
+  return log_partition(energies_on(comm, energy, domain), domain, beta);
+}
+/// mean_i E(x_i), each rank summing its block of the rows.
+template <class T>
+double mean_energy(Comm& comm, Energy<T>& energy, const Array<T>& data) {
+  if (comm.size() == 1) return mean_energy(energy, data);
+  double s = 0;
+  for (T v : detail::energies_of_block(energy, data, row_block(data.shape()[0], comm)))
+    s += double(v);
+  return allreduce_sum(comm, s) / double(data.shape()[0]);
 }
 
 /// Exact negative log-likelihood per sample of data [N, d]: β mean_i E(x_i) + log Z.

@@ -16,6 +16,11 @@
 // Divergence guard: if an energy is non-finite or |L| exceeds a bound, step() throws
 // DivergenceError before it changes the parameters, the optimizer state or the persistent chains,
 // so the last checkpoint() taken is a good state to resume from.
+//
+// Data-parallel (set_comm, distributed/data_parallel.hpp): each rank runs this step on its own
+// batch of n rows and its own chains; its part of L divides by the global batch n·R, so that one
+// allreduce of [∇θ L_r | Σ E⁺, Σ E⁻, L_r, non-finite flag] gives every rank the serial gradient
+// and the serial guard's numbers: a divergence on any rank stops every rank at the same step.
 #pragma once
 
 #include <algorithm>
@@ -32,6 +37,8 @@
 
 #include "autodiff/optim.hpp"
 #include "autodiff/parallel.hpp"
+#include "distributed/comm.hpp"
+#include "distributed/data_parallel.hpp"
 #include "ebm/energy.hpp"
 #include "io/checkpoint.hpp"
 #include "samplers/langevin.hpp"
@@ -95,11 +102,15 @@ class ContrastiveDivergence {
   /// The trainer owns its generator (seeded here), so a checkpoint captures the whole run.
   ContrastiveDivergence(Energy<T>& energy, Optimizer<T>& opt, const CdOptions& o,
                         std::uint64_t seed, std::size_t dim)
+      : ContrastiveDivergence(energy, opt, o, Rng(seed), dim) {}
+  /// The same, with the generator given (a rank's stream in a data-parallel run: rank_stream).
+  ContrastiveDivergence(Energy<T>& energy, Optimizer<T>& opt, const CdOptions& o, Rng rng,
+                        std::size_t dim)
       : energy_(energy),
         opt_(opt),
         opt_o_(o),
         params_(energy.parameters()),
-        rng_(seed),
+        rng_(rng),
         sampler_([this](Tape<T>& t, Var<T> x) { return energy_(t, x); }, o.langevin),
         dim_(dim) {
     if (o.init == ChainInit::Persistent)
@@ -169,20 +180,41 @@ class ContrastiveDivergence {
     }
     if (buffer_) buffer_->update(x_neg_);
     ++step_;
+    if (distributed() && check_every_ > 0 && step_ % check_every_ == 0)
+      check_replicas(*comm_, params_, step_);
     return s;
   }
+
+  /// Data-parallel training over `comm` (nullptr or one rank: serial). Every rank calls step() with
+  /// a batch of the same size; every `check_every` steps the ranks compare their parameters'
+  /// checksums (ReplicaDriftError on a difference; 0: never).
+  void set_comm(Comm* comm, long check_every = 100) {
+    comm_ = comm;
+    check_every_ = check_every;
+  }
+  bool distributed() const { return comm_ && comm_->size() > 1; }
 
  private:
   void step_body(const Array<T>& x_pos, CdStepStats& s, std::size_t threads) {
     s.chain = sample_negatives(x_pos, x_neg_);
     const std::size_t parts = std::min({threads, x_pos.shape()[0], x_neg_.shape()[0]});
+    const std::size_t ranks = distributed() ? std::size_t(comm_->size()) : 1;
+    const std::size_t np = x_pos.shape()[0] * ranks, nn = x_neg_.shape()[0] * ranks;
+    LossParts total;
     if (parts <= 1) {
       tape_.clear();
-      Var<T> l = loss(tape_, x_pos, x_neg_, &s);  // throws before any state changes
+      Var<T> l = loss_part(tape_, x_pos, x_neg_, np, nn, total);
+      if (ranks == 1) check(total, s);  // throws before any state changes
       opt_.zero_grad();
       tape_.backward(l, {}, params_);
     } else {
-      theta_pass_on_threads(x_pos, parts, s);
+      total = theta_pass_on_threads(x_pos, parts, np, nn);
+      if (ranks == 1) check(total, s);
+    }
+    if (ranks > 1) {  // the serial gradient and guard, from every rank's parts
+      std::array<double, 4> extras{total.wake, total.dream, total.loss, total.finite ? 0.0 : 1.0};
+      allreduce_gradients(*comm_, params_, extras);
+      check({extras[0], extras[1], extras[2], extras[3] == 0}, s);  // the same on every rank
     }
     double g2 = 0;
     for (auto* p : params_) g2 += sum_of_squares(p->grad.data(), p->grad.size());
@@ -310,7 +342,9 @@ class ContrastiveDivergence {
 
   // ∇θ L with the rows of x⁺ and x⁻ split into blocks, one per thread, each on its own tape
   // (the parameters are only read); the blocks' gradients are then summed into Parameter::grad.
-  void theta_pass_on_threads(const Array<T>& x_pos, std::size_t parts, CdStepStats& s) {
+  // Returns the whole batch's sums; n_pos and n_neg are the global batch sizes the loss divides by.
+  LossParts theta_pass_on_threads(const Array<T>& x_pos, std::size_t parts, std::size_t n_pos,
+                                  std::size_t n_neg) {
     if (!pool_ || pool_->max_parts() < parts) pool_ = std::make_unique<WorkerPool>(parts);
     while (blocks_.size() < parts) blocks_.push_back(std::make_unique<Block>());
     const std::size_t np = x_pos.shape()[0], nn = x_neg_.shape()[0];
@@ -322,7 +356,7 @@ class ContrastiveDivergence {
     pool_->run(parts, [&](std::size_t b) {
       Block& blk = *blocks_[b];
       blk.tape.clear();
-      Var<T> l = loss_part(blk.tape, blk.x_pos, blk.x_neg, np, nn, blk.parts);
+      Var<T> l = loss_part(blk.tape, blk.x_pos, blk.x_neg, n_pos, n_neg, blk.parts);
       blk.tape.backward_on_tape(l, params_);
     });
     LossParts total;
@@ -333,7 +367,6 @@ class ContrastiveDivergence {
       total.loss += p.loss;
       total.finite = total.finite && p.finite;
     }
-    check(total, s);  // throws before any state changes
     // Parameter::grad = the sum of every block's gradients, one pass over each parameter, its
     // elements split between the threads (the order of additions is zero_grad's and += block by
     // block, as a serial gather would do them)
@@ -350,6 +383,7 @@ class ContrastiveDivergence {
                     block_start(n, b + 1, parts));
       }
     });
+    return total;
   }
 
   Energy<T>& energy_;
@@ -370,6 +404,8 @@ class ContrastiveDivergence {
   // per parameter: its gradient buffers on the blocks' tapes (Tape::param_grads)
   std::vector<std::vector<const T*>> grad_srcs_;
   long step_ = 0;
+  Comm* comm_ = nullptr;  // data-parallel when it has more than one rank
+  long check_every_ = 100;
 };
 
 }  // namespace ebl

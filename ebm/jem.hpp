@@ -21,8 +21,10 @@
 // reports — log p(x) up to log Z, max_y p(y | x), and −‖∇ₓ log p(x)‖.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -32,6 +34,7 @@
 #include <fmt/format.h>
 
 #include "autodiff/optim.hpp"
+#include "distributed/data_parallel.hpp"
 #include "ebm/cd.hpp"
 #include "ebm/energy.hpp"
 #include "io/checkpoint.hpp"
@@ -136,11 +139,14 @@ template <class T>
 class JemTrainer {
  public:
   JemTrainer(ClassifierEbm<T>& model, const JemOptions& o, std::uint64_t seed, std::size_t dim)
+      : JemTrainer(model, o, Rng(seed), dim) {}
+  /// The same, with the generator given (a rank's stream in a data-parallel run: rank_stream).
+  JemTrainer(ClassifierEbm<T>& model, const JemOptions& o, Rng rng, std::size_t dim)
       : m_(model),
         o_(o),
         params_(model.parameters()),
         opt_(params_, {.lr = o.lr}),
-        rng_(seed),
+        rng_(rng),
         dim_(dim),
         sgld_([this](Tape<T>& t,
                      Var<T> x) { return cls_ ? m_.energy_given(t, x, *cls_) : m_.energy(t, x); },
@@ -196,20 +202,39 @@ class JemTrainer {
     }
     s.ce = double(ce.item());
     s.loss = double(l.item());
-    if (!std::isfinite(s.loss) || std::abs(s.loss) > o_.loss_bound)
-      throw DivergenceError(fmt::format(
-          "JEM diverged at step {}: loss {:.6g}, CE {:.6g}, mean E(x+) {:.6g}, mean E(x-) {:.6g} "
-          "(non-finite or |loss| > {:g})",
-          steps_ + 1, s.loss, s.ce, s.e_pos, s.e_neg, o_.loss_bound));
-    opt_.zero_grad();
-    tape_.backward(l, {}, params_);
+    if (!distributed()) {
+      check(s);  // before any state changes
+      opt_.zero_grad();
+      tape_.backward(l, {}, params_);
+    } else {  // every rank's means averaged: the serial step on the union of the batches
+      opt_.zero_grad();
+      tape_.backward(l, {}, params_);
+      const double R = double(comm_->size());
+      std::array<double, 5> extras{s.loss, s.ce, s.e_pos, s.e_neg, s.accuracy};
+      for (double& e : extras)  // a NaN on one rank makes the sums NaN on every rank
+        if (!std::isfinite(e)) e = std::numeric_limits<double>::quiet_NaN();
+      allreduce_gradients(*comm_, params_, extras, 1 / R);
+      s = {extras[0] / R, extras[1] / R, extras[2] / R, extras[3] / R, extras[4] / R};
+      check(s);  // the same numbers, hence the same decision, on every rank
+    }
     opt_.options().lr =
         o_.lr * std::min(1.0, double(steps_ + 1) / double(std::max(1L, o_.warmup_steps)));
     opt_.step();
     if (o_.generative) buffers_[b].update(xn_);
     ++steps_;
+    if (distributed() && check_every_ > 0 && steps_ % check_every_ == 0)
+      check_replicas(*comm_, params_, steps_);
     return s;
   }
+
+  /// Data-parallel training over `comm` (nullptr or one rank: serial): every rank steps on its
+  /// own batch of the same size, with its own buffers and generator; the gradients are averaged
+  /// by one allreduce; every `check_every` steps the ranks compare parameter checksums.
+  void set_comm(Comm* comm, long check_every = 100) {
+    comm_ = comm;
+    check_every_ = check_every;
+  }
+  bool distributed() const { return comm_ && comm_->size() > 1; }
 
   /// n fresh samples from U(lo, hi) noise, by `steps` SGLD steps on E(x) (or E(x | y)).
   Array<T> sample(std::size_t n, int steps, std::optional<std::size_t> y, Rng& rng) {
@@ -256,6 +281,14 @@ class JemTrainer {
   std::size_t buffers() const { return buffers_.size(); }
 
  private:
+  void check(const JemStepStats& s) const {
+    if (!std::isfinite(s.loss) || std::abs(s.loss) > o_.loss_bound)
+      throw DivergenceError(fmt::format(
+          "JEM diverged at step {}: loss {:.6g}, CE {:.6g}, mean E(x+) {:.6g}, mean E(x-) {:.6g} "
+          "(non-finite or |loss| > {:g})",
+          steps_ + 1, s.loss, s.ce, s.e_pos, s.e_neg, o_.loss_bound));
+  }
+
   static std::vector<std::size_t> argmax_rows(const Array<T>& f) {
     const std::size_t n = f.shape()[0], k = f.shape()[1];
     std::vector<std::size_t> out(n);
@@ -277,6 +310,8 @@ class JemTrainer {
   Tape<T> tape_;
   Array<T> xp_, xn_;
   long steps_ = 0;
+  Comm* comm_ = nullptr;  // data-parallel when it has more than one rank
+  long check_every_ = 100;
 };
 
 // ---- evaluation -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "autodiff/optim.hpp"
 #include "autodiff/random.hpp"
 #include "autodiff/vmath.hpp"
+#include "distributed/data_parallel.hpp"
 #include "io/checkpoint.hpp"
 #include "samplers/gibbs.hpp"
 
@@ -207,6 +208,21 @@ double rbm_average_loglik(const Rbm<T>& m, const Array<T>& v, double log_z) {
   return s / double(v.shape()[0]) - log_z;
 }
 
+/// The same with the rows of v split across the ranks of `comm` (every rank passes all of v):
+/// each sums its block's free energies, one allreduce adds the sums. Collective; one rank: serial.
+template <class T>
+double rbm_average_loglik(Comm& comm, const Rbm<T>& m, const Array<T>& v, double log_z) {
+  if (comm.size() == 1) return rbm_average_loglik(m, v, log_z);
+  const std::size_t n = v.shape()[0], nv = m.visible();
+  const RowBlock rb = row_block(n, comm);
+  Array<T> mine(Shape{rb.size(), nv});
+  std::copy_n(v.data() + rb.begin * nv, rb.size() * nv, mine.data());
+  double s = 0;
+  if (rb.size() > 0)
+    for (double f : rbm_free_energies(m, mine)) s -= f;
+  return allreduce_sum(comm, s) / double(n) - log_z;
+}
+
 /// Average pseudo-log-likelihood, Σ_i log p(v_i | v_-i) = Σ_i log σ(F(v with v_i flipped) - F(v)),
 /// over every visible unit of every row (Besag 1975).
 template <class T>
@@ -310,9 +326,17 @@ void tempered_gibbs(const Rbm<T>& m, GibbsChains<T>& chains, const std::vector<d
 /// For PCD the chains carry their hidden sample: a sweep ends with h ~ p(h | v⁻), and since the
 /// gradient computes p(h | v⁻) anyway, the last step's copy of it starts the next sweep (drawn
 /// under the parameters before that step's update, as in scikit-learn's BernoulliRBM).
+///
+/// Data-parallel (`comm` with more than one rank): every rank passes its own batch of the same
+/// size, its own chains and its own generator; the gradients (means over each rank's rows) are
+/// averaged by one allreduce before the optimiser's step, which every rank then takes alike.
 template <class T>
 void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsChains<T>& chains,
-                    const RbmTrainOptions& o, Rng& rng, RbmWorkspace<T>& ws) {
+                    const RbmTrainOptions& o, Rng& rng, RbmWorkspace<T>& ws, Comm* comm = nullptr) {
+  auto reduce = [&] {
+    if (comm && comm->size() > 1)
+      allreduce_gradients<T>(*comm, m.parameters(), {}, 1.0 / double(comm->size()));
+  };
   if (o.k < 1)
     throw std::invalid_argument(
         fmt::format("rbm_train_step: k = {} Gibbs sweeps; need at least 1", o.k));
@@ -321,6 +345,7 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsCh
       throw std::invalid_argument("rbm_train_step: parallel tempering needs persistent chains");
     tempered_gibbs(m, chains, o.tempering_betas, o.k, rng);
     rbm_loglik_gradient(m, v_pos, chains.v, {&m.W.grad, &m.b.grad, &m.c.grad}, ws, T(-1));
+    reduce();
     opt.step();
     return;
   }
@@ -345,6 +370,7 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsCh
               chains.h.begin());
     sample_bernoulli(chains.h, rng);
   }
+  reduce();
   opt.step();
 }
 
@@ -482,6 +508,20 @@ inline void summarise_weights(const std::vector<double>& log_w, double sign, Ais
   res.bound_std_err = runs > 1 ? std::sqrt(s2_log / double(runs - 1)) / root : INFINITY;
 }
 
+// The log-weights of `runs` forward annealing runs from exact draws of the base model.
+inline std::vector<double> forward_log_weights(const Rbm<double>& m, const Array<double>& base_bias,
+                                               std::size_t runs, std::size_t temperatures,
+                                               Rng& rng) {
+  const std::size_t nv = m.visible();
+  Array<double> v(Shape{runs, nv});
+  for (std::size_t r = 0; r < runs; ++r)
+    for (std::size_t i = 0; i < nv; ++i)
+      v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
+  std::vector<double> betas(temperatures + 1);
+  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = double(k) / double(temperatures);
+  return rbm_anneal(m, base_bias, v, betas, rng);
+}
+
 inline double base_log_z(const Rbm<double>& m, const Array<double>& base_bias) {
   double z = 0;
   for (std::size_t i = 0; i < m.visible(); ++i) z += detail::softplus_d(base_bias(i));
@@ -496,18 +536,28 @@ inline double base_log_z(const Rbm<double>& m, const Array<double>& base_bias) {
 /// stochastic lower bound (it underestimates log Z, overestimates the log-likelihood). In double.
 inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs,
                          std::size_t temperatures, Rng& rng) {
-  const std::size_t nv = m.visible();
   AisResult res;
   res.runs = runs;
   res.temperatures = temperatures;
   res.log_z_base = detail::base_log_z(m, base_bias);
-  Array<double> v(Shape{runs, nv});
-  for (std::size_t r = 0; r < runs; ++r)
-    for (std::size_t i = 0; i < nv; ++i)
-      v(r, i) = rng.uniform() < 1 / (1 + std::exp(-base_bias(i))) ? 1.0 : 0.0;
-  std::vector<double> betas(temperatures + 1);
-  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = double(k) / double(temperatures);
-  detail::summarise_weights(detail::rbm_anneal(m, base_bias, v, betas, rng), 1.0, res);
+  detail::summarise_weights(detail::forward_log_weights(m, base_bias, runs, temperatures, rng), 1.0,
+                            res);
+  return res;
+}
+
+/// Forward AIS with its runs split across the ranks of `comm` (rank r anneals its block of the
+/// runs with its own generator): every rank's log-weights are gathered and summarised as one
+/// estimate over all `runs`, the same on every rank. Collective; with one rank, rbm_ais.
+inline AisResult rbm_ais(Comm& comm, const Rbm<double>& m, const Array<double>& base_bias,
+                         std::size_t runs, std::size_t temperatures, Rng& rng) {
+  if (comm.size() == 1) return rbm_ais(m, base_bias, runs, temperatures, rng);
+  AisResult res;
+  res.runs = runs;
+  res.temperatures = temperatures;
+  res.log_z_base = detail::base_log_z(m, base_bias);
+  const std::vector<double> mine =
+      detail::forward_log_weights(m, base_bias, row_block(runs, comm).size(), temperatures, rng);
+  detail::summarise_weights(allgather_rows<double>(comm, mine, runs), 1.0, res);
   return res;
 }
 
@@ -531,6 +581,30 @@ inline AisResult rbm_reverse_ais(const Rbm<double>& m, const Array<double>& base
   std::vector<double> betas(temperatures + 1);
   for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
   detail::summarise_weights(detail::rbm_anneal(m, base_bias, v, betas, rng), -1.0, res);
+  return res;
+}
+
+/// Reverse AIS with the start states' rows split across the ranks of `comm` (every rank passes
+/// all of v_start and anneals its block of rows with its own generator); one estimate over all
+/// runs, the same on every rank. Collective; with one rank, rbm_reverse_ais.
+inline AisResult rbm_reverse_ais(Comm& comm, const Rbm<double>& m, const Array<double>& base_bias,
+                                 const Array<double>& v_start, std::size_t temperatures, Rng& rng) {
+  if (comm.size() == 1) return rbm_reverse_ais(m, base_bias, v_start, temperatures, rng);
+  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible())
+    throw std::invalid_argument(fmt::format("rbm_reverse_ais: start states {} for {} visible units",
+                                            shape_str(v_start.shape()), m.visible()));
+  const std::size_t runs = v_start.shape()[0], nv = m.visible();
+  const RowBlock rb = row_block(runs, comm);
+  Array<double> v(Shape{rb.size(), nv});
+  std::copy_n(v_start.data() + rb.begin * nv, rb.size() * nv, v.data());
+  AisResult res;
+  res.runs = runs;
+  res.temperatures = temperatures;
+  res.log_z_base = detail::base_log_z(m, base_bias);
+  std::vector<double> betas(temperatures + 1);
+  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
+  const std::vector<double> mine = detail::rbm_anneal(m, base_bias, v, betas, rng);
+  detail::summarise_weights(allgather_rows<double>(comm, mine, runs), -1.0, res);
   return res;
 }
 

@@ -4,6 +4,7 @@
 #   autodiff  <- io, samplers, metrics
 #   io        <- datasets, ebm          (files, errors, checkpoints: no model, no data set)
 #   samplers  <- ebm                    (model-free: an energy and its gradient)
+#   distributed <- ebm                  (the trainers' Comm: no MPI, no model)
 #   datasets and metrics never reach ebm/; ebm/ never reaches datasets/ or metrics/:
 #   experiments/, tests/ and bench/ are where data, models and metrics meet.
 set -euo pipefail
@@ -14,7 +15,8 @@ declare -A allowed=(
   [metrics]="autodiff metrics"
   [datasets]="autodiff io datasets"
   [samplers]="autodiff samplers"
-  [ebm]="autodiff io samplers ebm"
+  [distributed]="autodiff io distributed"
+  [ebm]="autodiff io samplers distributed ebm"
 )
 bad=0
 for dir in "${!allowed[@]}"; do

@@ -9,11 +9,19 @@
 //   density.csv, samples.csv, ...    the data behind the pictures
 //   density.png, energy.png, samples.png, curves.png   (drawn by gnuplot)
 //   checkpoint.bin                   the last good state; --resume continues from it
+//
+// Data-parallel under MPI (mpirun -np R build/experiments/toy2d ...): every rank draws its
+// --batch / R rows from its shard of the training set, runs its --buffer / R persistent chains with
+// its own generator, and the ranks average their gradients (ebm/cd.hpp, set_comm); the quadrature
+// grid and the test set are split by rows; rank 0 writes every output. With one process the run
+// is the serial run, byte for byte.
 #include <cmath>
 
 #include <xtensor/xview.hpp>
 
 #include "datasets/toy2d.hpp"
+#include "distributed/checkpoint.hpp"
+#include "distributed/launch.hpp"
 #include "ebm/boltzmann.hpp"
 #include "ebm/cd.hpp"
 #include "experiments/common/run.hpp"
@@ -225,12 +233,21 @@ plot 'test_points.csv' using 1:2 with dots lc rgb '#808080' notitle, 'samples.cs
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::unique_ptr<Comm> comm;
+  try {
+    comm = make_comm(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "toy2d: {}\n", e.what());
+    return 1;
+  }
+  const int rank = comm->rank(), ranks = comm->size();
+  const bool root = comm->root();
   CLI::App app{
       "toy2d: learn a 2-D density with an MLP energy by persistent CD + Langevin, measured exactly",
       "toy2d"};
   Flags f;
   add_flags(app, f);
-  if (auto code = parse_flags(app, argc, argv)) return *code;
+  if (auto code = parse_flags(app, argc, argv)) return *code;  // the same on every rank
   // NOTE: with α = 0.01 the thin sets (noise 0.08-0.1) run away: ULA steps of ε = 0.005 overshoot
   // their narrow wells, negatives never reach them and E(x+) keeps falling. α = 0.1 holds the
   // energies near 0 there; on 8 gaussians it costs ~0.05 nats of test NLL, so each set has its own.
@@ -250,6 +267,12 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (f.batch % std::size_t(ranks) != 0 || f.buffer < std::size_t(ranks))
+      throw FlagError(fmt::format(
+          "--batch {} must be a multiple of the {} ranks and --buffer {} at least that (each rank "
+          "takes an equal share of the batch and of the chains)",
+          f.batch, ranks, f.buffer));
+    const std::size_t local_batch = f.batch / std::size_t(ranks);
     const toy2d::Dataset data_law = toy2d::dataset(f.dataset);
     // Data: a training set and a held-out set, both drawn from the dataset's generator.
     Rng data_rng(f.seed);
@@ -275,30 +298,39 @@ int main(int argc, char** argv) {
     cdo.alpha = f.alpha;
     cdo.noise_lo = -f.noise_box;
     cdo.noise_hi = f.noise_box;
-    cdo.buffer_size = f.buffer;
+    cdo.buffer_size = f.buffer / std::size_t(ranks);  // this rank's share of the chains
     cdo.restart_prob = f.restart;
-    ContrastiveDivergence<T> cd(energy, opt, cdo, f.seed + 2, 2);
-    const nlohmann::json config = f;  // the effective values, after --smoke
+    // rank r's generator: the serial run's stream advanced by r jumps of 2^128
+    ContrastiveDivergence<T> cd(energy, opt, cdo, rank_stream(f.seed + 2, rank), 2);
+    cd.set_comm(comm.get(), f.eval_every);  // parameter checksums compared at every evaluation
+    const nlohmann::json config = f;        // the effective values, after --smoke
     if (!f.resume.empty()) {
-      const Checkpoint c = Checkpoint::load(f.resume);  // refuses a corrupt or truncated file
+      // read by rank 0, refused if corrupt or truncated, written by as many ranks as this run
+      const Checkpoint c = load_checkpoint(*comm, f.resume);
       check_resume_config(c, config, kMayDifferOnResume, f.resume);
-      cd.restore(c);
-      fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
+      cd.restore(rank_view(c, rank, ranks, f.resume));
+      if (root) fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
     }
     if (!f.resume_from_weights.empty()) {
-      cd.restore_parameters(Checkpoint::load(f.resume_from_weights));
-      fmt::print("a new run from the parameters in {}\n", f.resume_from_weights);
+      cd.restore_parameters(load_checkpoint(*comm, f.resume_from_weights));
+      if (root) fmt::print("a new run from the parameters in {}\n", f.resume_from_weights);
     }
-    auto save_checkpoint = [&](const fs::path& path) {
-      Checkpoint c = cd.checkpoint();
+    auto save_checkpoint = [&](const fs::path& path) {  // collective: every rank's state
+      Checkpoint c = gather_checkpoint(*comm, cd.checkpoint());
+      if (!root) return;
       c.strings["config"] = config.dump();  // what a resume must match
       c.save(path);
     };
 
-    // Only now, with the inputs known to be good, is the run folder made.
-    fs::path dir = make_run_dir(f.out, "toy2d", fmt::format("{}-seed{}", f.dataset, f.seed));
-    write_json(dir / "config.json", config);
-    fmt::print("toy2d: {} -> {}\n{}\n", f.dataset, dir.string(), config.dump());
+    // Only now, with the inputs known to be good, is the run folder made (by rank 0).
+    fs::path dir;
+    if (root) {
+      dir = make_run_dir(f.out, "toy2d", fmt::format("{}-seed{}", f.dataset, f.seed));
+      write_json(dir / "config.json", config);
+      fmt::print("toy2d: {} -> {}\n{}\n", f.dataset, dir.string(), config.dump());
+      if (ranks > 1)
+        fmt::print("data-parallel: {}, {} rows per rank\n", comm->describe(), local_batch);
+    }
 
     const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
     Array<T> eval_test =
@@ -322,7 +354,10 @@ int main(int argc, char** argv) {
     Csv train_csv({"step", "loss", "e_pos", "e_neg", "grad_norm", "chain_grad_norm"});
     Csv eval_csv({"step", "test_nll", "log_z"});
     Progress bar("toy2d", f.steps);
-    Array<T> batch(Shape{f.batch, 2});
+    Array<T> batch(Shape{local_batch, 2});
+    // this rank's shard of the training set: rows rank, rank + R, rank + 2R, ...
+    const std::size_t shard =
+        (f.train_size - std::size_t(rank) + std::size_t(ranks) - 1) / std::size_t(ranks);
     double last_nll = NAN, acceptance_sum = 0;
     long acceptance_steps = 0;
     CdStepStats last{};
@@ -330,8 +365,8 @@ int main(int argc, char** argv) {
     save_checkpoint(dir / "checkpoint.bin");  // there is always a good state to go back to
     try {
       for (long s = cd.steps_done(); s < f.steps; ++s) {
-        for (std::size_t i = 0; i < f.batch; ++i) {
-          std::size_t r = cd.rng().below(f.train_size);
+        for (std::size_t i = 0; i < local_batch; ++i) {
+          std::size_t r = cd.rng().below(shard) * std::size_t(ranks) + std::size_t(rank);
           batch(i, 0) = train(r, 0);
           batch(i, 1) = train(r, 1);
         }
@@ -345,25 +380,40 @@ int main(int argc, char** argv) {
               {double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
                last.chain.mean_grad_norm.empty() ? 0.0 : last.chain.mean_grad_norm.back()});
         if ((s + 1) % f.eval_every == 0 || s + 1 == f.steps) {
-          const double lz = log_partition(energy, grid);  // β = 1: NLL = mean E(test) + log Z
-          last_nll = mean_energy(energy, test) + lz;
+          // β = 1: NLL = mean E(test) + log Z (grid and test rows split across the ranks)
+          const double lz = log_partition(*comm, energy, grid);
+          last_nll = mean_energy(*comm, energy, test) + lz;
           eval_csv.row({double(s + 1), last_nll, lz});
           save_checkpoint(dir / "checkpoint.bin");
-          train_csv.save(dir / "train.csv");
-          eval_csv.save(dir / "eval.csv");
+          if (root) {
+            train_csv.save(dir / "train.csv");
+            eval_csv.save(dir / "eval.csv");
+          }
         }
-        bar.update(
-            s + 1,
-            fmt::format("loss {:+.3f} E+ {:+.2f} E- {:+.2f} test NLL {}", last.loss, last.e_pos,
-                        last.e_neg, std::isnan(last_nll) ? "-" : fmt::format("{:.3f}", last_nll)));
+        if (root)
+          bar.update(s + 1,
+                     fmt::format("loss {:+.3f} E+ {:+.2f} E- {:+.2f} test NLL {}", last.loss,
+                                 last.e_pos, last.e_neg,
+                                 std::isnan(last_nll) ? "-" : fmt::format("{:.3f}", last_nll)));
       }
-    } catch (const DivergenceError& e) {
+    } catch (const DivergenceError& e) {  // raised on every rank at the same step
       divergence = e.what();
-      fmt::print(stderr, "\ntoy2d: {}\n", e.what());
-      fmt::print(stderr, "toy2d: the last good state is {} (resume with --resume)\n",
-                 (dir / "checkpoint.bin").string());
+      if (root) {
+        fmt::print(stderr, "\ntoy2d: {}\n", e.what());
+        fmt::print(stderr, "toy2d: the last good state is {} (resume with --resume)\n",
+                   (dir / "checkpoint.bin").string());
+      }
       status = "diverged";
     }
+    // The final energies on the grid and the test NLL, every rank taking its share of the rows.
+    Array<T> e_grid;
+    double final_log_z = 0, final_test_nll = 0;
+    if (status == "ok") {
+      e_grid = energies_on(*comm, energy, grid);  // one pass over the grid for E, p and Z
+      final_log_z = log_partition(e_grid, grid);
+      final_test_nll = mean_energy(*comm, energy, test) + final_log_z;
+    }
+    if (!root) return status == "ok" ? 0 : 3;
     train_csv.save(dir / "train.csv");
     eval_csv.save(dir / "eval.csv");
 
@@ -372,12 +422,11 @@ int main(int argc, char** argv) {
     metrics["dataset"] = f.dataset;
     metrics["steps"] = cd.steps_done();
     if (!divergence.empty()) metrics["message"] = divergence;
+    if (ranks > 1) metrics["ranks"] = ranks;
     if (status == "ok") {
       // Final exact evaluation and pictures.
-      Array<T> e_grid = energies_on(energy, grid);  // one pass over the grid for E, p and Z
       Array<T> p_grid = density(e_grid, grid);
-      const double log_z = log_partition(e_grid, grid),
-                   test_nll = mean_energy(energy, test) + log_z;
+      const double log_z = final_log_z, test_nll = final_test_nll;
       Array<T> samples = model_samples(f.eval_samples, f.sample_steps);
       const double mmd2 = mmd2_unbiased(samples, eval_test, {0.1, 0.3, 1.0});
       metrics["test_nll_model"] = test_nll;
@@ -459,14 +508,17 @@ int main(int argc, char** argv) {
                num("mmd2_samples_vs_test"), bar.seconds());
     fmt::print("outputs in {}\n", dir.string());
     return status == "ok" ? 0 : 3;
-  } catch (const FlagError& e) {
-    fmt::print(stderr, "toy2d: {}\n", e.what());
+  } catch (const FlagError& e) {  // the same flags, the same error, on every rank
+    if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
     return 2;
-  } catch (const IoError& e) {
-    fmt::print(stderr, "toy2d: {}\n", e.what());
+  } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
+    if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "toy2d: {}\n", e.what());
+    // An error this rank may have met alone (an unwritable output on rank 0): say which rank,
+    // and end every rank rather than leave the others waiting in the next collective.
+    fmt::print(stderr, "toy2d: {}{}\n", ranks > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
+    if (ranks > 1) comm->abort(1);
     return 1;
   }
 }
