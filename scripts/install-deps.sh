@@ -9,6 +9,7 @@ packages=(
   libxtensor-dev libxtensor-blas-dev libxsimd-dev libopenblas-dev
   libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
   libbenchmark-dev gnuplot-nox zlib1g-dev
+  libopenmpi-dev openmpi-bin
   "$@"
 )
 

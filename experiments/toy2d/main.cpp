@@ -308,6 +308,11 @@ int main(int argc, char** argv) {
       // read by rank 0, refused if corrupt or truncated, written by as many ranks as this run
       const Checkpoint c = load_checkpoint(*comm, f.resume);
       check_resume_config(c, config, kMayDifferOnResume, f.resume);
+      if (checkpoint_ranks(c) != ranks)  // like a resume under other flags: exit 2, one line
+        throw FlagError(fmt::format(
+            "cannot resume from {}: it was written by {} rank(s) and this run has {}; resume with "
+            "mpirun -np {}, or start a new run from its parameters with --resume-from-weights",
+            f.resume, checkpoint_ranks(c), ranks, checkpoint_ranks(c)));
       cd.restore(rank_view(c, rank, ranks, f.resume));
       if (root) fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
     }
