@@ -28,6 +28,13 @@
 
 namespace ebl {
 
+/// An IoError raised on every rank alike (by a collective read): every rank can stop on its own,
+/// without aborting the others, and rank 0 alone need say why.
+class CollectiveIoError : public IoError {
+ public:
+  using IoError::IoError;
+};
+
 namespace detail {
 inline std::string rank_prefix(int r) {
   return fmt::format("rank{}/", r);
@@ -101,7 +108,7 @@ inline Checkpoint rank_view(const Checkpoint& merged, int rank, int ranks,
 }
 
 /// Collective: the checkpoint at `path` as read by rank 0, on every rank (which need not see the
-/// file). A missing, truncated or corrupt file raises the same IoError on every rank.
+/// file). A missing, truncated or corrupt file raises the same CollectiveIoError on every rank.
 inline Checkpoint load_checkpoint(Comm& comm, const std::filesystem::path& path) {
   if (comm.size() == 1) return Checkpoint::load(path);
   std::string msg;  // "ok" + the file's bytes, or "error" + the message
@@ -117,7 +124,7 @@ inline Checkpoint load_checkpoint(Comm& comm, const std::filesystem::path& path)
     }
   }
   comm.broadcast(msg);
-  if (msg.rfind("ok", 0) != 0) throw IoError(msg.substr(5));
+  if (msg.rfind("ok", 0) != 0) throw CollectiveIoError(msg.substr(5));
   return Checkpoint::parse(msg.substr(2), path.string());
 }
 

@@ -6,11 +6,19 @@
 // curves.png, filters_<method>.png (each hidden unit's weights as an image), samples_<method>.png
 // (Gibbs chains run from noise), and checkpoint.bin, written after every epoch: --resume continues
 // from it to the same outputs byte for byte (--stop-after-epochs ends a run early on purpose).
+//
+// Data-parallel under MPI (mpirun -np R build/experiments/rbm ...): the same initial weights on
+// every rank; each rank owns a shard of the training images (rows rank, rank + R, ...), its
+// --batch / R persistent chains and its own generator; the gradients are averaged every step
+// (rbm_train_step's Comm); AIS runs and the log-likelihoods' rows are split across the ranks;
+// rank 0 writes every output. One process is the serial run, byte for byte.
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 
 #include "datasets/images.hpp"
+#include "distributed/checkpoint.hpp"
+#include "distributed/launch.hpp"
 #include "ebm/cd.hpp"
 #include "ebm/energy.hpp"
 #include "ebm/inference.hpp"
@@ -202,6 +210,15 @@ Array<T> nearest_neighbour_inpaint(const Array<T>& train, const Array<T>& test, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::unique_ptr<Comm> comm;
+  try {
+    comm = make_comm(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "rbm: {}\n", e.what());
+    return 1;
+  }
+  const int rank = comm->rank(), ranks = comm->size();
+  const bool root = comm->root();
   CLI::App app{
       "rbm: binary RBMs by CD-1, CD-k and PCD on the digits, with exact or AIS likelihoods", "rbm"};
   Flags f;
@@ -268,7 +285,7 @@ int main(int argc, char** argv) {
   app.add_flag("--fashion", f.fashion,
                "Fashion-MNIST (28x28, installed on demand) instead of the digits");
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
-  if (auto code = parse_flags(app, argc, argv)) return *code;
+  if (auto code = parse_flags(app, argc, argv)) return *code;  // the same on every rank
   if (f.smoke) {
     f.epochs = 2;
     f.ais_runs = 10;
@@ -276,6 +293,9 @@ int main(int argc, char** argv) {
     f.sample_sweeps = 10;
   }
   try {
+    if (f.batch % std::size_t(ranks) != 0)
+      throw FlagError(fmt::format("--batch {} must be a multiple of the {} ranks", f.batch, ranks));
+    const std::size_t local_batch = f.batch / std::size_t(ranks);
     std::vector<Method> methods;
     {
       std::stringstream ss(f.methods);
@@ -303,21 +323,35 @@ int main(int argc, char** argv) {
     std::optional<Checkpoint> resumed;
     std::size_t first_method = 0, first_epoch = 0;
     if (!f.resume.empty()) {
-      resumed = Checkpoint::load(f.resume);  // refuses a corrupt or truncated file
+      resumed = load_checkpoint(*comm, f.resume);  // refuses a corrupt or truncated file
       check_resume_config(*resumed, config, kMayDifferOnResume, f.resume);
+      if (checkpoint_ranks(*resumed) != ranks)  // like a resume under other flags
+        throw FlagError(fmt::format(
+            "cannot resume from {}: it was written by {} rank(s) and this run has {}; resume with "
+            "mpirun -np {}",
+            f.resume, checkpoint_ranks(*resumed), ranks, checkpoint_ranks(*resumed)));
+      resumed = rank_view(*resumed, rank, ranks, f.resume);  // this rank's chains and generator
       first_method = resumed->integer("method_index");
       first_epoch = resumed->integer("epoch");
       if (first_method >= methods.size())
         throw IoError(
             fmt::format("checkpoint {}: method {} of {}", f.resume, first_method, methods.size()));
-      fmt::print("resuming {} at method {} epoch {}\n", f.resume, methods[first_method].name,
-                 first_epoch);
+      if (root)
+        fmt::print("resuming {} at method {} epoch {}\n", f.resume, methods[first_method].name,
+                   first_epoch);
     }
 
-    fs::path dir = make_run_dir(f.out, "rbm",
-                                fmt::format("{}-seed{}", f.fashion ? "fashion" : "digits", f.seed));
-    write_json(dir / "config.json", config);
-    fmt::print("rbm -> {}\n{}\n", dir.string(), config.dump());
+    fs::path dir;  // made and written by rank 0 only
+    if (root) {
+      dir = make_run_dir(f.out, "rbm",
+                         fmt::format("{}-seed{}", f.fashion ? "fashion" : "digits", f.seed));
+      write_json(dir / "config.json", config);
+      fmt::print("rbm -> {}\n{}\n", dir.string(), config.dump());
+      if (ranks > 1)
+        fmt::print("data-parallel: {}, {} rows per rank\n", comm->describe(), local_batch);
+    }
+    // this rank's shard of the training images: rows rank, rank + R, rank + 2R, ...
+    const std::size_t shard = (n - std::size_t(rank) + std::size_t(ranks) - 1) / std::size_t(ranks);
 
     Csv curves({"method_index", "epoch", "train_ll", "test_ll", "test_pll"});
     if (resumed) curves.restore(*resumed->text("curves"));
@@ -338,15 +372,17 @@ int main(int argc, char** argv) {
     const Array<double> base = base_rate_bias(train);
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
       const Method& meth = methods[mi];
-      Rng rng(f.seed + 1);  // the same initialisation and batches for every method
-      Rbm<T> m(nv, f.hidden, rng);
+      Rng rng(f.seed + 1);          // the same initialisation and batches for every method
+      Rbm<T> m(nv, f.hidden, rng);  // the same weights on every rank
+      for (int r = 0; r < rank; ++r) rng.jump();  // then each rank's own stream (rank 0: serial)
       SGD<T> opt(m.parameters(),
                  {.lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay});
-      GibbsChains<T> chains{.v = rng.uniform_array<T>({f.batch, nv}), .h = {}};
-      Array<T> batch(Shape{f.batch, nv});
+      GibbsChains<T> chains{.v = rng.uniform_array<T>({local_batch, nv}), .h = {}};
+      Array<T> batch(Shape{local_batch, nv});
       sample_bernoulli(chains.v, rng);
-      std::vector<std::size_t> perm(n);
-      for (std::size_t i = 0; i < n; ++i) perm[i] = i;
+      std::vector<std::size_t> perm(shard);  // an order of the shard's rows
+      for (std::size_t i = 0; i < shard; ++i) perm[i] = i;
+      // (the global batch count: every rank takes as many steps, each from its own shard)
       const std::size_t batches = n / f.batch, total = f.epochs * batches;
       std::size_t epoch_start = 1;
       if (resumed && mi < first_method) {  // finished before the checkpoint: its final weights
@@ -356,9 +392,9 @@ int main(int argc, char** argv) {
         done += long(f.epochs);
       } else if (resumed && mi == first_method) {
         rbm_restore_state(*resumed, m, opt, chains, rng, "current/");
-        Array<double> p(Shape{n});
+        Array<double> p(Shape{shard});
         resumed->get("current/perm", p);
-        for (std::size_t i = 0; i < n; ++i) perm[i] = std::size_t(p(i));
+        for (std::size_t i = 0; i < shard; ++i) perm[i] = std::size_t(p(i));
         epoch_start = first_epoch + 1;
         done += long(first_epoch);
       }
@@ -369,15 +405,15 @@ int main(int argc, char** argv) {
         if (exact) return rbm_exact_log_z(m);
         if (!final_eval)
           return std::numeric_limits<
-              double>::quiet_NaN();  // AIS only at the end: it is the expensive part
-        Rng arng(f.seed + 2);
-        last_z = rbm_ais(m, base, f.ais_runs, f.ais_temps, arng);
+              double>::quiet_NaN();                // AIS only at the end: it is the expensive part
+        Rng arng = rank_stream(f.seed + 2, rank);  // the runs split across the ranks
+        last_z = rbm_ais(*comm, m, base, f.ais_runs, f.ais_temps, arng);
         // Reverse AIS from test images (RAISE): an upper estimate of log Z as far as the images
         // look like the model's own samples; the forward estimate is a lower one.
         Array<double> starts(Shape{std::min(f.ais_runs, test.shape()[0]), nv});
         for (std::size_t r = 0; r < starts.shape()[0]; ++r)
           for (std::size_t i = 0; i < nv; ++i) starts(r, i) = double(test(r, i));
-        last_reverse = rbm_reverse_ais(m, base, starts, f.ais_temps, arng);
+        last_reverse = rbm_reverse_ais(*comm, m, base, starts, f.ais_temps, arng);
         return last_z.log_z;
       };
       // Everything needed to continue: the finished methods' weights, this method's trainer
@@ -394,39 +430,46 @@ int main(int argc, char** argv) {
             c.arrays[key] = finals.arrays.at(key);
           }
         rbm_save_state(c, m, opt, chains, rng, "current/");
-        Array<double> p(Shape{n});
-        for (std::size_t i = 0; i < n; ++i) p(i) = double(perm[i]);
+        Array<double> p(Shape{shard});
+        for (std::size_t i = 0; i < shard; ++i) p(i) = double(perm[i]);
         c.put("current/perm", p);
-        c.save(dir / "checkpoint.bin");
+        const Checkpoint all = gather_checkpoint(*comm, c);  // collective: every rank's state
+        if (root) all.save(dir / "checkpoint.bin");
       };
       double tr_ll = NAN, te_ll = NAN, pll = NAN, lz = NAN;
       for (std::size_t epoch = epoch_start; epoch <= f.epochs; ++epoch) {
-        for (std::size_t i = n; i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
+        for (std::size_t i = shard; i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
         for (std::size_t bi = 0; bi < batches; ++bi, ++step) {
-          for (std::size_t r = 0; r < f.batch; ++r)
-            std::copy_n(&train(perm[bi * f.batch + r], 0), nv, &batch(r, 0));
+          for (std::size_t r = 0; r < local_batch; ++r)
+            std::copy_n(
+                &train(perm[bi * local_batch + r] * std::size_t(ranks) + std::size_t(rank), 0), nv,
+                &batch(r, 0));
           opt.options().lr = f.lr * (1 - double(step) / double(total));
-          rbm_train_step(m, opt, batch, chains, meth.train, rng, ws);
+          rbm_train_step(m, opt, batch, chains, meth.train, rng, ws, comm.get());
         }
+        check_replicas(*comm, m.parameters(), long(step));  // the ranks still train one model
         lz = log_z(epoch == f.epochs);
-        tr_ll = rbm_average_loglik(m, train, lz);
-        te_ll = rbm_average_loglik(m, test, lz);
+        tr_ll = rbm_average_loglik(*comm, m, train, lz);
+        te_ll = rbm_average_loglik(*comm, m, test, lz);
         pll = rbm_pseudo_loglik(m, pl_rows);
         curves.row({double(mi), double(epoch), tr_ll, te_ll, pll});
-        bar.update(++done, fmt::format("{} epoch {} test LL {:.3f} PLL {:.3f}", meth.name, epoch,
-                                       te_ll, pll));
+        if (root)
+          bar.update(++done, fmt::format("{} epoch {} test LL {:.3f} PLL {:.3f}", meth.name, epoch,
+                                         te_ll, pll));
         save_checkpoint(epoch);
         if (f.stop_after_epochs > 0 && ++done_here == long(f.stop_after_epochs)) {
-          curves.save(dir / "curves.csv");
-          fmt::print("\nstopped after {} epochs; continue with --resume {}\n", done_here,
-                     (dir / "checkpoint.bin").string());
+          if (root) {
+            curves.save(dir / "curves.csv");
+            fmt::print("\nstopped after {} epochs; continue with --resume {}\n", done_here,
+                       (dir / "checkpoint.bin").string());
+          }
           return 0;
         }
       }
       if (epoch_start > f.epochs) {  // nothing trained here: evaluate the weights as they are
         lz = log_z(true);
-        tr_ll = rbm_average_loglik(m, train, lz);
-        te_ll = rbm_average_loglik(m, test, lz);
+        tr_ll = rbm_average_loglik(*comm, m, train, lz);
+        te_ll = rbm_average_loglik(*comm, m, test, lz);
         pll = rbm_pseudo_loglik(m, pl_rows);
       }
       for (auto* p : m.parameters())
@@ -451,8 +494,8 @@ int main(int argc, char** argv) {
           "| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f}{} |{}\n", meth.name, tr_ll, te_ll, pll, lz,
           exact ? "" : fmt::format(" ± {:.3f}", last_z.std_err),
           exact ? "" : fmt::format(" {:.3f} ± {:.3f} |", last_reverse.log_z, last_reverse.std_err));
-      // pictures: filters (up to 64 hidden units) and samples (64 chains from noise)
-      if (side * side == nv) {
+      // pictures: filters (up to 64 hidden units) and samples (64 chains from noise); rank 0
+      if (side * side == nv && root) {
         const std::size_t shown = std::min<std::size_t>(64, f.hidden);
         Array<T> filters(Shape{shown, nv});
         for (std::size_t j = 0; j < shown; ++j)
@@ -503,6 +546,7 @@ int main(int argc, char** argv) {
             "{}: truth, bottom half hidden, restored by min F, by Gibbs (rows)", meth.name));
       }
     }
+    if (!root) return 0;
     curves.save(dir / "curves.csv");
     write_json(dir / "metrics.json", metrics);
     write_file_atomic(dir / "results.md", md);
@@ -537,11 +581,19 @@ int main(int argc, char** argv) {
     plot(dir, "curves.gp", cs + ll + "\n" + pl + "\nunset multiplot\n", {"curves.png"});
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());
     return 0;
-  } catch (const FlagError& e) {
-    fmt::print(stderr, "rbm: {}\n", e.what());
+  } catch (const FlagError& e) {  // the same flags, the same error, on every rank
+    if (root) fmt::print(stderr, "rbm: {}\n", e.what());
     return 2;
+  } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
+    if (root) fmt::print(stderr, "rbm: {}\n", e.what());
+    return 1;
+  } catch (const CollectiveIoError& e) {  // a checkpoint unreadable on every rank alike
+    if (root) fmt::print(stderr, "rbm: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "rbm: {}\n", e.what());
+    // an error this rank may have met alone: say which rank, and end every rank
+    fmt::print(stderr, "rbm: {}{}\n", ranks > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
+    if (ranks > 1) comm->abort(1);
     return 1;
   }
 }

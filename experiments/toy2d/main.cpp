@@ -519,6 +519,9 @@ int main(int argc, char** argv) {
   } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
     if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
     return 1;
+  } catch (const CollectiveIoError& e) {  // a checkpoint unreadable on every rank alike
+    if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     // An error this rank may have met alone (an unwritable output on rank 0): say which rank,
     // and end every rank rather than leave the others waiting in the next collective.
