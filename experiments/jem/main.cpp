@@ -11,10 +11,17 @@
 // Output, in a new folder runs/jem/seed<seed>: config.json, results.{md,csv,json}, per data set
 // reliability_<data>.png, samples_<data>.png (JEM: buffer samples by predicted class, fresh
 // class-conditional chains) and log_px_<data>.png (histograms of log p(x), in and out).
+//
+// Data-parallel under MPI (mpirun -np R build/experiments/jem ...): each rank trains on its shard
+// of the training images (rows rank, rank + R, ...; ⌊n/R⌋ of them per epoch), with --batch / R
+// images per step, its own SGLD buffer and generator; the gradients are averaged every step
+// (JemTrainer::set_comm). Rank 0 evaluates and writes every output. One process: the serial run.
 #include <cmath>
 
 #include "autodiff/conv_layers.hpp"
 #include "datasets/images.hpp"
+#include "distributed/checkpoint.hpp"
+#include "distributed/launch.hpp"
 #include "ebm/jem.hpp"
 #include "experiments/common/run.hpp"
 #include "experiments/common/tiles.hpp"
@@ -195,6 +202,16 @@ std::string mean_sd(const std::vector<double>& v, int digits = 3) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::unique_ptr<Comm> comm;
+  try {
+    comm = make_comm(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "jem: {}\n", e.what());
+    return 1;
+  }
+  const int rank = comm->rank(), ranks = comm->size();
+  const bool root = comm->root();
+  const std::size_t R = std::size_t(ranks);
   CLI::App app{
       "jem: a classifier trained as an EBM (JEM) against the same classifier trained "
       "with cross-entropy: accuracy, calibration, robustness, OOD detection",
@@ -286,6 +303,9 @@ int main(int argc, char** argv) {
     f.pgd_steps = 2;
   }
   try {
+    if (f.batch % R != 0)
+      throw FlagError(fmt::format("--batch {} must be a multiple of the {} ranks", f.batch, ranks));
+    const std::size_t local_batch = f.batch / R;
     // Data, on JEM's scale.
     std::vector<Data> sets;
     std::optional<Array<T>> fashion_test_small;  // Fashion's test images, for the digits' OOD set
@@ -312,10 +332,16 @@ int main(int argc, char** argv) {
       }
     }
     nlohmann::json config = f;
-    fs::path dir = make_run_dir(f.out, "jem", fmt::format("seed{}", f.seed));
-    run_dir = dir;
-    write_json(dir / "config.json", config);
-    fmt::print("jem -> {}\n{}\n", dir.string(), config.dump());
+    fs::path dir;  // made and written by rank 0 only
+    if (root) {
+      dir = make_run_dir(f.out, "jem", fmt::format("seed{}", f.seed));
+      run_dir = dir;
+      write_json(dir / "config.json", config);
+      fmt::print("jem -> {}\n{}\n", dir.string(), config.dump());
+      if (ranks > 1)
+        fmt::print("data-parallel: {}, {} images per rank and step\n", comm->describe(),
+                   local_batch);
+    }
 
     json results = json::object();
     std::string md;
@@ -324,14 +350,17 @@ int main(int argc, char** argv) {
     long total_steps = 0;
     for (const Data& d : sets) {
       const std::size_t epochs = d.name == "digits" ? f.digits_epochs : f.fashion_epochs;
-      total_steps += long(2 * f.seeds * epochs * ((d.ytrain.size() + f.batch - 1) / f.batch));
+      total_steps +=
+          long(2 * f.seeds * epochs * ((d.ytrain.size() / R + local_batch - 1) / local_batch));
     }
     Progress bar("jem", total_steps);
     long done = 0;
     std::size_t epochs_here = 0;
     for (const Data& d : sets) {
       const std::size_t epochs = d.name == "digits" ? f.digits_epochs : f.fashion_epochs;
-      const std::size_t n = d.ytrain.size(), per_epoch = (n + f.batch - 1) / f.batch;
+      // every rank's shard: rows rank, rank + R, ..., ⌊n/R⌋ of them (one rank: all n)
+      const std::size_t n = d.ytrain.size(), shard = n / R,
+                        per_epoch = (shard + local_batch - 1) / local_batch;
       const std::size_t dim = d.side * d.side, ne = std::min(d.test.shape()[0], f.eval_size);
       // OOD sets, each of ne images
       Rng ood_rng(f.seed + 1000);
@@ -379,57 +408,75 @@ int main(int argc, char** argv) {
                             .data_noise = f.data_noise,
                             .alpha = f.alpha,
                             .threads = f.threads},
-                           seed + 2, dim);
-          std::vector<std::size_t> perm(n), yb(f.batch);
-          for (std::size_t i = 0; i < n; ++i) perm[i] = i;
-          Array<T> xb(Shape{f.batch, dim});
+                           rank_stream(seed + 2, rank), dim);
+          tr.set_comm(comm.get());
+          std::vector<std::size_t> perm(shard), yb(local_batch);  // an order of the shard
+          for (std::size_t i = 0; i < shard; ++i) perm[i] = i;
+          Array<T> xb(Shape{local_batch, dim});
           // Each model's state after every epoch (atomically, in its own file): the trainer's
           // checkpoint, the data order and the epoch. --resume starts from these.
           const std::string ckpt_name =
               fmt::format("ckpt_{}_{}_seed{}.bin", d.name, generative ? "jem" : "baseline", seed);
-          auto save = [&](std::size_t epochs_done) {
+          auto save = [&](std::size_t epochs_done) {  // collective: every rank's state
             Checkpoint c = tr.checkpoint();
             c.strings["config"] = config.dump();
             c.integers["epoch"] = epochs_done;
-            Array<double> p(Shape{n});
-            for (std::size_t i = 0; i < n; ++i) p(i) = double(perm[i]);
+            Array<double> p(Shape{shard});
+            for (std::size_t i = 0; i < shard; ++i) p(i) = double(perm[i]);
             c.put("perm", p);
-            c.save(dir / ckpt_name);
+            const Checkpoint all = gather_checkpoint(*comm, c);
+            if (root) all.save(dir / ckpt_name);
           };
           std::size_t first_epoch = 0;
-          if (!f.resume.empty() && fs::exists(fs::path(f.resume) / ckpt_name)) {
+          // (rank 0 looks for the file and says whether it is there: the others may not see it)
+          std::string found =
+              !f.resume.empty() && root && fs::exists(fs::path(f.resume) / ckpt_name) ? "1" : "0";
+          comm->broadcast(found);
+          if (found == "1") {
             const fs::path from = fs::path(f.resume) / ckpt_name;
-            const Checkpoint c = Checkpoint::load(from);
-            check_resume_config(c, config, kMayDifferOnResume, from);
+            const Checkpoint all = load_checkpoint(*comm, from);
+            check_resume_config(all, config, kMayDifferOnResume, from);
+            if (checkpoint_ranks(all) != ranks)  // like a resume under other flags
+              throw FlagError(fmt::format(
+                  "cannot resume from {}: it was written by {} rank(s) and this run has {}; "
+                  "resume with mpirun -np {}",
+                  from.string(), checkpoint_ranks(all), ranks, checkpoint_ranks(all)));
+            const Checkpoint c = rank_view(all, rank, ranks, from.string());
             tr.restore(c);
-            Array<double> p(Shape{n});
+            Array<double> p(Shape{shard});
             c.get("perm", p);
-            for (std::size_t i = 0; i < n; ++i) perm[i] = std::size_t(p(i));
+            for (std::size_t i = 0; i < shard; ++i) perm[i] = std::size_t(p(i));
             first_epoch = c.integer("epoch");
             done += long(first_epoch * per_epoch);
             save(first_epoch);  // the new folder holds every model's state too
           }
           for (std::size_t ep = first_epoch; ep < epochs; ++ep) {
-            for (std::size_t i = n; i-- > 1;) std::swap(perm[i], perm[tr.rng().below(i + 1)]);
+            for (std::size_t i = shard; i-- > 1;) std::swap(perm[i], perm[tr.rng().below(i + 1)]);
             for (std::size_t b = 0; b < per_epoch; ++b) {
-              const std::size_t start = b * f.batch, size = std::min(f.batch, n - start);
+              const std::size_t start = b * local_batch,
+                                size = std::min(local_batch, shard - start);
               xb.resize(Shape{size, dim});
               yb.resize(size);
               for (std::size_t i = 0; i < size; ++i) {
-                std::copy_n(&d.train(perm[start + i], 0), dim, &xb(i, 0));
-                yb[i] = d.ytrain[perm[start + i]];
+                const std::size_t row = perm[start + i] * R + std::size_t(rank);
+                std::copy_n(&d.train(row, 0), dim, &xb(i, 0));
+                yb[i] = d.ytrain[row];
               }
               const JemStepStats st = tr.step(xb, yb);
-              bar.update(++done, fmt::format("{} {} seed {}: CE {:.3f} E+ {:+.2f} E- {:+.2f}",
-                                             d.name, model_name, seed, st.ce, st.e_pos, st.e_neg));
+              if (root)
+                bar.update(++done,
+                           fmt::format("{} {} seed {}: CE {:.3f} E+ {:+.2f} E- {:+.2f}", d.name,
+                                       model_name, seed, st.ce, st.e_pos, st.e_neg));
             }
             save(ep + 1);
             if (f.stop_after_epochs > 0 && ++epochs_here == f.stop_after_epochs) {
-              fmt::print("\nstopped after {} epochs; continue with --resume {}\n", epochs_here,
-                         dir.string());
+              if (root)
+                fmt::print("\nstopped after {} epochs; continue with --resume {}\n", epochs_here,
+                           dir.string());
               return 0;
             }
           }
+          if (!root) continue;  // rank 0 evaluates and draws
           evals.back().second.push_back(evaluate(*m.ebm, d, ood, f, seed + 3));
           const Eval& e = evals.back().second.back();
           csv.row(std::vector<std::string>{d.name, model_name},
@@ -472,6 +519,7 @@ int main(int argc, char** argv) {
           }
         }
       }
+      if (!root) continue;
       // the table of this data set
       json jd = json::object();
       md += fmt::format("### {} ({} train / {} test, {} epochs, {} seeds, {})\n\n", d.name, n,
@@ -570,13 +618,15 @@ plot for [s in "test {1}"] 'log_px_{0}.csv' using (strcol(1) eq s ? bin($2) : 1/
                {fmt::format("JEM, {}: buffer by predicted class; fresh chains of E(x|y)", d.name)}),
            {fmt::format("samples_{}.png", d.name)});
     }
+    if (!root) return 0;
     results["seconds"] = bar.seconds();
     write_json(dir / "results.json", results);
     csv.save(dir / "results.csv");
     write_file_atomic(dir / "results.md", md);
     fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
     return 0;
-  } catch (const DivergenceError& e) {
+  } catch (const DivergenceError& e) {  // raised on every rank at the same step
+    if (!root) return 3;
     fmt::print(stderr, "\njem: {}\n", e.what());
     if (!run_dir.empty())
       fmt::print(stderr,
@@ -584,14 +634,19 @@ plot for [s in "test {1}"] 'log_px_{0}.csv' using (strcol(1) eq s ? bin($2) : 1/
                  "--resume {}\n",
                  run_dir.string(), run_dir.string());
     return 3;
-  } catch (const FlagError& e) {
-    fmt::print(stderr, "jem: {}\n", e.what());
+  } catch (const FlagError& e) {  // the same flags, the same error, on every rank
+    if (root) fmt::print(stderr, "jem: {}\n", e.what());
     return 2;
-  } catch (const IoError& e) {
-    fmt::print(stderr, "jem: {}\n", e.what());
+  } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
+    if (root) fmt::print(stderr, "jem: {}\n", e.what());
+    return 1;
+  } catch (const CollectiveIoError& e) {  // a checkpoint unreadable on every rank alike
+    if (root) fmt::print(stderr, "jem: {}\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "jem: {}\n", e.what());
+    // an error this rank may have met alone: say which rank, and end every rank
+    fmt::print(stderr, "jem: {}{}\n", ranks > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
+    if (ranks > 1) comm->abort(1);
     return 1;
   }
 }
