@@ -33,6 +33,7 @@ bench: build
 	bench/compare.py $(BUILD)/bench/bench_mlp
 	bench/rbm_vs_sklearn.py $(BUILD)/bench/bench_rbm
 	bench/compare_layers.py $(BUILD)/bench/bench_layers
+	bench/mpi_scaling.py $(BUILD)/bench/bench_mpi
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -4,7 +4,8 @@
 #  2. two ranks stopped at step 20 and resumed to 40 = one straight 40-step run on two ranks, byte
 #     for byte (metrics.json; constant learning rate, so --steps does not move the schedule);
 #  3. a 2-rank checkpoint is refused by 4 ranks: non-zero exit, one line naming both numbers;
-#  4. a rank killed mid-run (SIGKILL): mpirun ends every rank with a non-zero exit and a message,
+#  4. a divergence on 2 ranks: exit 3 (from every rank), metrics.json says so, the checkpoint kept;
+#  5. a rank killed mid-run (SIGKILL): mpirun ends every rank with a non-zero exit and a message,
 #     within 60 s (no hang), and the checkpoint left behind is whole: a resume from it runs.
 # Usage: check_mpi_toy2d.sh <mpirun> <toy2d binary> <scratch-dir>
 set -uo pipefail
@@ -38,7 +39,17 @@ grep -q "written by 2 rank(s) and this run has 4" "$scratch/four.err" || fail "4
 [ "$(grep -c "cannot resume" "$scratch/four.err")" -eq 1 ] || fail "4 ranks: not one line: $(cat "$scratch/four.err")"
 [ -e "$scratch/four" ] && fail "a run folder was made for a refused resume"
 
-# 4. a rank killed
+# 4. divergence: every rank stops at the same step, rank 0 reports it once
+"$mpirun" -np 2 "$bin" "${small[@]}" --steps 40 --step-size 1e30 --out "$scratch/diverge" \
+  >/dev/null 2>"$scratch/diverge.err"
+rc=$?
+d=$scratch/diverge/toy2d/8gaussians-seed0
+[ $rc -eq 3 ] || fail "divergence on 2 ranks: exit $rc, expected 3: $(cat "$scratch/diverge.err")"
+grep -q '"status": "diverged"' "$d/metrics.json" || fail "divergence not in metrics.json"
+[ "$(grep -c "training diverged at step" "$scratch/diverge.err")" -eq 1 ] || fail "divergence reported $(grep -c "training diverged" "$scratch/diverge.err") times"
+[ -s "$d/checkpoint.bin" ] || fail "no checkpoint kept after the divergence"
+
+# 5. a rank killed
 long=("${small[@]}" --steps 100000000 --out "$scratch/kill")
 "$mpirun" -np 2 "$bin" "${long[@]}" >"$scratch/kill.out" 2>&1 &
 launcher=$!
