@@ -20,9 +20,8 @@
 
 #include "autodiff/conv_layers.hpp"
 #include "datasets/images.hpp"
-#include "distributed/checkpoint.hpp"
-#include "distributed/launch.hpp"
 #include "ebm/jem.hpp"
+#include "experiments/common/mpi.hpp"
 #include "experiments/common/run.hpp"
 #include "experiments/common/tiles.hpp"
 #include "metrics/classification.hpp"
@@ -202,13 +201,8 @@ std::string mean_sd(const std::vector<double>& v, int digits = 3) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::unique_ptr<Comm> comm;
-  try {
-    comm = make_comm(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "jem: {}\n", e.what());
-    return 1;
-  }
+  std::unique_ptr<Comm> comm = start_comm("jem", argc, argv);
+  if (!comm) return 1;
   const int rank = comm->rank(), ranks = comm->size();
   const bool root = comm->root();
   const std::size_t R = std::size_t(ranks);
@@ -436,11 +430,7 @@ int main(int argc, char** argv) {
             const fs::path from = fs::path(f.resume) / ckpt_name;
             const Checkpoint all = load_checkpoint(*comm, from);
             check_resume_config(all, config, kMayDifferOnResume, from);
-            if (checkpoint_ranks(all) != ranks)  // like a resume under other flags
-              throw FlagError(fmt::format(
-                  "cannot resume from {}: it was written by {} rank(s) and this run has {}; "
-                  "resume with mpirun -np {}",
-                  from.string(), checkpoint_ranks(all), ranks, checkpoint_ranks(all)));
+            require_same_ranks(all, *comm, from.string());  // like other flags
             const Checkpoint c = rank_view(all, rank, ranks, from.string());
             tr.restore(c);
             Array<double> p(Shape{shard});
@@ -634,19 +624,7 @@ plot for [s in "test {1}"] 'log_px_{0}.csv' using (strcol(1) eq s ? bin($2) : 1/
                  "--resume {}\n",
                  run_dir.string(), run_dir.string());
     return 3;
-  } catch (const FlagError& e) {  // the same flags, the same error, on every rank
-    if (root) fmt::print(stderr, "jem: {}\n", e.what());
-    return 2;
-  } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
-    if (root) fmt::print(stderr, "jem: {}\n", e.what());
-    return 1;
-  } catch (const CollectiveIoError& e) {  // a checkpoint unreadable on every rank alike
-    if (root) fmt::print(stderr, "jem: {}\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    // an error this rank may have met alone: say which rank, and end every rank
-    fmt::print(stderr, "jem: {}{}\n", ranks > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
-    if (ranks > 1) comm->abort(1);
-    return 1;
+  } catch (...) {
+    return exit_on_error(*comm, "jem");
   }
 }

@@ -17,12 +17,11 @@
 #include <sstream>
 
 #include "datasets/images.hpp"
-#include "distributed/checkpoint.hpp"
-#include "distributed/launch.hpp"
 #include "ebm/cd.hpp"
 #include "ebm/energy.hpp"
 #include "ebm/inference.hpp"
 #include "ebm/rbm.hpp"
+#include "experiments/common/mpi.hpp"
 #include "experiments/common/run.hpp"
 #include "experiments/common/tiles.hpp"
 #include "samplers/diagnostics.hpp"
@@ -210,13 +209,8 @@ Array<T> nearest_neighbour_inpaint(const Array<T>& train, const Array<T>& test, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::unique_ptr<Comm> comm;
-  try {
-    comm = make_comm(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "rbm: {}\n", e.what());
-    return 1;
-  }
+  std::unique_ptr<Comm> comm = start_comm("rbm", argc, argv);
+  if (!comm) return 1;
   const int rank = comm->rank(), ranks = comm->size();
   const bool root = comm->root();
   CLI::App app{
@@ -325,11 +319,7 @@ int main(int argc, char** argv) {
     if (!f.resume.empty()) {
       resumed = load_checkpoint(*comm, f.resume);  // refuses a corrupt or truncated file
       check_resume_config(*resumed, config, kMayDifferOnResume, f.resume);
-      if (checkpoint_ranks(*resumed) != ranks)  // like a resume under other flags
-        throw FlagError(fmt::format(
-            "cannot resume from {}: it was written by {} rank(s) and this run has {}; resume with "
-            "mpirun -np {}",
-            f.resume, checkpoint_ranks(*resumed), ranks, checkpoint_ranks(*resumed)));
+      require_same_ranks(*resumed, *comm, f.resume);         // like a resume under other flags
       resumed = rank_view(*resumed, rank, ranks, f.resume);  // this rank's chains and generator
       first_method = resumed->integer("method_index");
       first_epoch = resumed->integer("epoch");
@@ -581,19 +571,7 @@ int main(int argc, char** argv) {
     plot(dir, "curves.gp", cs + ll + "\n" + pl + "\nunset multiplot\n", {"curves.png"});
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());
     return 0;
-  } catch (const FlagError& e) {  // the same flags, the same error, on every rank
-    if (root) fmt::print(stderr, "rbm: {}\n", e.what());
-    return 2;
-  } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
-    if (root) fmt::print(stderr, "rbm: {}\n", e.what());
-    return 1;
-  } catch (const CollectiveIoError& e) {  // a checkpoint unreadable on every rank alike
-    if (root) fmt::print(stderr, "rbm: {}\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    // an error this rank may have met alone: say which rank, and end every rank
-    fmt::print(stderr, "rbm: {}{}\n", ranks > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
-    if (ranks > 1) comm->abort(1);
-    return 1;
+  } catch (...) {
+    return exit_on_error(*comm, "rbm");
   }
 }

@@ -20,10 +20,9 @@
 #include <xtensor/xview.hpp>
 
 #include "datasets/toy2d.hpp"
-#include "distributed/checkpoint.hpp"
-#include "distributed/launch.hpp"
 #include "ebm/boltzmann.hpp"
 #include "ebm/cd.hpp"
+#include "experiments/common/mpi.hpp"
 #include "experiments/common/run.hpp"
 #include "io/checkpoint.hpp"
 #include "metrics/mmd.hpp"
@@ -233,13 +232,8 @@ plot 'test_points.csv' using 1:2 with dots lc rgb '#808080' notitle, 'samples.cs
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::unique_ptr<Comm> comm;
-  try {
-    comm = make_comm(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "toy2d: {}\n", e.what());
-    return 1;
-  }
+  std::unique_ptr<Comm> comm = start_comm("toy2d", argc, argv);
+  if (!comm) return 1;
   const int rank = comm->rank(), ranks = comm->size();
   const bool root = comm->root();
   CLI::App app{
@@ -308,11 +302,7 @@ int main(int argc, char** argv) {
       // read by rank 0, refused if corrupt or truncated, written by as many ranks as this run
       const Checkpoint c = load_checkpoint(*comm, f.resume);
       check_resume_config(c, config, kMayDifferOnResume, f.resume);
-      if (checkpoint_ranks(c) != ranks)  // like a resume under other flags: exit 2, one line
-        throw FlagError(fmt::format(
-            "cannot resume from {}: it was written by {} rank(s) and this run has {}; resume with "
-            "mpirun -np {}, or start a new run from its parameters with --resume-from-weights",
-            f.resume, checkpoint_ranks(c), ranks, checkpoint_ranks(c)));
+      require_same_ranks(c, *comm, f.resume);  // like a resume under other flags
       cd.restore(rank_view(c, rank, ranks, f.resume));
       if (root) fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
     }
@@ -513,20 +503,7 @@ int main(int argc, char** argv) {
                num("mmd2_samples_vs_test"), bar.seconds());
     fmt::print("outputs in {}\n", dir.string());
     return status == "ok" ? 0 : 3;
-  } catch (const FlagError& e) {  // the same flags, the same error, on every rank
-    if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
-    return 2;
-  } catch (const ReplicaDriftError& e) {  // decided on every rank from the same checksums
-    if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
-    return 1;
-  } catch (const CollectiveIoError& e) {  // a checkpoint unreadable on every rank alike
-    if (root) fmt::print(stderr, "toy2d: {}\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    // An error this rank may have met alone (an unwritable output on rank 0): say which rank,
-    // and end every rank rather than leave the others waiting in the next collective.
-    fmt::print(stderr, "toy2d: {}{}\n", ranks > 1 ? fmt::format("rank {}: ", rank) : "", e.what());
-    if (ranks > 1) comm->abort(1);
-    return 1;
+  } catch (...) {
+    return exit_on_error(*comm, "toy2d");
   }
 }
