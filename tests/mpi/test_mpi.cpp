@@ -7,12 +7,10 @@
 // by one ulp; a divergence on one rank stops every rank at the same step with nothing changed, and
 // the gathered checkpoint resumes every rank exactly; the split evaluations (quadrature, mean
 // energy, AIS, held-out log-likelihood) equal the serial ones or the exact value.
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <bit>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <memory>
 
@@ -25,15 +23,18 @@
 #include "ebm/rbm.hpp"
 #include "tests/helpers.hpp"
 
+namespace ebl::test {
+extern Comm* g_comm;  // made by main() (tests/mpi/mpi_main.cpp)
+}
+
 using namespace ebl;
 using namespace ebl::test;
 using Catch::Matchers::Contains;
 
 namespace {
 
-Comm* g_comm = nullptr;
 Comm& comm() {
-  return *g_comm;
+  return *ebl::test::g_comm;
 }
 int R() {
   return comm().size();
@@ -294,15 +295,4 @@ TEST_CASE("split evaluations: quadrature, mean energy, AIS and held-out log-like
   for (double& e : v) e = e < 0.5 ? 1.0 : 0.0;
   CHECK(std::abs(rbm_average_loglik(comm(), rbm, v, exact) - rbm_average_loglik(rbm, v, exact)) <
         1e-12);
-}
-
-int main(int argc, char** argv) {
-  std::unique_ptr<Comm> c = make_comm(argc, argv);
-  g_comm = c.get();
-  if (c->size() < 2) {
-    std::fprintf(stderr, "test_mpi: run it with mpirun -np 2 (or more); it has %d rank(s)\n",
-                 c->size());
-    return 1;
-  }
-  return Catch::Session().run(argc, argv);
 }
