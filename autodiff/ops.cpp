@@ -610,6 +610,7 @@ Var<T> extremum(const char* op, Var<T> a, std::ptrdiff_t axis, bool keepdims, Be
     for (std::size_t r = 0; r < arg.size(); ++r) ga[arg[r]] += gy[r];
   });
   auto& nd = y.tape->node_(y.id);
+  nd.axis = static_cast<std::ptrdiff_t>(ax);  // (for the differentiable VJP)
   AxisView v = axis_view(a.shape(), ax);
   nd.own.resize(reduced_shape(a.shape(), ax, keepdims));
   nd.idx.resize(nd.own.size());

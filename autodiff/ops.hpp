@@ -3,7 +3,10 @@
 // added into the inputs; "sum_to" reduces a broadcast cotangent back to the input's shape. The
 // implementations live in ops.cpp (elementwise, reductions, products, shapes and indexing),
 // ops_batched.cpp (bmm, permute, mean over axes) and ops_images.cpp (conv2d, avg_pool2d), each
-// VJP right under its forward code.
+// VJP right under its forward code. For gradients of gradients, each op also has a
+// differentiable VJP — the same formula written with these ops, so that the backward pass can be
+// recorded on the tape (autodiff/higher_order.hpp has the table; conv2d and avg_pool2d have none
+// yet, and gradients() says so by name).
 //
 // clang-format off
 //  op                         forward y                               VJP
