@@ -47,6 +47,7 @@ std::size_t Tape<T>::push_leaf(const char* op, bool requires_grad) {
 
 template <class T>
 Var<T> Tape<T>::param(Parameter<T>& p) {
+  if (params_frozen_) return input_ref(p.value, false);  // a constant: no gradient reaches p
   std::size_t i = push_leaf("param", true);
   nodes_[i].param = &p;
   nodes_[i].value = &p.value;

@@ -124,6 +124,12 @@ class Tape {
   void param_grads(const Parameter<T>& p, std::vector<const T*>& out) const;
 
   /// Forget all nodes but keep their memory for the next graph.
+  /// While frozen, param(p) records p's current value as a constant (no gradient flows to p):
+  /// how a term such as improved CD's E_θ̄(x) evaluates an energy at fixed parameters while its
+  /// input still depends on them. Off by default; clear() does not change it.
+  void set_params_frozen(bool frozen) { params_frozen_ = frozen; }
+  bool params_frozen() const { return params_frozen_; }
+
   void clear() { size_ = 0; }
   std::size_t size() const { return size_; }
   TapeStats stats;
@@ -222,6 +228,7 @@ class Tape {
   std::size_t size_ = 0;
   Array<T> scratch_;
   std::unique_ptr<WorkerPool> pool_;  // set_threads
+  bool params_frozen_ = false;        // set_params_frozen
 };
 
 template <class T>

@@ -40,6 +40,7 @@
 #include "distributed/comm.hpp"
 #include "distributed/data_parallel.hpp"
 #include "ebm/energy.hpp"
+#include "ebm/objectives.hpp"
 #include "io/checkpoint.hpp"
 #include "samplers/langevin.hpp"
 #include "samplers/mala.hpp"
@@ -83,17 +84,17 @@ struct CdOptions {
   std::size_t buffer_size = 10000;     ///< persistent chains kept
   double restart_prob = 0.05;          ///< ρ: chance a drawn persistent chain restarts from noise
   double loss_bound = 1e4;             ///< divergence guard: |L| beyond this stops the run
+  /// Improved CD (Du et al. 2021): the weight of the KL term mean E_θ̄(x_K), whose gradient flows
+  /// through the chain's last Langevin step, kept on the tape (ebm/objectives.hpp, cd_kl_term).
+  /// 0: plain CD. Needs the Langevin dream sampler; the last step is neither clipped nor clamped,
+  /// and the θ-pass runs on one thread.
+  double kl_weight = 0;
 };
 
 struct CdStepStats {
   double loss = 0, e_pos = 0, e_neg = 0;  ///< L, mean E(x⁺), mean E(x⁻)
   double grad_norm = 0;                   ///< ‖∇θ L‖
   ChainStats chain;
-};
-
-class DivergenceError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
 };
 
 template <class T>
@@ -120,6 +121,14 @@ class ContrastiveDivergence {
       mala_.emplace(fn, MalaOptions{.steps = o.langevin.steps,
                                     .step_size = o.langevin.step_size,
                                     .temperature = o.langevin.temperature});
+    if (o.kl_weight > 0) {
+      if (o.sampler != DreamSampler::Langevin || o.langevin.steps < 1)
+        throw std::invalid_argument(
+            "CD: the KL term (kl_weight > 0) needs the Langevin dream sampler and >= 1 step");
+      LangevinOptions before_last = o.langevin;  // the chain but its last step
+      before_last.steps = o.langevin.steps - 1;
+      before_last_.emplace(fn, before_last);
+    }
     if (o.sampler == DreamSampler::Tempering) {
       if (o.tempering_ladder.size() < 2)
         throw std::invalid_argument("CD: parallel tempering needs a ladder of at least 2 levels");
@@ -133,6 +142,15 @@ class ContrastiveDivergence {
 
   /// The dream phase: negatives for a data batch, by the configured initialisation and chain.
   ChainStats sample_negatives(const Array<T>& x_pos, Array<T>& x_neg) {
+    start_chains(x_pos, x_neg);
+    if (mala_) return mala_->run(x_neg, rng_);
+    if (tempering_) return tempering_->run(x_neg, rng_);
+    return sampler_.run(x_neg, rng_);
+  }
+
+ private:
+  // The chains' starting states for a batch of x⁺'s size: the data, noise or persistent chains.
+  void start_chains(const Array<T>& x_pos, Array<T>& x_neg) {
     const std::size_t n = x_pos.shape()[0];
     switch (opt_o_.init) {
       case ChainInit::Data:
@@ -147,11 +165,9 @@ class ContrastiveDivergence {
         buffer_->sample(n, rng_, x_neg);
         break;
     }
-    if (mala_) return mala_->run(x_neg, rng_);
-    if (tempering_) return tempering_->run(x_neg, rng_);
-    return sampler_.run(x_neg, rng_);
   }
 
+ public:
   /// The surrogate L(θ) for given x⁺ and x⁻ on tape t; its θ-gradient is the CD estimate of
   /// ∇θ NLL (plus the regulariser). Also reports mean E(x⁺) and mean E(x⁻).
   Var<T> loss(Tape<T>& t, const Array<T>& x_pos, const Array<T>& x_neg,
@@ -196,20 +212,40 @@ class ContrastiveDivergence {
 
  private:
   void step_body(const Array<T>& x_pos, CdStepStats& s, std::size_t threads) {
-    s.chain = sample_negatives(x_pos, x_neg_);
-    const std::size_t parts = std::min({threads, x_pos.shape()[0], x_neg_.shape()[0]});
     const std::size_t ranks = distributed() ? std::size_t(comm_->size()) : 1;
-    const std::size_t np = x_pos.shape()[0] * ranks, nn = x_neg_.shape()[0] * ranks;
     LossParts total;
-    if (parts <= 1) {
+    std::size_t parts = 1;
+    if (before_last_) {  // improved CD: the last Langevin step on the tape, with the KL term
+      start_chains(x_pos, x_prev_);
+      s.chain = before_last_->run(x_prev_, rng_);
+      const LangevinOptions& lo = opt_o_.langevin;
+      const double eps = lo.step_at(lo.steps - 1);
+      noise_.resize(x_prev_.shape());
+      rng_.fill_normal(noise_, 0, std::sqrt(2 * eps * lo.temperature));
       tape_.clear();
+      Var<T> kl = cd_kl_term(energy_, tape_, x_prev_, noise_, eps, x_neg_);
+      const std::size_t np = x_pos.shape()[0] * ranks, nn = x_neg_.shape()[0] * ranks;
       Var<T> l = loss_part(tape_, x_pos, x_neg_, np, nn, total);
-      if (ranks == 1) check(total, s);  // throws before any state changes
+      const T w = T(opt_o_.kl_weight / double(ranks));  // (a mean over this rank's rows)
+      l = l + w * kl;
+      total.loss = double(l.item());
+      if (ranks == 1) check(total, s);
       opt_.zero_grad();
       tape_.backward(l, {}, params_);
     } else {
-      total = theta_pass_on_threads(x_pos, parts, np, nn);
-      if (ranks == 1) check(total, s);
+      s.chain = sample_negatives(x_pos, x_neg_);
+      parts = std::min({threads, x_pos.shape()[0], x_neg_.shape()[0]});
+      const std::size_t np = x_pos.shape()[0] * ranks, nn = x_neg_.shape()[0] * ranks;
+      if (parts <= 1) {
+        tape_.clear();
+        Var<T> l = loss_part(tape_, x_pos, x_neg_, np, nn, total);
+        if (ranks == 1) check(total, s);  // throws before any state changes
+        opt_.zero_grad();
+        tape_.backward(l, {}, params_);
+      } else {
+        total = theta_pass_on_threads(x_pos, parts, np, nn);
+        if (ranks == 1) check(total, s);
+      }
     }
     if (ranks > 1) {  // the serial gradient and guard, from every rank's parts
       std::array<double, 4> extras{total.wake, total.dream, total.loss, total.finite ? 0.0 : 1.0};
@@ -394,6 +430,8 @@ class ContrastiveDivergence {
   Langevin<T> sampler_;
   std::optional<Mala<T>> mala_;
   std::optional<ParallelTempering<T>> tempering_;
+  std::optional<Langevin<T>> before_last_;  // improved CD: the chain's first k − 1 steps
+  Array<T> x_prev_, noise_;
   typename ParallelTempering<T>::State tempering_before_;
   std::size_t dim_;
   std::optional<ReplayBuffer<T>> buffer_;

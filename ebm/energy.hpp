@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <stdexcept>
 #include <vector>
 
 #include <fmt/format.h>
@@ -23,6 +24,13 @@
 namespace ebl {
 
 /// E_θ(x): one energy per row of x.
+/// A training run whose loss or energies stopped being finite numbers (or left the guard's bound):
+/// raised before any state changes, so the last checkpoint is a good state to resume from.
+class DivergenceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 template <class T>
 class Energy {
  public:
