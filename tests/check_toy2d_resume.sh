@@ -2,7 +2,8 @@
 # toy2d refuses bad state on --resume:
 #  1. a checkpoint with four bytes overwritten in the middle is refused as corrupt (exit 1, the file
 #     named, no run folder made), never reported as a divergence;
-#  2. a resume that changes any flag defining the model, the data or the training is refused (exit
+#  2. a resume that changes any flag defining the model, the data or the training (the method
+#     and its settings included) is refused (exit
 #     2, one line naming the flag). The flags are read from the run's config.json, so a flag added
 #     later without a changed value below fails this test until it gets one;
 #  3. a resume that changes only --steps (and evaluation flags) is accepted;
@@ -45,8 +46,9 @@ declare -A changed=(
   [hidden]=8 [init]=noise [langevin_steps]=5 [layers]=1 [lr]=0.01 [lr_final]=0.00001
   [noise_box]=3 [restart]=0.1 [seed]=1 [step_size]=0.01 [temperature]=0.5 [test_size]=100
   [threads]=1 [train_size]=400 [sampler]=mala [pt_levels]=3 [pt_max_temperature]=5
+  [method]=sm [dsm_sigma]=0.2 [ssm_projections]=2 [ed_t]=0.5 [ed_m]=2 [ed_w]=0 [kl_weight]=0.5
 )
-may_differ=" steps eval_every eval_samples sample_steps grid box out resume resume_from_weights smoke "
+may_differ=" steps eval_every eval_samples sample_steps grid box out resume resume_from_weights smoke time_budget "
 checked=0
 for key in $(sed -nE 's/^  "([a-z_]+)": .*/\1/p' "$run/config.json"); do
   [[ "$may_differ" == *" $key "* ]] && continue

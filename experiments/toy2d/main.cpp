@@ -9,12 +9,19 @@
 //   density.csv, samples.csv, ...    the data behind the pictures
 //   density.png, energy.png, samples.png, curves.png   (drawn by gnuplot)
 //   checkpoint.bin                   the last good state; --resume continues from it
+//   eval_time.csv                    training seconds at each evaluation (not reproducible: a clock)
+//
+// --method chooses how the energy is trained: cd (the seed's), cd-kl (improved CD: + the KL term
+// through the last Langevin step), sm (exact score matching), dsm (denoising), ssm (sliced), ed
+// (energy discrepancy) — ebm/objectives.hpp; --time-budget stops training after that many seconds
+// (evaluations not counted), for comparisons at equal cost.
 //
 // Data-parallel under MPI (mpirun -np R build/experiments/toy2d ...): every rank draws its
 // --batch / R rows from its shard of the training set, runs its --buffer / R persistent chains with
 // its own generator, and the ranks average their gradients (ebm/cd.hpp, set_comm); the quadrature
 // grid and the test set are split by rows; rank 0 writes every output. With one process the run
 // is the serial run, byte for byte.
+#include <chrono>
 #include <cmath>
 
 #include <xtensor/xview.hpp>
@@ -22,6 +29,7 @@
 #include "datasets/toy2d.hpp"
 #include "ebm/boltzmann.hpp"
 #include "ebm/cd.hpp"
+#include "ebm/objectives.hpp"
 #include "experiments/common/mpi.hpp"
 #include "experiments/common/run.hpp"
 #include "io/checkpoint.hpp"
@@ -42,7 +50,9 @@ struct Flags {
   double lr = 1e-3, lr_final = 1e-4;
   int langevin_steps = 20;
   double step_size = 0.005, temperature = 1.0, alpha = -1, grad_clip = 0;
-  std::string init = "persistent", sampler = "langevin";
+  std::string init = "persistent", sampler = "langevin", method = "cd";
+  double dsm_sigma = 0.1, ed_t = 1.0, ed_w = 1.0, kl_weight = 1.0, time_budget = 0;
+  std::size_t ssm_projections = 1, ed_m = 4;
   std::size_t pt_levels = 6;
   double pt_max_temperature = 10;
   std::size_t buffer = 10000;
@@ -57,10 +67,11 @@ struct Flags {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers, activation, lr,
                                    lr_final, langevin_steps, step_size, temperature, alpha,
-                                   grad_clip, init, sampler, pt_levels, pt_max_temperature, buffer,
-                                   restart, noise_box, box, grid, train_size, test_size,
-                                   eval_samples, sample_steps, eval_every, seed, threads, out,
-                                   resume, resume_from_weights, smoke)
+                                   grad_clip, init, sampler, method, dsm_sigma, ed_t, ed_w,
+                                   kl_weight, time_budget, ssm_projections, ed_m, pt_levels,
+                                   pt_max_temperature, buffer, restart, noise_box, box, grid,
+                                   train_size, test_size, eval_samples, sample_steps, eval_every,
+                                   seed, threads, out, resume, resume_from_weights, smoke)
 
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--dataset", f.dataset,
@@ -117,6 +128,35 @@ void add_flags(CLI::App& app, Flags& f) {
                  "dream sampler: langevin (unadjusted), mala (Metropolis-adjusted, same step), pt "
                  "(parallel tempering: MALA moves on a ladder of temperatures, with swaps)")
       ->check(CLI::IsMember({"langevin", "mala", "pt"}))
+      ->capture_default_str();
+  app.add_option("--method", f.method,
+                 "training method: cd, cd-kl (CD + the KL term through the last Langevin step), "
+                 "sm (exact score matching), dsm (denoising score matching), ssm (sliced score "
+                 "matching), ed (energy discrepancy)")
+      ->check(CLI::IsMember({"cd", "cd-kl", "sm", "dsm", "ssm", "ed"}))
+      ->capture_default_str();
+  app.add_option("--dsm-sigma", f.dsm_sigma, "dsm: noise level sigma")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--ssm-projections", f.ssm_projections, "ssm: Rademacher projections per point")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--ed-t", f.ed_t, "ed: perturbation variance t")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--ed-m", f.ed_m, "ed: contrastive samples per point")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--ed-w", f.ed_w, "ed: stabiliser w (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--kl-weight", f.kl_weight, "cd-kl: weight of the KL term")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--time-budget", f.time_budget,
+                 "stop training after this many seconds of training (0: run --steps); the run "
+                 "then depends on the machine's speed")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--pt-levels", f.pt_levels, "pt: temperatures in the ladder")
       ->check(CLI::Range(2, 64))
@@ -177,7 +217,7 @@ void add_flags(CLI::App& app, Flags& f) {
 // NOTE: --steps also sets the end of the linear learning-rate decay, so a run extended by --steps
 // decays more slowly from the resume on than the original run would have.
 const std::set<std::string> kMayDifferOnResume = {
-    "steps", "eval_every", "eval_samples", "sample_steps",        "grid",
+    "steps", "eval_every", "eval_samples", "sample_steps",        "grid", "time_budget",
     "box",   "out",        "resume",       "resume_from_weights", "smoke"};
 
 // Exact evaluation on the grid: test NLL with log Z by quadrature over the box.
@@ -295,23 +335,49 @@ int main(int argc, char** argv) {
     cdo.buffer_size = f.buffer / std::size_t(ranks);  // this rank's share of the chains
     cdo.restart_prob = f.restart;
     // rank r's generator: the serial run's stream advanced by r jumps of 2^128
+    const bool by_cd = f.method == "cd" || f.method == "cd-kl";
+    if (f.method == "cd-kl") cdo.kl_weight = f.kl_weight;
+    if (!by_cd && ranks > 1)
+      throw FlagError(
+          fmt::format("--method {} runs on one process (only cd and cd-kl are "
+                      "data-parallel)",
+                      f.method));
     ContrastiveDivergence<T> cd(energy, opt, cdo, rank_stream(f.seed + 2, rank), 2);
     cd.set_comm(comm.get(), f.eval_every);  // parameter checksums compared at every evaluation
-    const nlohmann::json config = f;        // the effective values, after --smoke
+    // the MCMC-free methods: their own trainer, with the generator CD would have had
+    ObjectiveOptions oo;
+    oo.kind = f.method == "sm"    ? ObjectiveKind::ScoreMatching
+              : f.method == "dsm" ? ObjectiveKind::Denoising
+              : f.method == "ssm" ? ObjectiveKind::Sliced
+                                  : ObjectiveKind::EnergyDiscrepancy;
+    oo.dsm_sigmas = {f.dsm_sigma};
+    oo.ssm_projections = f.ssm_projections;
+    oo.ed = {.t = f.ed_t, .m = f.ed_m, .w = f.ed_w};
+    ObjectiveTrainer<T> obj(energy, opt, oo, f.seed + 2);
+    auto steps_done = [&] { return by_cd ? cd.steps_done() : obj.steps_done(); };
+    Rng& trainer_rng = by_cd ? cd.rng() : obj.rng();
+    const nlohmann::json config = f;  // the effective values, after --smoke
     if (!f.resume.empty()) {
       // read by rank 0, refused if corrupt or truncated, written by as many ranks as this run
       const Checkpoint c = load_checkpoint(*comm, f.resume);
       check_resume_config(c, config, kMayDifferOnResume, f.resume);
       require_same_ranks(c, *comm, f.resume);  // like a resume under other flags
-      cd.restore(rank_view(c, rank, ranks, f.resume));
-      if (root) fmt::print("resumed from {} at step {}\n", f.resume, cd.steps_done());
+      if (by_cd)
+        cd.restore(rank_view(c, rank, ranks, f.resume));
+      else
+        obj.restore(c);
+      if (root) fmt::print("resumed from {} at step {}\n", f.resume, steps_done());
     }
     if (!f.resume_from_weights.empty()) {
-      cd.restore_parameters(load_checkpoint(*comm, f.resume_from_weights));
+      const Checkpoint c = load_checkpoint(*comm, f.resume_from_weights);
+      if (by_cd)
+        cd.restore_parameters(c);
+      else
+        obj.restore_parameters(c);
       if (root) fmt::print("a new run from the parameters in {}\n", f.resume_from_weights);
     }
     auto save_checkpoint = [&](const fs::path& path) {  // collective: every rank's state
-      Checkpoint c = gather_checkpoint(*comm, cd.checkpoint());
+      Checkpoint c = gather_checkpoint(*comm, by_cd ? cd.checkpoint() : obj.checkpoint());
       if (!root) return;
       c.strings["config"] = config.dump();  // what a resume must match
       c.save(path);
@@ -348,6 +414,9 @@ int main(int argc, char** argv) {
 
     Csv train_csv({"step", "loss", "e_pos", "e_neg", "grad_norm", "chain_grad_norm"});
     Csv eval_csv({"step", "test_nll", "log_z"});
+    Csv eval_time_csv({"step", "train_seconds", "test_nll"});
+    double train_seconds = 0;
+    long last_eval_step = -1;
     Progress bar("toy2d", f.steps);
     Array<T> batch(Shape{local_batch, 2});
     // this rank's shard of the training set: rows rank, rank + R, rank + 2R, ...
@@ -359,17 +428,28 @@ int main(int argc, char** argv) {
     std::string status = "ok", divergence;
     save_checkpoint(dir / "checkpoint.bin");  // there is always a good state to go back to
     try {
-      for (long s = cd.steps_done(); s < f.steps; ++s) {
+      for (long s = steps_done(); s < f.steps; ++s) {
+        if (f.time_budget > 0 && train_seconds >= f.time_budget) break;
         for (std::size_t i = 0; i < local_batch; ++i) {
-          std::size_t r = cd.rng().below(shard) * std::size_t(ranks) + std::size_t(rank);
+          std::size_t r = trainer_rng.below(shard) * std::size_t(ranks) + std::size_t(rank);
           batch(i, 0) = train(r, 0);
           batch(i, 1) = train(r, 1);
         }
         opt.options().lr =
             f.lr + (f.lr_final - f.lr) * double(s) / double(std::max(1L, f.steps - 1));
-        last = cd.step(batch);
-        acceptance_sum += last.chain.acceptance;
-        ++acceptance_steps;
+        const auto t0 = std::chrono::steady_clock::now();
+        if (by_cd) {
+          last = cd.step(batch);
+          acceptance_sum += last.chain.acceptance;
+          ++acceptance_steps;
+        } else {
+          const ObjectiveStepStats os = obj.step(batch);
+          last = {};
+          last.loss = os.loss, last.grad_norm = os.grad_norm;
+          last.e_pos = last.e_neg = NAN;  // (no negatives)
+        }
+        train_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if ((s + 1) % 10 == 0 || s + 1 == f.steps)
           train_csv.row(
               {double(s + 1), last.loss, last.e_pos, last.e_neg, last.grad_norm,
@@ -379,10 +459,13 @@ int main(int argc, char** argv) {
           const double lz = log_partition(*comm, energy, grid);
           last_nll = mean_energy(*comm, energy, test) + lz;
           eval_csv.row({double(s + 1), last_nll, lz});
+          eval_time_csv.row({double(s + 1), train_seconds, last_nll});
+          last_eval_step = s + 1;
           save_checkpoint(dir / "checkpoint.bin");
           if (root) {
             train_csv.save(dir / "train.csv");
             eval_csv.save(dir / "eval.csv");
+            eval_time_csv.save(dir / "eval_time.csv");
           }
         }
         if (root)
@@ -407,15 +490,21 @@ int main(int argc, char** argv) {
       e_grid = energies_on(*comm, energy, grid);  // one pass over the grid for E, p and Z
       final_log_z = log_partition(e_grid, grid);
       final_test_nll = mean_energy(*comm, energy, test) + final_log_z;
+      if (steps_done() != last_eval_step)  // (a run the time budget stopped between evaluations)
+        eval_time_csv.row({double(steps_done()), train_seconds, final_test_nll});
     }
     if (!root) return status == "ok" ? 0 : 3;
     train_csv.save(dir / "train.csv");
     eval_csv.save(dir / "eval.csv");
+    eval_time_csv.save(dir / "eval_time.csv");
 
     json metrics;
     metrics["status"] = status;
     metrics["dataset"] = f.dataset;
-    metrics["steps"] = cd.steps_done();
+    metrics["steps"] = steps_done();
+    if (f.method != "cd") {  // (kept out of the default run's metrics, which stay as they were)
+      metrics["method"] = f.method;  // (training seconds: eval_time.csv, a clock, not here)
+    }
     if (!divergence.empty()) metrics["message"] = divergence;
     if (ranks > 1) metrics["ranks"] = ranks;
     if (status == "ok") {
@@ -437,7 +526,7 @@ int main(int argc, char** argv) {
       // unadjusted Langevin) and tempering's swap rates; the final samples' energy traces, second
       // half of each chain, through the diagnostics: effective sample size and split-R̂.
       json mixing = {
-          {"dream_sampler", f.sampler},
+          {"dream_sampler", by_cd ? f.sampler : "none"},
           {"dream_acceptance",
            acceptance_steps ? json(acceptance_sum / double(acceptance_steps)) : json(nullptr)}};
       if (const auto* pt = cd.tempering()) mixing["dream_swap_rates"] = pt->swap_rates();
@@ -498,7 +587,7 @@ int main(int argc, char** argv) {
                  ? fmt::format("{:.4f}", metrics[k].get<double>())
                  : std::string("n/a");
     };
-    fmt::print("{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>7.0f}s\n", f.dataset, cd.steps_done(),
+    fmt::print("{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>7.0f}s\n", f.dataset, steps_done(),
                num("test_nll_model"), num("test_nll_data"), num("nll_gap"),
                num("mmd2_samples_vs_test"), bar.seconds());
     fmt::print("outputs in {}\n", dir.string());
