@@ -326,6 +326,52 @@ void d_permute(Tape<T>& t, std::size_t i, Var<T> gy, const std::vector<char>&,
   out[0] = permute(gy, std::span<const std::size_t>(inverse));
 }
 
+// conv2d and pooling: their VJPs are ops (ops_images.cpp), each linear in each input, whose own
+// VJPs are conv2d or one of them again
+template <class T>
+Var<T> zero_bias(Tape<T>& t, std::size_t channels) {
+  return filled(t, Shape{channels}, T(0));
+}
+template <class T>
+void d_conv2d(Tape<T>& t, std::size_t i, Var<T> gy, const std::vector<char>& need,
+              std::vector<Var<T>>& out) {
+  Var<T> x = in_var(t, i, 0), w = in_var(t, i, 1);
+  const std::size_t s = t.node_(i).idx[0], p = t.node_(i).idx[1];
+  const Shape xs = x.shape(), ws = w.shape();
+  if (need[0]) out[0] = conv2d_input_grad(gy, w, xs[2], xs[3], s, p);
+  if (need[1]) out[1] = conv2d_weight_grad(x, gy, ws[2], ws[3], s, p);
+  if (need[2]) out[2] = sum(sum(sum(gy, 3, false), 2, false), 0, false);  // Σ over n, positions
+}
+template <class T>
+void d_conv2d_input_grad(Tape<T>& t, std::size_t i, Var<T> g, const std::vector<char>& need,
+                         std::vector<Var<T>>& out) {
+  Var<T> gy = in_var(t, i, 0), w = in_var(t, i, 1);
+  const std::size_t s = t.node_(i).idx[0], p = t.node_(i).idx[1];
+  const Shape ws = w.shape();
+  if (need[0]) out[0] = conv2d(g, w, zero_bias(t, ws[0]), s, p);
+  if (need[1]) out[1] = conv2d_weight_grad(g, gy, ws[2], ws[3], s, p);
+}
+template <class T>
+void d_conv2d_weight_grad(Tape<T>& t, std::size_t i, Var<T> g, const std::vector<char>& need,
+                          std::vector<Var<T>>& out) {
+  Var<T> x = in_var(t, i, 0), gy = in_var(t, i, 1);
+  const std::size_t s = t.node_(i).idx[0], p = t.node_(i).idx[1];
+  const Shape xs = x.shape();
+  if (need[0]) out[0] = conv2d_input_grad(gy, g, xs[2], xs[3], s, p);
+  if (need[1]) out[1] = conv2d(x, g, zero_bias(t, g.shape()[0]), s, p);
+}
+template <class T>
+void d_avg_pool2d(Tape<T>& t, std::size_t i, Var<T> gy, const std::vector<char>&,
+                  std::vector<Var<T>>& out) {
+  const Shape& xs = t.val(t.in(i, 0)).shape();
+  out[0] = avg_pool2d_grad(gy, xs[2], xs[3], t.node_(i).idx[0], t.node_(i).idx[1]);
+}
+template <class T>
+void d_avg_pool2d_grad(Tape<T>& t, std::size_t i, Var<T> g, const std::vector<char>&,
+                       std::vector<Var<T>>& out) {
+  out[0] = avg_pool2d(g, t.node_(i).idx[0], t.node_(i).idx[1]);
+}
+
 template <class T>
 const std::map<std::string_view, DiffVjp<T>>& table() {
   static const std::map<std::string_view, DiffVjp<T>> t = {
@@ -367,6 +413,11 @@ const std::map<std::string_view, DiffVjp<T>>& table() {
       {"gather", d_gather<T>},
       {"concat", d_concat<T>},
       {"permute", d_permute<T>},
+      {"conv2d", d_conv2d<T>},
+      {"conv2d_input_grad", d_conv2d_input_grad<T>},
+      {"conv2d_weight_grad", d_conv2d_weight_grad<T>},
+      {"avg_pool2d", d_avg_pool2d<T>},
+      {"avg_pool2d_grad", d_avg_pool2d_grad<T>},
   };
   return t;
 }

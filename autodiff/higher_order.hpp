@@ -22,7 +22,12 @@
 //   reshape, transpose, permute            the inverse reshape / transpose / permutation of gy
 //   rows, cols                             a constant selection matrix times gy
 //   concat                                 each input's block of gy (permute, reshape, rows)
-//   conv2d, avg_pool2d                     not yet: gradients() names them in its error
+//   conv2d                                 conv2d_input_grad(gy, W), conv2d_weight_grad(x, gy), Σ gy
+//   avg_pool2d                             avg_pool2d_grad(gy)
+//   conv2d_input_grad, conv2d_weight_grad,  conv2d or each other (each is linear in each input)
+//   avg_pool2d_grad                          and avg_pool2d: the set closes under differentiation
+// An op pushed on the tape without an entry here (a user's own op) makes gradients() throw,
+// naming it.
 // Piecewise-linear ops (abs, relu, clamp, max, ...) have a zero second derivative almost
 // everywhere, which their constant masks give.
 #pragma once

@@ -5,8 +5,8 @@
 // ops_batched.cpp (bmm, permute, mean over axes) and ops_images.cpp (conv2d, avg_pool2d), each
 // VJP right under its forward code. For gradients of gradients, each op also has a
 // differentiable VJP — the same formula written with these ops, so that the backward pass can be
-// recorded on the tape (autodiff/higher_order.hpp has the table; conv2d and avg_pool2d have none
-// yet, and gradients() says so by name).
+// recorded on the tape (autodiff/higher_order.hpp has the table). conv2d's and avg_pool2d's VJPs
+// are ops of their own for that (the last three rows), each again differentiable.
 //
 // clang-format off
 //  op                         forward y                               VJP
@@ -55,6 +55,12 @@
 //                             NCHW; x:[n,c,h,w] W:[o,c,kh,kw]          y[n] = W C + b;  gW += gy[n] Cᵀ;
 //                             stride s, zero padding p                 gx[n] += col2im(Wᵀ gy[n]);  gb += Σ gy
 //  avg_pool2d(x, k, s)        mean of each k×k window, stride s       each window's pixels += gy / k²
+//  conv2d_input_grad(gy, W,   col2im(Wᵀ gy[n]): conv2d's ∇x           g_gy[n] += W im2col(g[n]) (a conv2d);
+//    h, w, s, p)              as an op, [n, c, h, w]                  gW += Σ gy[n] im2col(g[n])ᵀ
+//  conv2d_weight_grad(x, gy,  Σ_n gy[n] im2col(x[n])ᵀ: conv2d's ∇W     gx[n] += col2im(gᵀ gy[n]);
+//    kh, kw, s, p)            as an op, [o, c, kh, kw]                g_gy[n] += g im2col(x[n]) (a conv2d)
+//  avg_pool2d_grad(gy, h, w,  every window's pixels += gy / k²          g_gy += avg_pool2d(g)
+//    k, s)                    (avg_pool2d's ∇x as an op)
 // clang-format on
 #pragma once
 
@@ -140,6 +146,10 @@ template <class T> Var<T> mean(Var<T> a, std::initializer_list<std::ptrdiff_t> a
 template <class T> Var<T> conv2d(Var<T> x, Var<T> w, Var<T> b, std::size_t stride = 1, std::size_t padding = 0);
 /// Average pooling over k×k windows with stride s (0: s = k), no padding, on NCHW.
 template <class T> Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride = 0);
+/// conv2d's VJPs and avg_pool2d's, as ops (what gradients of gradients are recorded with).
+template <class T> Var<T> conv2d_input_grad(Var<T> gy, Var<T> w, std::size_t h, std::size_t wd, std::size_t stride, std::size_t padding);
+template <class T> Var<T> conv2d_weight_grad(Var<T> x, Var<T> gy, std::size_t kh, std::size_t kw, std::size_t stride, std::size_t padding);
+template <class T> Var<T> avg_pool2d_grad(Var<T> gy, std::size_t h, std::size_t w, std::size_t kernel, std::size_t stride);
 
 // Operators: the arithmetic above, with scalars on either side.
 template <class T> Var<T> operator+(Var<T> a, Var<T> b) { return add(a, b); }

@@ -294,9 +294,156 @@ Var<T> avg_pool2d(Var<T> x, std::size_t kernel, std::size_t stride) {
   return {&t, i};
 }
 
-#define EBL_INSTANTIATE(T)                                                  \
-  template Var<T> conv2d(Var<T>, Var<T>, Var<T>, std::size_t, std::size_t); \
-  template Var<T> avg_pool2d(Var<T>, std::size_t, std::size_t);
+// ---- conv2d's and avg_pool2d's VJPs as ops of their own -----------------------------------------
+// What the recorded backward pass (autodiff/higher_order.cpp) uses as their differentiable VJPs:
+// each is linear in each input, and its own VJP is again conv2d or one of these, so the set is
+// closed under differentiation. Serial code: they run only when gradients of gradients are asked.
+
+template <class T>
+Var<T> conv2d_input_grad(Var<T> gy, Var<T> w, std::size_t h, std::size_t wd, std::size_t stride,
+                         std::size_t padding) {
+  Tape<T>& t = tape_of("conv2d_input_grad", gy, w);
+  const Shape &gs = gy.shape(), &ws = w.shape();
+  if (gs.size() != 4 || ws.size() != 4 || gs[1] != ws[0])
+    throw ShapeError(fmt::format("conv2d_input_grad: gy {} and weight {} do not match",
+                                 shape_str(gs), shape_str(ws)));
+  const ConvGeom g = conv_geom(Shape{gs[0], ws[1], h, wd}, ws, stride, padding);
+  if (g.oh != gs[2] || g.ow != gs[3])
+    throw ShapeError(fmt::format("conv2d_input_grad: gy {} is not the output of a {}x{} input",
+                                 shape_str(gs), h, wd));
+  std::size_t i = t.push("conv2d_input_grad", {gy.id, w.id}, [](Tape<T>& t, std::size_t i) {
+    std::size_t gy = t.in(i, 0), w = t.in(i, 1);
+    auto& nd = t.node_(i);
+    const Array<T>&GY = t.val(gy), &W = t.val(w), &G = t.gy(i);
+    const ConvGeom g = conv_geom(nd.own.shape(), W.shape(), nd.idx[0], nd.idx[1]);
+    const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
+    nd.aux.resize(Shape{K * L});
+    T* col = nd.aux.data();
+    T* ggy = t.needs(gy) ? t.grad_zeroed(gy) : nullptr;
+    T* gw = t.needs(w) ? t.grad_zeroed(w) : nullptr;
+    for (std::size_t s = 0; s < g.n; ++s) {  // y_n = col2im(Wᵀ gy_n): its adjoint is conv2d
+      im2col(g, G.data() + s * in_size, col);
+      if (ggy)
+        gemm(false, false, g.o, L, K, T(1), W.data(), K, col, L, T(1), ggy + s * out_size, L);
+      if (gw) gemm(false, true, g.o, K, L, T(1), GY.data() + s * out_size, L, col, L, T(1), gw, K);
+    }
+  });
+  auto& nd = t.node_(i);
+  nd.idx.assign({stride, padding});
+  const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
+  nd.own.resize(Shape{g.n, g.c, g.h, g.w});
+  std::fill(nd.own.begin(), nd.own.end(), T(0));
+  nd.aux.resize(Shape{K * L});
+  for (std::size_t s = 0; s < g.n; ++s) {
+    gemm(true, false, K, L, g.o, T(1), w.value().data(), K, gy.value().data() + s * out_size, L,
+         T(0), nd.aux.data(), L);
+    col2im_add(g, nd.aux.data(), nd.own.data() + s * in_size);
+  }
+  return {&t, i};
+}
+
+template <class T>
+Var<T> conv2d_weight_grad(Var<T> x, Var<T> gy, std::size_t kh, std::size_t kw, std::size_t stride,
+                          std::size_t padding) {
+  Tape<T>& t = tape_of("conv2d_weight_grad", x, gy);
+  const Shape &xs = x.shape(), &gs = gy.shape();
+  if (xs.size() != 4 || gs.size() != 4 || xs[0] != gs[0])
+    throw ShapeError(fmt::format("conv2d_weight_grad: input {} and gy {} do not match",
+                                 shape_str(xs), shape_str(gs)));
+  const ConvGeom g = conv_geom(xs, Shape{gs[1], xs[1], kh, kw}, stride, padding);
+  if (g.oh != gs[2] || g.ow != gs[3])
+    throw ShapeError(fmt::format("conv2d_weight_grad: gy {} is not the output of input {}",
+                                 shape_str(gs), shape_str(xs)));
+  std::size_t i = t.push("conv2d_weight_grad", {x.id, gy.id}, [](Tape<T>& t, std::size_t i) {
+    std::size_t x = t.in(i, 0), gy = t.in(i, 1);
+    auto& nd = t.node_(i);
+    const Array<T>&X = t.val(x), &GY = t.val(gy), &G = t.gy(i);
+    const ConvGeom g = conv_geom(X.shape(), nd.own.shape(), nd.idx[0], nd.idx[1]);
+    const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
+    nd.aux.resize(Shape{K * L});
+    T* col = nd.aux.data();
+    T* gx = t.needs(x) ? t.grad_zeroed(x) : nullptr;
+    T* ggy = t.needs(gy) ? t.grad_zeroed(gy) : nullptr;
+    for (std::size_t s = 0; s < g.n; ++s) {  // y = Σ_n gy_n col(x_n)ᵀ, bilinear
+      if (gx) {
+        gemm(true, false, K, L, g.o, T(1), G.data(), K, GY.data() + s * out_size, L, T(0), col, L);
+        col2im_add(g, col, gx + s * in_size);
+      }
+      if (ggy) {
+        im2col(g, X.data() + s * in_size, col);
+        gemm(false, false, g.o, L, K, T(1), G.data(), K, col, L, T(1), ggy + s * out_size, L);
+      }
+    }
+  });
+  auto& nd = t.node_(i);
+  nd.idx.assign({stride, padding});
+  const std::size_t K = g.K(), L = g.L(), in_size = g.c * g.h * g.w, out_size = g.o * L;
+  nd.own.resize(Shape{g.o, g.c, kh, kw});
+  std::fill(nd.own.begin(), nd.own.end(), T(0));
+  nd.aux.resize(Shape{K * L});
+  for (std::size_t s = 0; s < g.n; ++s) {
+    im2col(g, x.value().data() + s * in_size, nd.aux.data());
+    gemm(false, true, g.o, K, L, T(1), gy.value().data() + s * out_size, L, nd.aux.data(), L, T(1),
+         nd.own.data(), K);
+  }
+  return {&t, i};
+}
+
+template <class T>
+Var<T> avg_pool2d_grad(Var<T> gy, std::size_t h, std::size_t w, std::size_t kernel,
+                       std::size_t stride) {
+  Tape<T>& t = tape_of("avg_pool2d_grad", gy);
+  const Shape& gs = gy.shape();
+  if (gs.size() != 4 || kernel < 1 || stride < 1 || h < kernel || w < kernel ||
+      (h - kernel) / stride + 1 != gs[2] || (w - kernel) / stride + 1 != gs[3])
+    throw ShapeError(fmt::format("avg_pool2d_grad: gy {} is not the pooling of a {}x{} input",
+                                 shape_str(gs), h, w));
+  std::size_t i = t.push("avg_pool2d_grad", {gy.id}, [](Tape<T>& t, std::size_t i) {
+    std::size_t gy = t.in(i, 0);
+    const auto& nd = t.node_(i);
+    const std::size_t k = nd.idx[0], s = nd.idx[1];
+    const Shape &ys = nd.own.shape(), &gs = t.val(gy).shape();
+    const std::size_t planes = gs[0] * gs[1], h = ys[2], w = ys[3], oh = gs[2], ow = gs[3];
+    const T inv = T(1) / T(k * k);
+    const T* G = t.gy(i).data();
+    T* ggy = t.grad_zeroed(gy);
+    for (std::size_t p = 0; p < planes; ++p)  // the adjoint of spreading: average the window
+      for (std::size_t oy = 0; oy < oh; ++oy)
+        for (std::size_t ox = 0; ox < ow; ++ox) {
+          T acc = 0;
+          for (std::size_t ki = 0; ki < k; ++ki)
+            for (std::size_t kj = 0; kj < k; ++kj)
+              acc += G[(p * h + oy * s + ki) * w + ox * s + kj];
+          ggy[(p * oh + oy) * ow + ox] += acc * inv;
+        }
+  });
+  auto& nd = t.node_(i);
+  nd.idx.assign({kernel, stride});
+  const std::size_t planes = gs[0] * gs[1], oh = gs[2], ow = gs[3];
+  nd.own.resize(Shape{gs[0], gs[1], h, w});
+  std::fill(nd.own.begin(), nd.own.end(), T(0));
+  const T inv = T(1) / T(kernel * kernel);
+  const T* G = gy.value().data();
+  T* Y = nd.own.data();
+  for (std::size_t p = 0; p < planes; ++p)
+    for (std::size_t oy = 0; oy < oh; ++oy)
+      for (std::size_t ox = 0; ox < ow; ++ox) {
+        const T v = G[(p * oh + oy) * ow + ox] * inv;
+        for (std::size_t ki = 0; ki < kernel; ++ki)
+          for (std::size_t kj = 0; kj < kernel; ++kj)
+            Y[(p * h + oy * stride + ki) * w + ox * stride + kj] += v;
+      }
+  return {&t, i};
+}
+
+#define EBL_INSTANTIATE(T)                                                                  \
+  template Var<T> conv2d(Var<T>, Var<T>, Var<T>, std::size_t, std::size_t);                 \
+  template Var<T> avg_pool2d(Var<T>, std::size_t, std::size_t);                             \
+  template Var<T> conv2d_input_grad(Var<T>, Var<T>, std::size_t, std::size_t, std::size_t,  \
+                                    std::size_t);                                           \
+  template Var<T> conv2d_weight_grad(Var<T>, Var<T>, std::size_t, std::size_t, std::size_t, \
+                                     std::size_t);                                          \
+  template Var<T> avg_pool2d_grad(Var<T>, std::size_t, std::size_t, std::size_t, std::size_t);
 
 EBL_INSTANTIATE(float)
 EBL_INSTANTIATE(double)

@@ -149,15 +149,73 @@ TEST_CASE("second order: an MLP energy, and a third derivative", "[higher][gradc
   CHECK(d3.value()(1) == Approx(24 * -1.3).epsilon(1e-12));
 }
 
+TEST_CASE("second order: conv2d and pooling, and their VJPs as ops", "[higher][gradcheck]") {
+  struct Geometry {
+    std::size_t n, c, h, w, o, k, stride, pad;
+  };
+  for (const Geometry& g : {Geometry{2, 2, 5, 5, 3, 3, 1, 1}, Geometry{1, 1, 6, 5, 2, 3, 2, 0},
+                            Geometry{2, 3, 4, 4, 2, 1, 1, 0}, Geometry{1, 2, 7, 6, 2, 3, 2, 1}}) {
+    INFO("n " << g.n << " c " << g.c << " " << g.h << "x" << g.w << " o " << g.o << " k " << g.k
+              << " stride " << g.stride << " pad " << g.pad);
+    const auto x = randn({g.n, g.c, g.h, g.w}, 100), w = randn({g.o, g.c, g.k, g.k}, 101),
+               b = randn({g.o}, 102);
+    const std::size_t oh = (g.h + 2 * g.pad - g.k) / g.stride + 1,
+                      ow = (g.w + 2 * g.pad - g.k) / g.stride + 1;
+    const auto gy = randn({g.n, g.o, oh, ow}, 103);
+    const std::size_t s = g.stride, p = g.pad, h = g.h, wd = g.w, k = g.k;
+    expect_second_order([=](TD&, In v) { return conv2d(v[0], v[1], v[2], s, p); }, {x, w, b});
+    // the VJP ops: first order by the ordinary check, then second order
+    GradcheckFn in_grad = [=](TD&, In v) { return conv2d_input_grad(v[0], v[1], h, wd, s, p); };
+    GradcheckFn w_grad = [=](TD&, In v) { return conv2d_weight_grad(v[0], v[1], k, k, s, p); };
+    expect_gradients(in_grad, {gy, w});
+    expect_gradients(w_grad, {x, gy});
+    expect_second_order(in_grad, {gy, w});
+    expect_second_order(w_grad, {x, gy});
+    // and they are conv2d's VJP: <gy, conv2d(x)> differentiated = the ops' values
+    TD t;
+    V xv = t.input(x, true), wv = t.input(w, true);
+    t.backward(sum(mul(conv2d(xv, wv, t.constant(b), s, p), t.constant(gy))), {xv, wv});
+    CHECK(max_rel_diff(conv2d_input_grad(t.constant(gy), t.constant(w), h, wd, s, p).value(),
+                       t.grad(xv)) < 1e-13);
+    CHECK(max_rel_diff(conv2d_weight_grad(t.constant(x), t.constant(gy), k, k, s, p).value(),
+                       t.grad(wv)) < 1e-13);
+  }
+  const auto x = randn({2, 2, 6, 5}, 104);
+  for (std::size_t k : {2, 3}) {
+    const std::size_t st = k == 2 ? 2 : 1;
+    expect_second_order([=](TD&, In v) { return avg_pool2d(v[0], k, st); }, {x});
+    const std::size_t oh = (6 - k) / st + 1, ow = (5 - k) / st + 1;
+    GradcheckFn up = [=](TD&, In v) { return avg_pool2d_grad(v[0], 6, 5, k, st); };
+    expect_gradients(up, {randn({2, 2, oh, ow}, 105)});
+    expect_second_order(up, {randn({2, 2, oh, ow}, 105)});
+  }
+  // a small CNN energy end to end
+  const Array<double> w1 = 0.5 * randn({3, 1, 3, 3}, 107), b1 = randn({3}, 108),
+                     lw = 0.3 * randn({12, 1}, 109);
+  expect_second_order(
+      [&](TD& t, In v) {
+        V h = silu(conv2d(v[0], t.constant(w1), t.constant(b1), 1, 1));
+        V pooled = avg_pool2d(h, 2, 2);
+        return linear(pooled, t.constant(lw), t.constant(Array<double>{0.1}));
+      },
+      {randn({2, 1, 4, 4}, 110)});
+}
+
 TEST_CASE("an op without a differentiable VJP is named; none is needed off the path", "[higher]") {
   TD t;
-  V x = t.input(randn({1, 1, 4, 4}, 60), true);
-  V w = t.input(randn({2, 1, 3, 3}, 61), true);
-  V b = t.input(randn({2}, 62), true);
-  V e = sum(square(conv2d(x, w, b, 1, 0)));
-  CHECK_THROWS_WITH(gradients(e, {x}), Contains("'conv2d' has no differentiable VJP"));
-  CHECK_FALSE(has_differentiable_vjp("conv2d"));
+  V x = t.input(randn({3}, 60), true);
+  // a user's own op, pushed on the tape with an array VJP only
+  const std::size_t id = t.push("my_cube", {x.id}, [](TD& tp, std::size_t i) {
+    const auto& a = tp.val(tp.in(i, 0));
+    tp.accumulate(tp.in(i, 0), 3.0 * a * a * tp.gy(i));
+  });
+  t.out(id) = x.value() * x.value() * x.value();
+  V cube{&t, id};
+  V e = sum(cube);
+  CHECK_THROWS_WITH(gradients(e, {x}), Contains("'my_cube' has no differentiable VJP"));
+  CHECK_FALSE(has_differentiable_vjp("my_cube"));
   CHECK(has_differentiable_vjp("silu"));
+  CHECK(has_differentiable_vjp("conv2d"));
   // a node the requested one does not reach is never asked for its VJP
   V z = t.input(randn({3}, 63), true);
   V f = add(sum(square(z)), e);
