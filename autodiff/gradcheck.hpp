@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -61,6 +62,21 @@ inline std::string index_str(const Shape& shape, std::size_t flat) {
     flat /= shape[d];
   }
   return shape_str(idx);
+}
+/// One element's comparison: analytic a against numeric n, kept in the report when it is the
+/// worst so far (where() names it, called only then).
+template <class Where>
+void compare_element(GradcheckReport& rep, const GradcheckOptions& opt, double a, double n,
+                     Where where) {
+  double ratio = std::abs(a - n) / (opt.atol + opt.rtol * std::max(std::abs(a), std::abs(n)));
+  if (std::isnan(ratio)) ratio = std::numeric_limits<double>::infinity();
+  ++rep.checked;
+  if (ratio > rep.worst_ratio || rep.worst_where.empty()) {
+    rep.worst_ratio = ratio;
+    rep.worst_where = where();
+    rep.analytic = a;
+    rep.numeric = n;
+  }
 }
 }  // namespace detail
 
@@ -110,18 +126,8 @@ inline GradcheckReport gradcheck(const GradcheckFn& f, std::vector<Array<double>
       xe = x0 - h;
       double lm = loss_at();
       xe = x0;
-      double num = (lp - lm) / (2 * h);
-      double ana = grad.data()[e];
-      double ratio =
-          std::abs(ana - num) / (opt.atol + opt.rtol * std::max(std::abs(ana), std::abs(num)));
-      if (std::isnan(ratio)) ratio = std::numeric_limits<double>::infinity();
-      ++rep.checked;
-      if (ratio > rep.worst_ratio || rep.worst_where.empty()) {
-        rep.worst_ratio = ratio;
-        rep.worst_where = name + " " + detail::index_str(target.shape(), e);
-        rep.analytic = ana;
-        rep.numeric = num;
-      }
+      detail::compare_element(rep, opt, grad.data()[e], (lp - lm) / (2 * h),
+                              [&] { return name + " " + detail::index_str(target.shape(), e); });
     }
   };
   for (std::size_t k = 0; k < inputs.size(); ++k)

@@ -614,23 +614,15 @@ GradcheckReport second_order_gradcheck(const GradcheckFn& f, std::vector<Array<d
   t.backward(s, std::span<const Var<double>>(v));
 
   GradcheckReport rep;
-  auto compare = [&](double ana, double num, const std::string& where) {
-    double ratio =
-        std::abs(ana - num) / (opt.atol + opt.rtol * std::max(std::abs(ana), std::abs(num)));
-    if (std::isnan(ratio)) ratio = std::numeric_limits<double>::infinity();
-    ++rep.checked;
-    if (ratio > rep.worst_ratio || rep.worst_where.empty()) {
-      rep.worst_ratio = ratio;
-      rep.worst_where = where;
-      rep.analytic = ana;
-      rep.numeric = num;
-    }
+  auto compare = [&](double ana, double num, auto where) {
+    detail::compare_element(rep, opt, ana, num, where);
   };
   // 1. the recorded gradient's values are the first-order gradient's
   for (std::size_t k = 0; k < v.size(); ++k)
     for (std::size_t e = 0; e < g0[k].size(); ++e)
-      compare(G[k].value().data()[e], g0[k].data()[e],
-              fmt::format("gradient of input {} {}", k, detail::index_str(g0[k].shape(), e)));
+      compare(G[k].value().data()[e], g0[k].data()[e], [&] {
+        return fmt::format("gradient of input {} {}", k, detail::index_str(g0[k].shape(), e));
+      });
   // 2. H u against central differences of first-order gradients along u
   std::vector<Array<double>> plus = inputs, minus = inputs;
   for (std::size_t k = 0; k < inputs.size(); ++k)
@@ -642,8 +634,9 @@ GradcheckReport second_order_gradcheck(const GradcheckFn& f, std::vector<Array<d
   for (std::size_t k = 0; k < v.size(); ++k) {
     const Array<double>& hu = t.grad(v[k]);
     for (std::size_t e = 0; e < hu.size(); ++e)
-      compare(hu.data()[e], (gp[k].data()[e] - gm[k].data()[e]) / (2 * opt.eps),
-              fmt::format("Hu of input {} {}", k, detail::index_str(hu.shape(), e)));
+      compare(hu.data()[e], (gp[k].data()[e] - gm[k].data()[e]) / (2 * opt.eps), [&] {
+        return fmt::format("Hu of input {} {}", k, detail::index_str(hu.shape(), e));
+      });
   }
   rep.ok = rep.worst_ratio <= 1.0;
   return rep;
