@@ -17,8 +17,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include <fmt/format.h>
@@ -114,9 +112,7 @@ inline Checkpoint load_checkpoint(Comm& comm, const std::filesystem::path& path)
   std::string msg;  // "ok" + the file's bytes, or "error" + the message
   if (comm.root()) {
     try {
-      std::ifstream in(path, std::ios::binary);
-      if (!in) throw IoError(fmt::format("cannot read checkpoint {}", path.string()));
-      std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string b = Checkpoint::read_bytes(path);
       (void)Checkpoint::parse(b, path.string());  // the checks, before anything is sent
       msg = "ok" + b;
     } catch (const std::exception& e) {

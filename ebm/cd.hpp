@@ -269,12 +269,9 @@ class ContrastiveDivergence {
   /// generator and the step count.
   Checkpoint checkpoint() const {
     Checkpoint c;
-    for (auto* p : params_) c.put("param/" + p->name, p->value);
-    for (auto& [name, a] : opt_.state()) c.put("optim/" + name, *a);
-    c.integers["optim/steps"] = std::uint64_t(opt_.steps());
+    put_training_state(c, params_, opt_);
     if (buffer_) c.put("chains", buffer_->chains());
-    Rng::State st = rng_.state();
-    for (int k = 0; k < 4; ++k) c.integers[fmt::format("rng/s{}", k)] = st.s[k];
+    put_rng(c, rng_);
     c.integers["step"] = std::uint64_t(step_);
     if (tempering_) {  // the hot levels persist between steps
       const auto pt = tempering_->state();
@@ -292,13 +289,9 @@ class ContrastiveDivergence {
     return c;
   }
   void restore(const Checkpoint& c) {
-    for (auto* p : params_) c.get("param/" + p->name, p->value);
-    for (auto& [name, a] : opt_.state()) c.get("optim/" + name, *a);
-    opt_.steps() = long(c.integer("optim/steps"));
+    get_training_state(c, params_, opt_);
     if (buffer_) c.get("chains", buffer_->chains());
-    Rng::State st{};
-    for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("rng/s{}", k));
-    rng_.set_state(st);
+    get_rng(c, rng_);
     step_ = long(c.integer("step"));
     if (tempering_) {
       typename ParallelTempering<T>::State pt;

@@ -252,25 +252,18 @@ class JemTrainer {
   /// Everything needed to continue exactly: parameters, Adam's state, buffers, generator, steps.
   Checkpoint checkpoint() const {
     Checkpoint c;
-    for (auto* p : m_.parameters()) c.put("param/" + p->name, p->value);
-    for (auto& [name, a] : opt_.state()) c.put("optim/" + name, *a);
-    c.integers["optim/steps"] = std::uint64_t(opt_.steps());
+    put_training_state<T>(c, params_, opt_);
     for (std::size_t b = 0; b < buffers_.size(); ++b)
       c.put(fmt::format("buffer/{}", b), buffers_[b].chains());
-    const Rng::State st = rng_.state();
-    for (int k = 0; k < 4; ++k) c.integers[fmt::format("rng/s{}", k)] = st.s[k];
+    put_rng(c, rng_);
     c.integers["step"] = std::uint64_t(steps_);
     return c;
   }
   void restore(const Checkpoint& c) {
-    for (auto* p : m_.parameters()) c.get("param/" + p->name, p->value);
-    for (auto& [name, a] : opt_.state()) c.get("optim/" + name, *a);
-    opt_.steps() = long(c.integer("optim/steps"));
+    get_training_state<T>(c, params_, opt_);
     for (std::size_t b = 0; b < buffers_.size(); ++b)
       c.get(fmt::format("buffer/{}", b), buffers_[b].chains());
-    Rng::State st{};
-    for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("rng/s{}", k));
-    rng_.set_state(st);
+    get_rng(c, rng_);
     steps_ = long(c.integer("step"));
   }
 

@@ -32,6 +32,7 @@
 #include "autodiff/optim.hpp"
 #include "ebm/energy.hpp"
 #include "io/checkpoint.hpp"
+#include "samplers/common.hpp"
 
 namespace ebl {
 
@@ -104,9 +105,8 @@ Var<T> energy_discrepancy_loss(Energy<T>& energy, Tape<T>& t, const Array<T>& x,
   const std::size_t n = x.shape()[0], d = x.shape()[1], m = o.m;
   const double st = std::sqrt(o.t);
   Array<T> xc(Shape{n * m, d});
+  std::vector<double> y(d);  // y_i = x_i + √t ξ, shared by x_i's m contrastive samples
   for (std::size_t i = 0; i < n; ++i) {
-    double y[64];
-    if (d > 64) throw std::invalid_argument("energy discrepancy: at most 64 dimensions here");
     for (std::size_t k = 0; k < d; ++k) y[k] = double(x(i, k)) + st * rng.normal();
     for (std::size_t j = 0; j < m; ++j)
       for (std::size_t k = 0; k < d; ++k) xc(i * m + j, k) = T(y[k] + st * rng.normal());
@@ -194,8 +194,7 @@ class ObjectiveTrainer {
     opt_.zero_grad();
     tape_.backward(l, {}, params_);
     double g2 = 0;
-    for (auto* p : params_)
-      for (T g : p->grad) g2 += double(g) * double(g);
+    for (auto* p : params_) g2 += sum_of_squares(p->grad.data(), p->grad.size());
     s.grad_norm = std::sqrt(g2);
     if (!std::isfinite(s.grad_norm))
       throw DivergenceError(
@@ -207,21 +206,14 @@ class ObjectiveTrainer {
 
   Checkpoint checkpoint() const {
     Checkpoint c;
-    for (auto* p : params_) c.put("param/" + p->name, p->value);
-    for (auto& [name, a] : opt_.state()) c.put("optim/" + name, *a);
-    c.integers["optim/steps"] = std::uint64_t(opt_.steps());
-    const Rng::State st = rng_.state();
-    for (int k = 0; k < 4; ++k) c.integers[fmt::format("rng/s{}", k)] = st.s[k];
+    put_training_state(c, params_, opt_);
+    put_rng(c, rng_);
     c.integers["step"] = std::uint64_t(step_);
     return c;
   }
   void restore(const Checkpoint& c) {
-    for (auto* p : params_) c.get("param/" + p->name, p->value);
-    for (auto& [name, a] : opt_.state()) c.get("optim/" + name, *a);
-    opt_.steps() = long(c.integer("optim/steps"));
-    Rng::State st{};
-    for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("rng/s{}", k));
-    rng_.set_state(st);
+    get_training_state(c, params_, opt_);
+    get_rng(c, rng_);
     step_ = long(c.integer("step"));
   }
   void restore_parameters(const Checkpoint& c) {

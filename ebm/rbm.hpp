@@ -380,9 +380,7 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsCh
 template <class T>
 void rbm_save_state(Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, const GibbsChains<T>& chains,
                     const Rng& rng, const std::string& prefix = "") {
-  for (auto* p : m.parameters()) c.put(prefix + "param/" + p->name, p->value);
-  for (auto& [name, a] : opt.state()) c.put(prefix + "optim/" + name, *a);
-  c.integers[prefix + "optim/steps"] = std::uint64_t(opt.steps());
+  put_training_state<T>(c, m.parameters(), opt, prefix);
   c.put(prefix + "chains/v", chains.v);
   c.put(prefix + "chains/h", chains.h);
   for (std::size_t k = 0; k < chains.hot_v.size(); ++k) {  // persistent parallel tempering
@@ -391,8 +389,7 @@ void rbm_save_state(Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, const GibbsChai
     c.integers[fmt::format("{}chains/swaps_accepted/{}", prefix, k)] = chains.swaps_accepted[k];
     c.integers[fmt::format("{}chains/swaps_proposed/{}", prefix, k)] = chains.swaps_proposed[k];
   }
-  const Rng::State st = rng.state();
-  for (int k = 0; k < 4; ++k) c.integers[fmt::format("{}rng/s{}", prefix, k)] = st.s[k];
+  put_rng(c, rng, prefix + "rng");
 }
 
 /// Restores what rbm_save_state wrote into a trainer of the same shape (an IoError names the
@@ -400,9 +397,7 @@ void rbm_save_state(Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, const GibbsChai
 template <class T>
 void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsChains<T>& chains,
                        Rng& rng, const std::string& prefix = "") {
-  for (auto* p : m.parameters()) c.get(prefix + "param/" + p->name, p->value);
-  for (auto& [name, a] : opt.state()) c.get(prefix + "optim/" + name, *a);
-  opt.steps() = long(c.integer(prefix + "optim/steps"));
+  get_training_state<T>(c, m.parameters(), opt, prefix);
   for (auto [name, a] : {std::pair{"chains/v", &chains.v}, std::pair{"chains/h", &chains.h}}) {
     auto it = c.arrays.find(prefix + name);
     if (it == c.arrays.end())
@@ -426,9 +421,7 @@ void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsC
     chains.swaps_proposed.push_back(
         c.integer(fmt::format("{}chains/swaps_proposed/{}", prefix, k)));
   }
-  Rng::State st{};
-  for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}rng/s{}", prefix, k));
-  rng.set_state(st);
+  get_rng(c, rng, prefix + "rng");
 }
 
 struct AisResult {
@@ -527,6 +520,33 @@ inline double base_log_z(const Rbm<double>& m, const Array<double>& base_bias) {
   for (std::size_t i = 0; i < m.visible(); ++i) z += detail::softplus_d(base_bias(i));
   return z + double(m.hidden()) * std::log(2.0);  // each free hidden unit doubles Z
 }
+
+// The log-weights of reverse annealing runs from the given RBM states, back to the base model.
+inline std::vector<double> reverse_log_weights(const Rbm<double>& m, const Array<double>& base_bias,
+                                               Array<double> v, std::size_t temperatures,
+                                               Rng& rng) {
+  std::vector<double> betas(temperatures + 1);
+  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
+  return rbm_anneal(m, base_bias, v, betas, rng);
+}
+
+inline void check_start_states(const Rbm<double>& m, const Array<double>& v_start) {
+  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible())
+    throw std::invalid_argument(fmt::format("rbm_reverse_ais: start states {} for {} visible units",
+                                            shape_str(v_start.shape()), m.visible()));
+}
+
+// The estimate from every run's log-weights: sign +1 forward (Z / Z_A), −1 reverse (Z_A / Z).
+inline AisResult ais_result(const Rbm<double>& m, const Array<double>& base_bias,
+                            std::size_t temperatures, const std::vector<double>& log_w,
+                            double sign) {
+  AisResult res;
+  res.runs = log_w.size();
+  res.temperatures = temperatures;
+  res.log_z_base = base_log_z(m, base_bias);
+  summarise_weights(log_w, sign, res);
+  return res;
+}
 }  // namespace detail
 
 /// Annealed importance sampling (Salakhutdinov & Murray 2008), forward: from the base model A
@@ -536,13 +556,9 @@ inline double base_log_z(const Rbm<double>& m, const Array<double>& base_bias) {
 /// stochastic lower bound (it underestimates log Z, overestimates the log-likelihood). In double.
 inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs,
                          std::size_t temperatures, Rng& rng) {
-  AisResult res;
-  res.runs = runs;
-  res.temperatures = temperatures;
-  res.log_z_base = detail::base_log_z(m, base_bias);
-  detail::summarise_weights(detail::forward_log_weights(m, base_bias, runs, temperatures, rng), 1.0,
-                            res);
-  return res;
+  return detail::ais_result(m, base_bias, temperatures,
+                            detail::forward_log_weights(m, base_bias, runs, temperatures, rng),
+                            1.0);
 }
 
 /// Forward AIS with its runs split across the ranks of `comm` (rank r anneals its block of the
@@ -551,14 +567,10 @@ inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, s
 inline AisResult rbm_ais(Comm& comm, const Rbm<double>& m, const Array<double>& base_bias,
                          std::size_t runs, std::size_t temperatures, Rng& rng) {
   if (comm.size() == 1) return rbm_ais(m, base_bias, runs, temperatures, rng);
-  AisResult res;
-  res.runs = runs;
-  res.temperatures = temperatures;
-  res.log_z_base = detail::base_log_z(m, base_bias);
   const std::vector<double> mine =
       detail::forward_log_weights(m, base_bias, row_block(runs, comm).size(), temperatures, rng);
-  detail::summarise_weights(allgather_rows<double>(comm, mine, runs), 1.0, res);
-  return res;
+  return detail::ais_result(m, base_bias, temperatures, allgather_rows<double>(comm, mine, runs),
+                            1.0);
 }
 
 /// Reverse AIS (Burda, Grosse & Salakhutdinov 2015; the reverse half of Grosse et al.'s
@@ -570,18 +582,10 @@ inline AisResult rbm_ais(Comm& comm, const Rbm<double>& m, const Array<double>& 
 /// bound only as far as the data look like the model's samples.
 inline AisResult rbm_reverse_ais(const Rbm<double>& m, const Array<double>& base_bias,
                                  const Array<double>& v_start, std::size_t temperatures, Rng& rng) {
-  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible())
-    throw std::invalid_argument(fmt::format("rbm_reverse_ais: start states {} for {} visible units",
-                                            shape_str(v_start.shape()), m.visible()));
-  AisResult res;
-  res.runs = v_start.shape()[0];
-  res.temperatures = temperatures;
-  res.log_z_base = detail::base_log_z(m, base_bias);
-  Array<double> v = v_start;
-  std::vector<double> betas(temperatures + 1);
-  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
-  detail::summarise_weights(detail::rbm_anneal(m, base_bias, v, betas, rng), -1.0, res);
-  return res;
+  detail::check_start_states(m, v_start);
+  return detail::ais_result(m, base_bias, temperatures,
+                            detail::reverse_log_weights(m, base_bias, v_start, temperatures, rng),
+                            -1.0);
 }
 
 /// Reverse AIS with the start states' rows split across the ranks of `comm` (every rank passes
@@ -590,22 +594,14 @@ inline AisResult rbm_reverse_ais(const Rbm<double>& m, const Array<double>& base
 inline AisResult rbm_reverse_ais(Comm& comm, const Rbm<double>& m, const Array<double>& base_bias,
                                  const Array<double>& v_start, std::size_t temperatures, Rng& rng) {
   if (comm.size() == 1) return rbm_reverse_ais(m, base_bias, v_start, temperatures, rng);
-  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible())
-    throw std::invalid_argument(fmt::format("rbm_reverse_ais: start states {} for {} visible units",
-                                            shape_str(v_start.shape()), m.visible()));
+  detail::check_start_states(m, v_start);
   const std::size_t runs = v_start.shape()[0], nv = m.visible();
   const RowBlock rb = row_block(runs, comm);
   Array<double> v(Shape{rb.size(), nv});
   std::copy_n(v_start.data() + rb.begin * nv, rb.size() * nv, v.data());
-  AisResult res;
-  res.runs = runs;
-  res.temperatures = temperatures;
-  res.log_z_base = detail::base_log_z(m, base_bias);
-  std::vector<double> betas(temperatures + 1);
-  for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
-  const std::vector<double> mine = detail::rbm_anneal(m, base_bias, v, betas, rng);
-  detail::summarise_weights(allgather_rows<double>(comm, mine, runs), -1.0, res);
-  return res;
+  const std::vector<double> mine = detail::reverse_log_weights(m, base_bias, v, temperatures, rng);
+  return detail::ais_result(m, base_bias, temperatures, allgather_rows<double>(comm, mine, runs),
+                            -1.0);
 }
 
 /// Exact draws of the visible units of a small RBM: the hidden layer's marginal

@@ -34,6 +34,8 @@
 #include <fmt/format.h>
 
 #include "autodiff/array.hpp"
+#include "autodiff/optim.hpp"
+#include "autodiff/random.hpp"
 #include "io/files.hpp"
 
 namespace ebl {
@@ -110,10 +112,13 @@ struct Checkpoint {
   void save(const std::filesystem::path& path) const { write_file_atomic(path, bytes()); }
 
   static Checkpoint load(const std::filesystem::path& path) {
+    return parse(read_bytes(path), path.string());
+  }
+  /// A checkpoint file's bytes, unchecked (parse checks them).
+  static std::string read_bytes(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(fmt::format("cannot read checkpoint {}", path.string()));
-    std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return parse(b, path.string());
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
 
   /// Reads a checkpoint from its bytes; `source` names it in errors.
@@ -222,5 +227,35 @@ struct Checkpoint {
     return std::uint32_t(c);
   }
 };
+
+// ---- what every trainer's checkpoint holds ----------------------------------------------------
+
+/// The parameters under <prefix>param/<name>, the optimizer's buffers under <prefix>optim/<name>
+/// and its step count under <prefix>optim/steps.
+template <class T>
+void put_training_state(Checkpoint& c, const std::vector<Parameter<T>*>& params, Optimizer<T>& opt,
+                        const std::string& prefix = "") {
+  for (auto* p : params) c.put(prefix + "param/" + p->name, p->value);
+  for (auto& [name, a] : opt.state()) c.put(prefix + "optim/" + name, *a);
+  c.integers[prefix + "optim/steps"] = std::uint64_t(opt.steps());
+}
+template <class T>
+void get_training_state(const Checkpoint& c, const std::vector<Parameter<T>*>& params,
+                        Optimizer<T>& opt, const std::string& prefix = "") {
+  for (auto* p : params) c.get(prefix + "param/" + p->name, p->value);
+  for (auto& [name, a] : opt.state()) c.get(prefix + "optim/" + name, *a);
+  opt.steps() = long(c.integer(prefix + "optim/steps"));
+}
+
+/// A generator's state under <key>/s0 … <key>/s3: restoring it continues the stream exactly.
+inline void put_rng(Checkpoint& c, const Rng& rng, const std::string& key = "rng") {
+  const Rng::State st = rng.state();
+  for (int k = 0; k < 4; ++k) c.integers[fmt::format("{}/s{}", key, k)] = st.s[k];
+}
+inline void get_rng(const Checkpoint& c, Rng& rng, const std::string& key = "rng") {
+  Rng::State st{};
+  for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}/s{}", key, k));
+  rng.set_state(st);
+}
 
 }  // namespace ebl
