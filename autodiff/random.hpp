@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "autodiff/array.hpp"
 
@@ -36,6 +37,13 @@ class Rng {
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject).
   std::uint64_t below(std::uint64_t n);
+  /// A uniformly random permutation of 0..n-1 (Fisher–Yates, from the last position down).
+  std::vector<std::size_t> permutation(std::size_t n) {
+    std::vector<std::size_t> p(n);
+    for (std::size_t i = 0; i < n; ++i) p[i] = i;
+    for (std::size_t i = n; i-- > 1;) std::swap(p[i], p[below(i + 1)]);
+    return p;
+  }
   /// Standard normal by the ziggurat method (Marsaglia & Tsang 2000; Doornik 2005). The common
   /// case (98.8%: the draw falls inside its strip's rectangle) is inline; the rest is not.
   double normal() {

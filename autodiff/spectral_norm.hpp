@@ -34,10 +34,6 @@ class SpectralNorm {
   /// The normalised weight W / σ, of W's shape, on the tape. update: one power iteration first.
   Var<T> operator()(Tape<T>& t, bool update) {
     if (update) power_iteration(1);
-    const T* u = u_.data();
-    const T* v = v_.data();
-    for (std::size_t r = 0; r < rows_; ++r)
-      for (std::size_t c = 0; c < cols_; ++c) uv_.data()[r * cols_ + c] = u[r] * v[c];
     Var<T> w = t.param(weight);
     return w / sum(t.constant(uv_) * w);
   }
@@ -53,7 +49,7 @@ class SpectralNorm {
         for (std::size_t c = 0; c < cols_; ++c) v[c] += W[r * cols_ + c] * u[r];
       normalise(v_);
     };
-    if (k == 0) return v_from_u();
+    if (k == 0) v_from_u();
     for (std::size_t it = 0; it < k; ++it) {
       v_from_u();
       for (std::size_t r = 0; r < rows_; ++r) {
@@ -63,6 +59,10 @@ class SpectralNorm {
       }
       normalise(u_);
     }
+    // u vᵀ, the constant of the forward: kept here, so that a forward without an update only
+    // reads this object (forwards on several threads' tapes at once are then safe)
+    for (std::size_t r = 0; r < rows_; ++r)
+      for (std::size_t c = 0; c < cols_; ++c) uv_.data()[r * cols_ + c] = u[r] * v[c];
   }
 
   /// σ = uᵀ W v with the current u and v.

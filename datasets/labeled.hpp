@@ -43,10 +43,8 @@ inline std::pair<LabeledData, LabeledData> split(const LabeledData& d, std::size
   if (test >= d.size())
     throw std::invalid_argument(
         fmt::format("split: {} held out of {} leaves nothing to train on", test, d.size()));
-  std::vector<std::size_t> perm(d.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
   Rng rng(seed);
-  for (std::size_t i = perm.size(); i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
+  const std::vector<std::size_t> perm = rng.permutation(d.size());
   std::vector<std::size_t> tr(perm.begin(), perm.end() - std::ptrdiff_t(test)),
       te(perm.end() - std::ptrdiff_t(test), perm.end());
   return {subset(d, tr), subset(d, te)};

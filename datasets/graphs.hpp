@@ -1,0 +1,128 @@
+// Graphs with typed nodes and edges, and their dense one-hot tensors, as the one-shot graph
+// generators use them (MoFlow, GraphEBM, GDSS): a graph padded to n nodes is
+//     X [n, F]      one-hot node types; the last type means "no node" (padding)
+//     A [R, n, n]   one-hot edge types, symmetric; the last type means "no edge" (and the diagonal)
+// A molecule is one (F = 5: C, N, O, F, none; R = 4: single, double, triple, none; see
+// molecules/); a plain graph of at most n nodes is one with F = 2 (node, none) and R = 2 (edge,
+// none). An energy reads a batch of graphs as rows x [B, n·F + R·n·n] (pack_graph): the model code
+// takes X and A back out of the row by a view, and samplers, CD and composition see an ordinary
+// batch of vectors.
+//
+// Decoding a (generated, continuous) row (unpack_graph), as GraphEBM does: A is symmetrised,
+// (A + Aᵀ)/2, then every node takes the argmax of its row of X and every pair i < j the argmax
+// over its R channels; the diagonal is "no edge".
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace ebl {
+
+struct TypedGraph {
+  std::size_t n = 0;                   ///< nodes, padding included
+  int node_types = 2, edge_types = 2;  ///< F and R, "none" included (the last code of each)
+  std::vector<int> nodes, edges;       ///< codes: nodes[i] in [0, F), edges[i·n + j] in [0, R)
+
+  TypedGraph() = default;
+  TypedGraph(std::size_t nodes_, int f, int r)
+      : n(nodes_),
+        node_types(f),
+        edge_types(r),
+        nodes(nodes_, f - 1),
+        edges(nodes_ * nodes_, r - 1) {}
+  int no_node() const { return node_types - 1; }
+  int no_edge() const { return edge_types - 1; }
+  int edge(std::size_t i, std::size_t j) const { return edges[i * n + j]; }
+  void set_edge(std::size_t i, std::size_t j, int t) { edges[i * n + j] = edges[j * n + i] = t; }
+  bool has_node(std::size_t i) const { return nodes[i] != no_node(); }
+  bool has_edge(std::size_t i, std::size_t j) const { return edges[i * n + j] != no_edge(); }
+  std::size_t node_count() const {
+    std::size_t c = 0;
+    for (int v : nodes) c += v != no_node();
+    return c;
+  }
+  std::size_t edge_count() const {
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = i + 1; j < n; ++j) c += has_edge(i, j);
+    return c;
+  }
+  bool operator==(const TypedGraph&) const = default;
+};
+
+/// The shape of the packed rows: n nodes, F node types, R edge types ("none" included).
+struct GraphLayout {
+  std::size_t nodes = 9, node_types = 5, edge_types = 4;
+  std::size_t x_size() const { return nodes * node_types; }
+  std::size_t a_size() const { return edge_types * nodes * nodes; }
+  std::size_t dim() const { return x_size() + a_size(); }
+  bool operator==(const GraphLayout&) const = default;
+};
+
+inline GraphLayout layout_of(const TypedGraph& g) {
+  return {g.n, std::size_t(g.node_types), std::size_t(g.edge_types)};
+}
+
+/// One-hot tensors of g written into row [layout.dim()] (X, then A).
+template <class T>
+void pack_graph(const TypedGraph& g, const GraphLayout& l, T* row) {
+  if (layout_of(g) != l)
+    throw std::invalid_argument(fmt::format(
+        "pack_graph: graph of {} nodes, {} node and {} edge types does not fit the layout "
+        "({}, {}, {})",
+        g.n, g.node_types, g.edge_types, l.nodes, l.node_types, l.edge_types));
+  std::fill(row, row + l.dim(), T(0));
+  for (std::size_t i = 0; i < l.nodes; ++i) row[i * l.node_types + std::size_t(g.nodes[i])] = T(1);
+  T* a = row + l.x_size();
+  for (std::size_t i = 0; i < l.nodes; ++i)
+    for (std::size_t j = 0; j < l.nodes; ++j)
+      a[(std::size_t(g.edge(i, j)) * l.nodes + i) * l.nodes + j] = T(1);
+}
+
+/// The graph a continuous row decodes to (symmetrise A, argmax per node and per pair).
+template <class T>
+TypedGraph unpack_graph(const T* row, const GraphLayout& l) {
+  TypedGraph g(l.nodes, int(l.node_types), int(l.edge_types));
+  for (std::size_t i = 0; i < l.nodes; ++i) {
+    const T* x = row + i * l.node_types;
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < l.node_types; ++k)
+      if (x[k] > x[best]) best = k;
+    g.nodes[i] = int(best);
+  }
+  const T* a = row + l.x_size();
+  const std::size_t nn = l.nodes * l.nodes;
+  for (std::size_t i = 0; i < l.nodes; ++i)
+    for (std::size_t j = i + 1; j < l.nodes; ++j) {
+      std::size_t best = 0;
+      double best_v = 0;
+      for (std::size_t r = 0; r < l.edge_types; ++r) {
+        const double v =
+            0.5 * (double(a[r * nn + i * l.nodes + j]) + double(a[r * nn + j * l.nodes + i]));
+        if (r == 0 || v > best_v) best = r, best_v = v;
+      }
+      g.set_edge(i, j, int(best));
+    }
+  return g;
+}
+
+/// The plain graph (adjacency lists) of the nodes and edges that exist, renumbered in order.
+inline std::vector<std::vector<int>> adjacency_lists(const TypedGraph& g) {
+  std::vector<int> index(g.n, -1);
+  int k = 0;
+  for (std::size_t i = 0; i < g.n; ++i)
+    if (g.has_node(i)) index[i] = k++;
+  std::vector<std::vector<int>> adj(static_cast<std::size_t>(k));
+  for (std::size_t i = 0; i < g.n; ++i)
+    for (std::size_t j = i + 1; j < g.n; ++j)
+      if (index[i] >= 0 && index[j] >= 0 && g.has_edge(i, j)) {
+        adj[std::size_t(index[i])].push_back(index[j]);
+        adj[std::size_t(index[j])].push_back(index[i]);
+      }
+  return adj;
+}
+
+}  // namespace ebl

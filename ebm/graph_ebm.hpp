@@ -1,0 +1,127 @@
+// Graph energy-based models (GraphEBM, Liu, Yan, Oztekin & Ji 2021; Miglior, Simone, Podda &
+// Bacciu 2025): an energy over graphs given as dense one-hot tensors (datasets/graphs.hpp), one
+// graph a row x = [vec X | vec A] of a batch, so that Langevin, CD, the replay buffer and the
+// composition operators take it as any other Energy.
+//
+//   E_θ(X, A) = w · Σ_nodes h_L + b,   h_0 = X,   h_{l+1} = SiLU(Σ_r A_r h_l W_r^l + h_l W_self^l + b^l)
+//
+// every W spectrally normalised (Miyato et al. 2018), a sum readout: E is invariant to permuting
+// the nodes (X ← P X, A_r ← P A_r Pᵀ). As in GraphEBM's reference code (DIG), messages pass along
+// all R edge channels, "no edge" included, and the first layer maps the F node channels.
+//
+// Spectral normalisation's power iteration is done once per training step by
+// update_spectral_norm() (the reference does one per training forward); energies evaluated while
+// sampling never change u, so the chains may run on several threads.
+//
+// Dequantisation (GraphEBM §3.2): the data's one-hot tensors plus uniform noise of scale c,
+// divided by 1 + c so that data and chains live in the same box [0, 1] (the reference clamps the
+// chains' X to [0, 1 + c] and A to [0, 1] while the data's A reaches 1 + c; one box for both is
+// the same model up to the scale of X and keeps every coordinate in [0, 1]). Decoding (the
+// generated row -> a graph) is unpack_graph: symmetrise A, argmax per node and per pair.
+#pragma once
+
+#include <cstddef>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "autodiff/graph_layers.hpp"
+#include "datasets/graphs.hpp"
+#include "ebm/energy.hpp"
+
+namespace ebl {
+
+template <class T>
+class GraphEnergy : public Energy<T> {
+ public:
+  /// `hidden` channels, `depth` relational layers (GraphEBM: 64 and 3), spectral norm on every
+  /// relational weight unless spectral_norm is false.
+  GraphEnergy(const GraphLayout& layout, std::size_t hidden, std::size_t depth, Rng& rng,
+              bool spectral_norm = true, const std::string& name = "graph")
+      : layout_(layout), head_(hidden, 1, rng) {
+    if (depth == 0 || hidden == 0)
+      throw std::invalid_argument("GraphEnergy: needs at least one layer of at least one channel");
+    for (std::size_t l = 0; l < depth; ++l)
+      layers_.emplace_back(l == 0 ? layout.node_types : hidden, hidden, layout.edge_types, rng,
+                           spectral_norm, fmt::format("{}.rgcn{}", name, l));
+    x_cols_.resize(layout.x_size());
+    a_cols_.resize(layout.a_size());
+    std::iota(x_cols_.begin(), x_cols_.end(), std::size_t(0));
+    std::iota(a_cols_.begin(), a_cols_.end(), layout.x_size());
+  }
+
+  /// x [B, layout.dim()] -> energies [B].
+  Var<T> operator()(Tape<T>& t, Var<T> x) override {
+    const Shape& s = x.shape();
+    if (s.size() != 2 || s[1] != layout_.dim())
+      throw ShapeError(fmt::format(
+          "GraphEnergy: input {} is not [B, {}] (graphs of {} nodes, {} node and {} edge types)",
+          shape_str(s), layout_.dim(), layout_.nodes, layout_.node_types, layout_.edge_types));
+    const auto B = std::ptrdiff_t(s[0]), N = std::ptrdiff_t(layout_.nodes),
+               F = std::ptrdiff_t(layout_.node_types), R = std::ptrdiff_t(layout_.edge_types);
+    Var<T> X = reshape(cols(x, std::span<const std::size_t>(x_cols_)), {B, N, F});
+    Var<T> A = reshape(cols(x, std::span<const std::size_t>(a_cols_)), {B, R, N, N});
+    Var<T> h = X;
+    for (auto& layer : layers_) h = silu(layer(t, A, h, false));
+    return reshape(head_(t, sum_readout(h)), {-1});
+  }
+
+  /// One power iteration of every spectrally normalised weight (once per training step).
+  void update_spectral_norm() {
+    for (auto& layer : layers_)
+      for (auto& w : layer.weights()) w.power_iteration(1);
+  }
+
+  std::vector<Parameter<T>*> parameters() override {
+    std::vector<Parameter<T>*> ps;
+    for (auto& layer : layers_)
+      for (auto* p : layer.parameters()) ps.push_back(p);
+    for (auto* p : head_.parameters()) ps.push_back(p);
+    return ps;
+  }
+  const GraphLayout& layout() const { return layout_; }
+  std::vector<RelationalGraphConv<T>>& layers() { return layers_; }
+
+ private:
+  GraphLayout layout_;
+  std::vector<RelationalGraphConv<T>> layers_;
+  Linear<T> head_;
+  std::vector<std::size_t> x_cols_, a_cols_;
+};
+
+/// Rows x [B, dim] of the graphs, dequantised: (one-hot + c·U[0,1)) / (1 + c); c = 0: one-hot.
+template <class T>
+Array<T> graphs_to_rows(const std::vector<TypedGraph>& graphs, const std::vector<std::size_t>& idx,
+                        const GraphLayout& l, double c, Rng& rng) {
+  Array<T> x = Array<T>::from_shape({idx.size(), l.dim()});
+  for (std::size_t b = 0; b < idx.size(); ++b) {
+    T* row = x.data() + b * l.dim();
+    pack_graph(graphs.at(idx[b]), l, row);
+    if (c != 0)
+      for (std::size_t k = 0; k < l.dim(); ++k)
+        row[k] = T((double(row[k]) + c * rng.uniform()) / (1 + c));
+  }
+  return x;
+}
+
+/// GraphEBM's goal-directed loss (Liu et al. 2021, eq. 9), the labelled comparison of the
+/// property-optimisation study: positives weighted by their property y,
+///     L = mean_i [(1 + e^{y_i}) E(x⁺_i) − E(x⁻_i)] + α mean_i [E(x⁺_i)² + E(x⁻_i)²],
+/// with one negative per positive (B rows each). weights holds 1 + e^{y_i}.
+template <class T>
+Var<T> goal_directed_loss(Energy<T>& energy, Tape<T>& t, const Array<T>& x_pos,
+                          const Array<T>& x_neg, const Array<T>& weights, double alpha) {
+  if (x_pos.shape() != x_neg.shape() || weights.dimension() != 1 ||
+      weights.shape()[0] != x_pos.shape()[0])
+    throw ShapeError(fmt::format(
+        "goal_directed_loss: positives {}, negatives {} and weights {} do not match",
+        shape_str(x_pos.shape()), shape_str(x_neg.shape()), shape_str(weights.shape())));
+  Var<T> e_pos = energy(t, t.input(x_pos)), e_neg = energy(t, t.input(x_neg));
+  Var<T> l = mean(t.constant(weights) * e_pos - e_neg);
+  if (alpha != 0) l = l + T(alpha) * mean(square(e_pos) + square(e_neg));
+  return l;
+}
+
+}  // namespace ebl
