@@ -19,6 +19,8 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/random.hpp"
+
 namespace ebl {
 
 struct TypedGraph {
@@ -107,6 +109,24 @@ TypedGraph unpack_graph(const T* row, const GraphLayout& l) {
       g.set_edge(i, j, int(best));
     }
   return g;
+}
+
+/// Rows x [B, dim] of graphs[idx[b]], dequantised (GraphEBM §3.2): (one-hot + c·U[0,1)) / (1 + c).
+/// c = 0: the one-hot tensors. Dividing by 1 + c keeps data and chains in one box [0, 1] (the
+/// reference clamps the chains' X to [0, 1 + c] and A to [0, 1] while the data's A reaches
+/// 1 + c; one box for both is the same model up to the scale of X).
+template <class T>
+Array<T> graphs_to_rows(const std::vector<TypedGraph>& graphs, const std::vector<std::size_t>& idx,
+                        const GraphLayout& l, double c, Rng& rng) {
+  Array<T> x = Array<T>::from_shape({idx.size(), l.dim()});
+  for (std::size_t b = 0; b < idx.size(); ++b) {
+    T* row = x.data() + b * l.dim();
+    pack_graph(graphs.at(idx[b]), l, row);
+    if (c != 0)
+      for (std::size_t k = 0; k < l.dim(); ++k)
+        row[k] = T((double(row[k]) + c * rng.uniform()) / (1 + c));
+  }
+  return x;
 }
 
 /// The plain graph (adjacency lists) of the nodes and edges that exist, renumbered in order.

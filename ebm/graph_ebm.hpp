@@ -13,11 +13,8 @@
 // update_spectral_norm() (the reference does one per training forward); energies evaluated while
 // sampling never change u, so the chains may run on several threads.
 //
-// Dequantisation (GraphEBM §3.2): the data's one-hot tensors plus uniform noise of scale c,
-// divided by 1 + c so that data and chains live in the same box [0, 1] (the reference clamps the
-// chains' X to [0, 1 + c] and A to [0, 1] while the data's A reaches 1 + c; one box for both is
-// the same model up to the scale of X and keeps every coordinate in [0, 1]). Decoding (the
-// generated row -> a graph) is unpack_graph: symmetrise A, argmax per node and per pair.
+// The rows (one-hot, dequantised) are made and decoded by datasets/graphs.hpp (graphs_to_rows,
+// unpack_graph).
 #pragma once
 
 #include <cstddef>
@@ -28,7 +25,6 @@
 #include <fmt/format.h>
 
 #include "autodiff/graph_layers.hpp"
-#include "datasets/graphs.hpp"
 #include "ebm/energy.hpp"
 
 namespace ebl {
@@ -38,21 +34,24 @@ class GraphEnergy : public Energy<T> {
  public:
   /// `hidden` channels, `depth` relational layers (GraphEBM: 64 and 3), spectral norm on every
   /// relational weight unless spectral_norm is false.
-  GraphEnergy(const GraphLayout& layout, std::size_t hidden, std::size_t depth, Rng& rng,
-              bool spectral_norm = true, const std::string& name = "graph")
-      : layout_(layout), head_(hidden, 1, rng) {
+  /// Graphs of `nodes` nodes with `node_types` and `edge_types` channels ("none" included): rows
+  /// of nodes·node_types + edge_types·nodes² (X, then A; datasets/graphs.hpp packs them).
+  GraphEnergy(std::size_t nodes, std::size_t node_types, std::size_t edge_types, std::size_t hidden,
+              std::size_t depth, Rng& rng, bool spectral_norm = true,
+              const std::string& name = "graph")
+      : layout_{nodes, node_types, edge_types}, head_(hidden, 1, rng) {
     if (depth == 0 || hidden == 0)
       throw std::invalid_argument("GraphEnergy: needs at least one layer of at least one channel");
     for (std::size_t l = 0; l < depth; ++l)
-      layers_.emplace_back(l == 0 ? layout.node_types : hidden, hidden, layout.edge_types, rng,
+      layers_.emplace_back(l == 0 ? layout_.node_types : hidden, hidden, layout_.edge_types, rng,
                            spectral_norm, fmt::format("{}.rgcn{}", name, l));
-    x_cols_.resize(layout.x_size());
-    a_cols_.resize(layout.a_size());
+    x_cols_.resize(layout_.x_size());
+    a_cols_.resize(layout_.a_size());
     std::iota(x_cols_.begin(), x_cols_.end(), std::size_t(0));
-    std::iota(a_cols_.begin(), a_cols_.end(), layout.x_size());
+    std::iota(a_cols_.begin(), a_cols_.end(), layout_.x_size());
   }
 
-  /// x [B, layout.dim()] -> energies [B].
+  /// x [B, dim()] -> energies [B].
   Var<T> operator()(Tape<T>& t, Var<T> x) override {
     const Shape& s = x.shape();
     if (s.size() != 2 || s[1] != layout_.dim())
@@ -81,30 +80,20 @@ class GraphEnergy : public Energy<T> {
     for (auto* p : head_.parameters()) ps.push_back(p);
     return ps;
   }
-  const GraphLayout& layout() const { return layout_; }
+  std::size_t dim() const { return layout_.dim(); }
   std::vector<RelationalGraphConv<T>>& layers() { return layers_; }
 
  private:
-  GraphLayout layout_;
+  struct Layout {
+    std::size_t nodes, node_types, edge_types;
+    std::size_t x_size() const { return nodes * node_types; }
+    std::size_t a_size() const { return edge_types * nodes * nodes; }
+    std::size_t dim() const { return x_size() + a_size(); }
+  } layout_;
   std::vector<RelationalGraphConv<T>> layers_;
   Linear<T> head_;
   std::vector<std::size_t> x_cols_, a_cols_;
 };
-
-/// Rows x [B, dim] of the graphs, dequantised: (one-hot + c·U[0,1)) / (1 + c); c = 0: one-hot.
-template <class T>
-Array<T> graphs_to_rows(const std::vector<TypedGraph>& graphs, const std::vector<std::size_t>& idx,
-                        const GraphLayout& l, double c, Rng& rng) {
-  Array<T> x = Array<T>::from_shape({idx.size(), l.dim()});
-  for (std::size_t b = 0; b < idx.size(); ++b) {
-    T* row = x.data() + b * l.dim();
-    pack_graph(graphs.at(idx[b]), l, row);
-    if (c != 0)
-      for (std::size_t k = 0; k < l.dim(); ++k)
-        row[k] = T((double(row[k]) + c * rng.uniform()) / (1 + c));
-  }
-  return x;
-}
 
 /// GraphEBM's goal-directed loss (Liu et al. 2021, eq. 9), the labelled comparison of the
 /// property-optimisation study: positives weighted by their property y,

@@ -2,7 +2,7 @@
 // (GraphRNN, You et al. 2018; GDSS, Jo et al. 2022, evaluation/stats.py and mmd.py), so that
 // numbers can be placed next to published tables.
 //
-// Per graph (nodes that exist, edges between them; datasets/graphs.hpp's adjacency_lists):
+// Per graph, given as adjacency lists (datasets/graphs.hpp's adjacency_lists makes them):
 //   degree histogram        h[d] = number of nodes of degree d
 //   clustering histogram    100 bins on [0, 1] of the local clustering coefficients
 //                           c_v = (edges among v's neighbours) / C(deg v, 2)  (0 when deg v < 2)
@@ -32,8 +32,6 @@
 #include <cmath>
 #include <stdexcept>
 #include <vector>
-
-#include "datasets/graphs.hpp"
 
 namespace ebl {
 

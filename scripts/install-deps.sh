@@ -10,6 +10,7 @@ packages=(
   libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
   libbenchmark-dev gnuplot-nox zlib1g-dev
   libopenmpi-dev openmpi-bin
+  librdkit-dev libcairo2-dev libboost-dev python3-rdkit
   "$@"
 )
 

@@ -5,6 +5,7 @@
 #   io        <- datasets, ebm          (files, errors, checkpoints: no model, no data set)
 #   samplers  <- ebm                    (model-free: an energy and its gradient)
 #   distributed <- ebm                  (the trainers' Comm: no MPI, no model)
+#   molecules <- experiments, tests     (RDKit inside: graphs and data sets, no model)
 #   datasets and metrics never reach ebm/; ebm/ never reaches datasets/ or metrics/:
 #   experiments/, tests/ and bench/ are where data, models and metrics meet.
 set -euo pipefail
@@ -17,6 +18,7 @@ declare -A allowed=(
   [samplers]="autodiff samplers"
   [distributed]="autodiff io distributed"
   [ebm]="autodiff io samplers distributed ebm"
+  [molecules]="autodiff io datasets molecules"
 )
 bad=0
 for dir in "${!allowed[@]}"; do

@@ -235,7 +235,7 @@ TEST_CASE("EMD of histograms and W1 of samples on the line", "[metrics]") {
 TEST_CASE("graph energy: invariant to the order of the nodes, gradients checked", "[graphs][ebm]") {
   Rng rng(11);
   const GraphLayout l{6, 3, 3};
-  GraphEnergy<double> e(l, 8, 2, rng);
+  GraphEnergy<double> e(l.nodes, l.node_types, l.edge_types, 8, 2, rng);
   e.update_spectral_norm();
   // a batch of dequantised graphs and its node-permuted copy
   std::vector<TypedGraph> gs;
@@ -269,7 +269,7 @@ TEST_CASE("graph energy: invariant to the order of the nodes, gradients checked"
 TEST_CASE("goal-directed loss is GraphEBM's weighted comparison", "[graphs][ebm]") {
   Rng rng(13);
   const GraphLayout l{4, 2, 2};
-  GraphEnergy<double> e(l, 4, 1, rng, false);
+  GraphEnergy<double> e(l.nodes, l.node_types, l.edge_types, 4, 1, rng, false);
   Array<double> xp = uniform({3, l.dim()}, 14, 0, 1), xn = uniform({3, l.dim()}, 15, 0, 1);
   Array<double> y{0.1, -0.5, 2.0}, w = 1.0 + xt::exp(y);
   TD t;
