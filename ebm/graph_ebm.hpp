@@ -19,13 +19,18 @@
 
 #include <cstddef>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "autodiff/graph_layers.hpp"
+#include "autodiff/parallel.hpp"
+#include "ebm/cd.hpp"
 #include "ebm/energy.hpp"
+#include "samplers/langevin.hpp"
+#include "samplers/replay_buffer.hpp"
 
 namespace ebl {
 
@@ -112,5 +117,67 @@ Var<T> goal_directed_loss(Energy<T>& energy, Tape<T>& t, const Array<T>& x_pos,
   if (alpha != 0) l = l + T(alpha) * mean(square(e_pos) + square(e_neg));
   return l;
 }
+
+/// Trains an energy with the goal-directed loss: negatives as CD draws them (the Langevin dream
+/// sampler of CdOptions, from noise or from a replay buffer), then one optimiser step on
+/// goal_directed_loss with α = CdOptions::alpha. The divergence guard of CD: a non-finite loss or
+/// energy, or |L| > loss_bound, throws DivergenceError before any state changes.
+template <class T>
+class GoalDirectedTrainer {
+ public:
+  GoalDirectedTrainer(Energy<T>& energy, Optimizer<T>& opt, const CdOptions& o, std::uint64_t seed,
+                      std::size_t dim)
+      : energy_(energy),
+        opt_(opt),
+        o_(o),
+        params_(energy.parameters()),
+        rng_(seed),
+        sampler_([this](Tape<T>& t, Var<T> x) { return energy_(t, x); }, o.langevin),
+        dim_(dim) {
+    if (o.init == ChainInit::Persistent)
+      buffer_.emplace(o.buffer_size, dim, o.noise_lo, o.noise_hi, o.restart_prob, rng_);
+    if (o.init == ChainInit::Data)
+      throw std::invalid_argument("GoalDirectedTrainer: chains start from noise or a buffer");
+  }
+
+  /// One step on positives x⁺ [B, dim] with weights 1 + e^{y} [B]; returns the loss.
+  double step(const Array<T>& x_pos, const Array<T>& weights) {
+    const std::size_t n = x_pos.shape()[0];
+    std::optional<BlasSingleThreaded> one_blas_thread;
+    if (o_.langevin.threads > 1) one_blas_thread.emplace();
+    if (buffer_) {
+      buffer_->sample(n, rng_, x_neg_);
+    } else {
+      x_neg_.resize(Shape{n, dim_});
+      for (auto& v : x_neg_) v = T(rng_.uniform(o_.noise_lo, o_.noise_hi));
+    }
+    sampler_.run(x_neg_, rng_);
+    tape_.clear();
+    Var<T> l = goal_directed_loss(energy_, tape_, x_pos, x_neg_, weights, o_.alpha);
+    const double loss = double(l.item());
+    if (!std::isfinite(loss) || std::abs(loss) > o_.loss_bound)
+      throw DivergenceError(
+          fmt::format("goal-directed training diverged at step {}: loss {}", step_ + 1, loss));
+    opt_.zero_grad();
+    tape_.backward(l, {}, params_);
+    opt_.step();
+    if (buffer_) buffer_->update(x_neg_);
+    ++step_;
+    return loss;
+  }
+
+ private:
+  Energy<T>& energy_;
+  Optimizer<T>& opt_;
+  CdOptions o_;
+  std::vector<Parameter<T>*> params_;
+  Rng rng_;
+  Langevin<T> sampler_;
+  std::size_t dim_;
+  std::optional<ReplayBuffer<T>> buffer_;
+  Array<T> x_neg_;
+  Tape<T> tape_;
+  long step_ = 0;
+};
 
 }  // namespace ebl

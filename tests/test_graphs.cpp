@@ -282,3 +282,44 @@ TEST_CASE("goal-directed loss is GraphEBM's weighted comparison", "[graphs][ebm]
   expect_gradients([&](TD& tt, In) { return goal_directed_loss<double>(e, tt, xp, xn, w, 0.7); },
                    {}, e.parameters());
 }
+
+TEST_CASE("goal-directed training with unit weights is CD with the same chains", "[graphs][ebm]") {
+  const GraphLayout l{5, 3, 3};
+  CdOptions o;
+  o.init = ChainInit::Persistent;
+  o.alpha = 1;
+  o.buffer_size = 50;
+  o.noise_lo = 0, o.noise_hi = 1;
+  o.langevin.steps = 3, o.langevin.step_size = 0.5, o.langevin.temperature = 1e-4;
+  o.langevin.grad_clip = 0.01, o.langevin.clamp = true, o.langevin.lo = 0, o.langevin.hi = 1;
+  auto make = [&] {
+    Rng init(21);
+    return GraphEnergy<double>(l.nodes, l.node_types, l.edge_types, 6, 2, init);
+  };
+  GraphEnergy<double> a = make(), b = make();
+  Adam<double> oa(a.parameters(), {.lr = 1e-2}), ob(b.parameters(), {.lr = 1e-2});
+  ContrastiveDivergence<double> cd(a, oa, o, 5, l.dim());
+  GoalDirectedTrainer<double> gd(b, ob, o, 5, l.dim());
+  Rng data(22);
+  std::vector<TypedGraph> gs;
+  for (int k = 0; k < 8; ++k) gs.push_back(random_graph(5, 3, 3, 0.9, 0.4, data));
+  const Array<double> ones = xt::ones<double>({8});
+  for (int step = 0; step < 5; ++step) {
+    Array<double> x = graphs_to_rows<double>(gs, {0, 1, 2, 3, 4, 5, 6, 7}, l, 0.2, data);
+    const double lc = cd.step(x).loss, lg = gd.step(x, ones);
+    CHECK(lg == Approx(lc).epsilon(1e-10));
+  }
+  auto pa = a.parameters(), pb = b.parameters();
+  for (std::size_t k = 0; k < pa.size(); ++k)
+    CHECK(max_rel_diff(pa[k]->value, pb[k]->value) < 1e-8);
+  // the weights matter: other weights, another update
+  GraphEnergy<double> c = make();
+  Adam<double> oc(c.parameters(), {.lr = 1e-2});
+  GoalDirectedTrainer<double> gw(c, oc, o, 5, l.dim());
+  Array<double> w = xt::ones<double>({8});
+  w(0) = 3;
+  Rng data2(22);
+  for (int k = 0; k < 8; ++k) random_graph(5, 3, 3, 0.9, 0.4, data2);  // the same draws as above
+  gw.step(graphs_to_rows<double>(gs, {0, 1, 2, 3, 4, 5, 6, 7}, l, 0.2, data2), w);
+  CHECK(max_rel_diff(make().parameters()[0]->value, c.parameters()[0]->value) > 1e-6);
+}
