@@ -11,6 +11,8 @@
 // sum_readout sums the node features: a permutation-invariant graph feature [B, F'].
 #pragma once
 
+#include <array>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,7 @@ namespace ebl {
 template <class T>
 class RelationalGraphConv {
  public:
+  static constexpr std::size_t kMaxRelations = 16;
   /// Weights U(-1/√in, 1/√in), as Linear; with spectral_norm each of W_1..W_R and W_self is used
   /// divided by its largest singular value.
   RelationalGraphConv(std::size_t in, std::size_t out, std::size_t relations, Rng& rng,
@@ -36,14 +39,17 @@ class RelationalGraphConv {
       weights_.emplace_back(std::move(w), rng);
     }
     b = Parameter<T>(name + ".b", rng.uniform_array<T>(Shape{out}, -bound, bound));
-    parts_.resize(relations);
+    if (relations == 0 || relations > kMaxRelations)
+      throw std::invalid_argument(fmt::format(
+          "RelationalGraphConv: {} relations (1 to {} supported)", relations, kMaxRelations));
+    relations_ = relations;
   }
 
   /// A [B, R, N, N], H [B, N, F] -> [B, N, F']. update_sn: one power iteration per weight (a
   /// training forward); false while sampling.
   Var<T> operator()(Tape<T>& t, Var<T> A, Var<T> H, bool update_sn = false) {
     const Shape &as = A.shape(), &hs = H.shape();
-    const std::size_t R = parts_.size();
+    const std::size_t R = relations_;
     if (as.size() != 4 || hs.size() != 3 || as[0] != hs[0] || as[1] != R || as[2] != hs[1] ||
         as[3] != hs[1] || hs[2] != in_)
       throw ShapeError(fmt::format(
@@ -51,11 +57,14 @@ class RelationalGraphConv {
           shape_str(as), shape_str(hs), R, in_));
     const auto B = std::ptrdiff_t(hs[0]), N = std::ptrdiff_t(hs[1]), F = std::ptrdiff_t(in_),
                Fo = std::ptrdiff_t(out_), Rp = std::ptrdiff_t(R);
-    for (std::size_t r = 0; r < R; ++r) parts_[r] = weight(t, r, update_sn);
+    // the relations' weights on this tape: on the stack, so that forwards on several threads'
+    // tapes at once share nothing written (and a steady forward allocates nothing here)
+    std::array<Var<T>, kMaxRelations> parts;
+    for (std::size_t r = 0; r < R; ++r) parts[r] = weight(t, r, update_sn);
     // A [B, R, N, N] -> [B, N, R, N] -> [B, N·R, N]: row (i, r) holds A_r[i, :]
     Var<T> a = reshape(permute(A, {0, 2, 1, 3}), {B, N * Rp, N});
     Var<T> ah = reshape(bmm(a, H), {B * N, Rp * F});  // row (b, i): [(A_1 H)[i] | ... | (A_R H)[i]]
-    Var<T> agg = matmul(ah, concat(std::span<const Var<T>>(parts_), 0));  // Σ_r A_r H W_r
+    Var<T> agg = matmul(ah, concat(std::span<const Var<T>>(parts.data(), R), 0));  // Σ_r A_r H W_r
     Var<T> self = linear(reshape(H, {B * N, F}), weight(t, R, update_sn), t.param(b));
     return reshape(agg + self, {B, N, Fo});
   }
@@ -77,7 +86,7 @@ class RelationalGraphConv {
   std::size_t in_, out_;
   bool sn_;
   std::vector<SpectralNorm<T>> weights_;
-  std::vector<Var<T>> parts_;  // the relations' weights on the current tape
+  std::size_t relations_ = 0;
 };
 
 /// Σ over the nodes: H [B, N, F] -> [B, F], invariant to the order of the nodes.

@@ -3,7 +3,8 @@
 // graph a row x = [vec X | vec A] of a batch, so that Langevin, CD, the replay buffer and the
 // composition operators take it as any other Energy.
 //
-//   E_θ(X, A) = w · Σ_nodes h_L + b,   h_0 = X,   h_{l+1} = SiLU(Σ_r A_r h_l W_r^l + h_l W_self^l + b^l)
+//   E_θ(X, A) = w · Σ_nodes h_L + b,   h_0 = X,   h_{l+1} = SiLU(Σ_r Â_r h_l W_r^l + h_l W_self^l + b^l),
+//   Â = A / n  (n nodes: GraphEBM's rescaling of one-hot adjacencies, whose rows sum to n)
 //
 // every W spectrally normalised (Miyato et al. 2018), a sum readout: E is invariant to permuting
 // the nodes (X ← P X, A_r ← P A_r Pᵀ). As in GraphEBM's reference code (DIG), messages pass along
@@ -66,7 +67,11 @@ class GraphEnergy : public Energy<T> {
     const auto B = std::ptrdiff_t(s[0]), N = std::ptrdiff_t(layout_.nodes),
                F = std::ptrdiff_t(layout_.node_types), R = std::ptrdiff_t(layout_.edge_types);
     Var<T> X = reshape(cols(x, std::span<const std::size_t>(x_cols_)), {B, N, F});
-    Var<T> A = reshape(cols(x, std::span<const std::size_t>(a_cols_)), {B, R, N, N});
+    // A / n: for one-hot A (the "no edge" channel included) every row sums to n over the
+    // channels, so this is GraphEBM's rescale_adj of the data; the chains get the same constant
+    // (the reference rescales only the data), and the messages stay O(1) at any size
+    Var<T> A = reshape(cols(x, std::span<const std::size_t>(a_cols_)), {B, R, N, N}) *
+               T(1 / double(layout_.nodes));
     Var<T> h = X;
     for (auto& layer : layers_) h = silu(layer(t, A, h, false));
     return reshape(head_(t, sum_readout(h)), {-1});
