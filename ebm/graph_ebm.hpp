@@ -35,27 +35,45 @@
 
 namespace ebl {
 
+/// How a GraphEnergy passes messages. The defaults are GraphEBM's (DIG's EnergyFunc): 64
+/// channels, 3 layers, spectral norm, messages along every channel of A ("no edge" included),
+/// A scaled by 1/n as GraphEBM rescales its data.
+struct GraphEnergyOptions {
+  std::size_t hidden = 64, depth = 3;
+  bool spectral_norm = true;
+  bool none_channel_messages = true;  ///< false: messages along the bond channels only
+  double adjacency_scale = 0;         ///< Â = scale · A; 0: 1/n
+};
+
 template <class T>
 class GraphEnergy : public Energy<T> {
  public:
-  /// `hidden` channels, `depth` relational layers (GraphEBM: 64 and 3), spectral norm on every
-  /// relational weight unless spectral_norm is false.
   /// Graphs of `nodes` nodes with `node_types` and `edge_types` channels ("none" included): rows
   /// of nodes·node_types + edge_types·nodes² (X, then A; datasets/graphs.hpp packs them).
-  GraphEnergy(std::size_t nodes, std::size_t node_types, std::size_t edge_types, std::size_t hidden,
-              std::size_t depth, Rng& rng, bool spectral_norm = true,
-              const std::string& name = "graph")
-      : layout_{nodes, node_types, edge_types}, head_(hidden, 1, rng) {
-    if (depth == 0 || hidden == 0)
-      throw std::invalid_argument("GraphEnergy: needs at least one layer of at least one channel");
-    for (std::size_t l = 0; l < depth; ++l)
-      layers_.emplace_back(l == 0 ? layout_.node_types : hidden, hidden, layout_.edge_types, rng,
-                           spectral_norm, fmt::format("{}.rgcn{}", name, l));
+  GraphEnergy(std::size_t nodes, std::size_t node_types, std::size_t edge_types,
+              const GraphEnergyOptions& o, Rng& rng, const std::string& name = "graph")
+      : layout_{nodes, node_types, edge_types},
+        relations_(o.none_channel_messages ? edge_types : edge_types - 1),
+        scale_(o.adjacency_scale > 0 ? o.adjacency_scale : 1 / double(nodes)),
+        head_(o.hidden, 1, rng) {
+    if (o.depth == 0 || o.hidden == 0 || relations_ == 0)
+      throw std::invalid_argument(
+          "GraphEnergy: needs at least one layer of at least one channel, and one relation");
+    for (std::size_t l = 0; l < o.depth; ++l)
+      layers_.emplace_back(l == 0 ? layout_.node_types : o.hidden, o.hidden, relations_, rng,
+                           o.spectral_norm, fmt::format("{}.rgcn{}", name, l));
     x_cols_.resize(layout_.x_size());
-    a_cols_.resize(layout_.a_size());
+    a_cols_.resize(relations_ * nodes * nodes);  // A's first relations_ channels
     std::iota(x_cols_.begin(), x_cols_.end(), std::size_t(0));
     std::iota(a_cols_.begin(), a_cols_.end(), layout_.x_size());
   }
+  /// `hidden` channels, `depth` layers, the other options GraphEBM's.
+  GraphEnergy(std::size_t nodes, std::size_t node_types, std::size_t edge_types, std::size_t hidden,
+              std::size_t depth, Rng& rng, bool spectral_norm = true)
+      : GraphEnergy(
+            nodes, node_types, edge_types,
+            GraphEnergyOptions{.hidden = hidden, .depth = depth, .spectral_norm = spectral_norm},
+            rng) {}
 
   /// x [B, dim()] -> energies [B].
   Var<T> operator()(Tape<T>& t, Var<T> x) override {
@@ -65,13 +83,12 @@ class GraphEnergy : public Energy<T> {
           "GraphEnergy: input {} is not [B, {}] (graphs of {} nodes, {} node and {} edge types)",
           shape_str(s), layout_.dim(), layout_.nodes, layout_.node_types, layout_.edge_types));
     const auto B = std::ptrdiff_t(s[0]), N = std::ptrdiff_t(layout_.nodes),
-               F = std::ptrdiff_t(layout_.node_types), R = std::ptrdiff_t(layout_.edge_types);
+               F = std::ptrdiff_t(layout_.node_types), R = std::ptrdiff_t(relations_);
     Var<T> X = reshape(cols(x, std::span<const std::size_t>(x_cols_)), {B, N, F});
-    // A / n: for one-hot A (the "no edge" channel included) every row sums to n over the
-    // channels, so this is GraphEBM's rescale_adj of the data; the chains get the same constant
-    // (the reference rescales only the data), and the messages stay O(1) at any size
-    Var<T> A = reshape(cols(x, std::span<const std::size_t>(a_cols_)), {B, R, N, N}) *
-               T(1 / double(layout_.nodes));
+    // A / n by default: for one-hot A (the "no edge" channel included) every row sums to n over
+    // the channels, so this is GraphEBM's rescale_adj of the data; the chains get the same
+    // constant (the reference rescales only the data), and the messages stay O(1) at any size
+    Var<T> A = reshape(cols(x, std::span<const std::size_t>(a_cols_)), {B, R, N, N}) * T(scale_);
     Var<T> h = X;
     for (auto& layer : layers_) h = silu(layer(t, A, h, false));
     return reshape(head_(t, sum_readout(h)), {-1});
@@ -100,6 +117,8 @@ class GraphEnergy : public Energy<T> {
     std::size_t a_size() const { return edge_types * nodes * nodes; }
     std::size_t dim() const { return x_size() + a_size(); }
   } layout_;
+  std::size_t relations_;
+  double scale_;
   std::vector<RelationalGraphConv<T>> layers_;
   Linear<T> head_;
   std::vector<std::size_t> x_cols_, a_cols_;

@@ -46,6 +46,26 @@ inline std::vector<double> degree_histogram(const AdjacencyLists& g) {
   return h;
 }
 
+/// Number of connected components (an isolated node is one; no node: 0).
+inline std::size_t connected_components(const AdjacencyLists& g) {
+  std::vector<char> seen(g.size(), 0);
+  std::vector<int> stack;
+  std::size_t count = 0;
+  for (std::size_t s = 0; s < g.size(); ++s) {
+    if (seen[s]) continue;
+    ++count;
+    seen[s] = 1;
+    stack.assign(1, int(s));
+    while (!stack.empty()) {
+      const int v = stack.back();
+      stack.pop_back();
+      for (int u : g[std::size_t(v)])
+        if (!seen[std::size_t(u)]) seen[std::size_t(u)] = 1, stack.push_back(u);
+    }
+  }
+  return count;
+}
+
 namespace graph_detail {
 inline std::vector<std::vector<char>> matrix(const AdjacencyLists& g) {
   std::vector<std::vector<char>> m(g.size(), std::vector<char>(g.size(), 0));

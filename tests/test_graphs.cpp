@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <thread>
 
 #include "datasets/community.hpp"
 #include "datasets/graphs.hpp"
@@ -152,6 +153,13 @@ TEST_CASE("orbit counts on graphs whose graphlets are known", "[graphs][metrics]
   // a triangle with an isolated node has no 4-node graphlet
   auto tri = lists(4, {{0, 1}, {1, 2}, {0, 2}});
   CHECK(orbits_of(tri, 3) == orbit_vec({}));
+}
+
+TEST_CASE("connected components", "[graphs][metrics]") {
+  CHECK(connected_components(AdjacencyLists{}) == 0);
+  CHECK(connected_components(lists(4, {{0, 1}, {2, 3}})) == 2);
+  CHECK(connected_components(lists(5, {{0, 1}, {1, 2}, {2, 3}})) == 2);  // node 4 alone
+  CHECK(connected_components(lists(4, {{0, 1}, {1, 2}, {2, 3}})) == 1);
 }
 
 TEST_CASE("orbit counts agree with closed-form graph counts on random graphs",
@@ -322,4 +330,32 @@ TEST_CASE("goal-directed training with unit weights is CD with the same chains",
   for (int k = 0; k < 8; ++k) random_graph(5, 3, 3, 0.9, 0.4, data2);  // the same draws as above
   gw.step(graphs_to_rows<double>(gs, {0, 1, 2, 3, 4, 5, 6, 7}, l, 0.2, data2), w);
   CHECK(max_rel_diff(make().parameters()[0]->value, c.parameters()[0]->value) > 1e-6);
+}
+
+TEST_CASE("graph energy: forwards on two threads' tapes at once agree with one thread",
+          "[graphs][ebm]") {
+  // Langevin's threads evaluate one energy on several tapes at once: the spectrally normalised
+  // relational layers must only read shared state while sampling
+  Rng rng(31);
+  const GraphLayout l{7, 3, 4};
+  GraphEnergy<double> e(l.nodes, l.node_types, l.edge_types, 8, 3, rng);
+  e.update_spectral_norm();
+  Array<double> xa = uniform({4, l.dim()}, 32, 0, 1), xb = uniform({4, l.dim()}, 33, 0, 1);
+  auto energies = [&](const Array<double>& x) {
+    TD t;
+    Var<double> xv = t.input(x);
+    Var<double> y = e(t, xv);
+    t.backward(sum(y), {xv});
+    Array<double> out = y.value();
+    return std::pair{out, Array<double>(t.grad(xv))};
+  };
+  const auto want_a = energies(xa), want_b = energies(xb);
+  bool same_a = true, same_b = true;
+  std::thread other([&] {
+    for (int k = 0; k < 200; ++k) same_b = same_b && energies(xb) == want_b;
+  });
+  for (int k = 0; k < 200; ++k) same_a = same_a && energies(xa) == want_a;
+  other.join();
+  CHECK(same_a);
+  CHECK(same_b);
 }

@@ -46,24 +46,25 @@ using T = float;
 namespace {
 
 struct Flags {
-  std::string parts = "molecules,community";
+  std::string parts = "molecules,community", targets = "qed,logp";
   std::size_t qm9_train = 20000, qm9_eval = 2000, qm9_limit = 0, samples = 1000;
   std::size_t hidden = 64, depth = 3, batch = 128, buffer = 10000;
   long steps = 1000, community_steps = 1000;
   std::size_t community_samples = 1024;
-  int langevin_steps = 30, gen_steps = 150, threads = 2;
+  int langevin_steps = 60, gen_steps = 60, threads = 2;
   double lr = 1e-3, alpha = 1, c = 0, ld_step = 30, ld_noise = 0.005, grad_clip = 0.01;
-  double restart = 0.05, poe_weight = 1;
-  std::string init = "persistent";
+  double restart = 0.05, poe_weight = 1, loss_bound = 1e4;
+  std::string init = "noise", messages = "bonds";
+  double adj_scale = 0.25;
   std::uint64_t seed = 0, split_seed = 0;
   std::string out = "runs", data_dir;
   bool smoke = false;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, qm9_train, qm9_eval, qm9_limit, samples, hidden,
-                                   depth, batch, buffer, steps, community_steps, community_samples,
-                                   langevin_steps, gen_steps, threads, lr, alpha, c, ld_step,
-                                   ld_noise, grad_clip, restart, poe_weight, init, seed, split_seed,
-                                   out, data_dir, smoke)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, targets, qm9_train, qm9_eval, qm9_limit, samples,
+                                   hidden, depth, batch, buffer, steps, community_steps,
+                                   community_samples, langevin_steps, gen_steps, threads, lr, alpha,
+                                   c, ld_step, ld_noise, grad_clip, restart, poe_weight, init,
+                                   messages, adj_scale, seed, split_seed, out, data_dir, smoke)
 
 // ---- models -------------------------------------------------------------------------------------
 
@@ -73,6 +74,7 @@ CdOptions cd_options(const Flags& f, int steps) {
   o.alpha = f.alpha;
   o.buffer_size = f.buffer;
   o.restart_prob = f.restart;
+  o.loss_bound = f.loss_bound;
   o.noise_lo = 0, o.noise_hi = 1;
   o.langevin.steps = steps;
   o.langevin.step_size = f.ld_step;
@@ -92,8 +94,12 @@ struct Model {
 std::shared_ptr<GraphEnergy<T>> new_energy(const Flags& f, const GraphLayout& l,
                                            std::uint64_t seed) {
   Rng init(seed);
-  return std::make_shared<GraphEnergy<T>>(l.nodes, l.node_types, l.edge_types, f.hidden, f.depth,
-                                          init);
+  const GraphEnergyOptions o{.hidden = f.hidden,
+                             .depth = f.depth,
+                             .spectral_norm = true,
+                             .none_channel_messages = f.messages == "all",
+                             .adjacency_scale = f.adj_scale};
+  return std::make_shared<GraphEnergy<T>>(l.nodes, l.node_types, l.edge_types, o, init);
 }
 
 Adam<T>::Options adam(const Flags& f) {
@@ -261,13 +267,18 @@ struct Sampled {
   std::vector<mol::Properties> props;  // of the corrected molecules
   std::vector<std::string> smiles;     // the corrected molecules
   std::vector<mol::MolGraph> graphs;   // of the corrected molecules (for type frequencies)
+  double atoms = 0, fragments = 0;     // per generated graph as decoded, before any correction
 };
 
 Sampled evaluate_samples(const std::string& model, const std::vector<TypedGraph>& gs,
                          const Molecules& m) {
   Sampled s;
   s.model = model;
-  for (const auto& g : gs) s.decoded.push_back(mol::decode(g));
+  for (const auto& g : gs) {
+    s.decoded.push_back(mol::decode(g));
+    s.atoms += double(g.node_count()) / double(gs.size());
+    s.fragments += double(connected_components(adjacency_lists(g))) / double(gs.size());
+  }
   s.metrics = mol::generation_metrics(s.decoded, m.train_set);
   for (const auto& d : s.decoded)
     if (!d.corrected.empty()) {
@@ -313,6 +324,9 @@ int main(int argc, char** argv) {
       "graphs"};
   Flags f;
   app.add_option("--parts", f.parts, "comma-separated: molecules, community")
+      ->capture_default_str();
+  app.add_option("--targets", f.targets,
+                 "property targets, comma-separated: qed, logp (none: the generic model only)")
       ->capture_default_str();
   app.add_option("--qm9-train", f.qm9_train, "training molecules (a seeded subset of the split)")
       ->check(CLI::Range(16, 1 << 24))
@@ -376,6 +390,16 @@ int main(int argc, char** argv) {
   app.add_option("--init", f.init, "training chains: persistent (replay buffer) or noise")
       ->check(CLI::IsMember({"persistent", "noise"}))
       ->capture_default_str();
+  app.add_option("--messages", f.messages,
+                 "channels of A messages pass along: all (GraphEBM: \"no edge\" included) or bonds")
+      ->check(CLI::IsMember({"all", "bonds"}))
+      ->capture_default_str();
+  app.add_option("--adj-scale", f.adj_scale, "A is scaled by this in the energy (0: 1/nodes)")
+      ->check(CLI::Range(0.0, 1e3))
+      ->capture_default_str();
+  app.add_option("--loss-bound", f.loss_bound, "divergence guard: |loss| beyond this stops the run")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--restart", f.restart, "chance a buffer chain restarts from noise")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
@@ -396,7 +420,16 @@ int main(int argc, char** argv) {
   }
   try {
     bool do_mol = false, do_comm = false;
+    std::vector<std::string> target_names;
     {
+      std::stringstream ts(f.targets);
+      std::string t;
+      while (std::getline(ts, t, ','))
+        if (t == "qed" || t == "logp")
+          target_names.push_back(t);
+        else if (!t.empty() && t != "none")
+          throw FlagError(
+              fmt::format("--targets: unknown target '{}' (expected qed, logp, none)", t));
       std::stringstream ss(f.parts);
       std::string p;
       while (std::getline(ss, p, ',')) {
@@ -460,7 +493,7 @@ int main(int argc, char** argv) {
 
       const GraphLayout l = mol::molecule_layout(9);
       std::vector<Target> targets;
-      for (std::string name : {"qed", "logp"}) {
+      for (const std::string& name : target_names) {
         std::vector<double> v;
         for (const auto& p : sub_props) v.push_back(Target::of(p, name));
         targets.push_back({name, quantile(v, 0.9)});
@@ -478,7 +511,7 @@ int main(int argc, char** argv) {
           y01[tg.name].push_back(hi > lo ? (v - lo) / (hi - lo) : 0);
         }
       }
-      const long total = 5 * f.steps + (do_comm ? f.community_steps : 0);
+      const long total = long(1 + 2 * targets.size()) * f.steps;
       Progress bar("graphs: training", total);
       long done = 0;
       std::map<std::string, std::shared_ptr<GraphEnergy<T>>> models;
@@ -497,9 +530,10 @@ int main(int argc, char** argv) {
 
       // generation: every trained model and each product of experts
       std::vector<std::pair<std::string, EnergyPtr<T>>> samplers;
-      for (const std::string name :
-           {"generic", "expert-qed", "goal-qed", "expert-logp", "goal-logp"})
-        samplers.push_back({name, borrow<T>(*models[name])});
+      samplers.push_back({"generic", borrow<T>(*models["generic"])});
+      for (const auto& tg : targets)
+        for (const std::string kind : {"expert-", "goal-"})
+          samplers.push_back({kind + tg.name, borrow<T>(*models[kind + tg.name])});
       for (const auto& tg : targets)
         samplers.push_back({"poe-" + tg.name,
                             std::make_shared<AndEnergy<T>>(
@@ -532,8 +566,11 @@ int main(int argc, char** argv) {
         return s;
       };
       const auto test_freq = type_frequencies(eval_graphs);
-      md += fmt::format("| QM9 test | | | | | | | | | {} | {} |\n", freq_str(test_freq, 0, 4),
-                        freq_str(test_freq, 4, 3));
+      double test_atoms = 0;
+      for (const auto& g : eval_graphs)
+        test_atoms += double(g.node_count()) / double(eval_graphs.size());
+      md += fmt::format("| QM9 test | {:.2f} | 1 | | | | | | | | | {} | {} |\n", test_atoms,
+                        freq_str(test_freq, 0, 4), freq_str(test_freq, 4, 3));
       Csv props_csv({"model", "qed", "logp", "mw", "rings"});
       for (const auto& p : eval_props)
         props_csv.row(std::string("test"), {p.qed, p.logp, p.mw, double(p.rings)});
@@ -553,10 +590,13 @@ int main(int argc, char** argv) {
         }
         const auto fr = type_frequencies(s.graphs);
         md += fmt::format(
-            "| {} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} | {} |\n", name,
-            s.metrics.validity, s.metrics.validity_corrected, s.metrics.uniqueness,
-            s.metrics.novelty, fmt3(w[0]), fmt3(w[1]), fmt3(w[2]), fmt3(w[3]), freq_str(fr, 0, 4),
-            freq_str(fr, 4, 3));
+            "| {} | {:.2f} | {:.2f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} | "
+            "{} |\n",
+            name, s.atoms, s.fragments, s.metrics.validity, s.metrics.validity_corrected,
+            s.metrics.uniqueness, s.metrics.novelty, fmt3(w[0]), fmt3(w[1]), fmt3(w[2]), fmt3(w[3]),
+            freq_str(fr, 0, 4), freq_str(fr, 4, 3));
+        record("molecules", name, "atoms", s.atoms);
+        record("molecules", name, "fragments", s.fragments);
         record("molecules", name, "validity", s.metrics.validity);
         record("molecules", name, "validity_corrected", s.metrics.validity_corrected);
         record("molecules", name, "uniqueness", s.metrics.uniqueness);
@@ -682,8 +722,8 @@ plot for [s in "test generic expert-{0} poe-{0} goal-{0}"] 'properties.csv' usin
           "| EDP-GNN (published) | 0.053 | 0.144 | 0.026 |\n"
           "| GDSS (published) | 0.045 | 0.086 | 0.007 |\n\n",
           d.train.size(), d.test.size(), f.community_steps, gen.size(), empty, nodes, edges, tn,
-          tedges, fmt3(model.degree), fmt3(model.clustering), fmt3(model.orbit), floor.degree, floor.clustering,
-          floor.orbit);
+          tedges, fmt3(model.degree), fmt3(model.clustering), fmt3(model.orbit), floor.degree,
+          floor.clustering, floor.orbit);
       for (auto [name, v] : {std::pair{"model", model}, std::pair{"train_vs_test", floor}}) {
         record("community", name, "mmd_degree", v.degree);
         record("community", name, "mmd_clustering", v.clustering);
