@@ -359,3 +359,29 @@ TEST_CASE("graph energy: forwards on two threads' tapes at once agree with one t
   CHECK(same_a);
   CHECK(same_b);
 }
+
+TEST_CASE("graph energy with bond-only messages ignores the no-edge channel", "[graphs][ebm]") {
+  Rng rng(41);
+  const GraphLayout l{5, 3, 3};
+  GraphEnergy<double> e(l.nodes, l.node_types, l.edge_types,
+                        GraphEnergyOptions{.hidden = 6,
+                                           .depth = 2,
+                                           .spectral_norm = true,
+                                           .none_channel_messages = false,
+                                           .adjacency_scale = 0.25},
+                        rng);
+  e.update_spectral_norm();
+  Array<double> x = uniform({3, l.dim()}, 42, 0, 1);
+  expect_gradients([&](TD& t, In v) { return e(t, v[0]); }, {x}, e.parameters());
+  TD t;
+  Var<double> xv = t.input(x);
+  t.backward(sum(e(t, xv)), {xv});
+  const Array<double>& g = t.grad(xv);
+  const std::size_t none_from = l.x_size() + 2 * 25;  // channel R-1 = 2 of A
+  double on_none = 0, on_bonds = 0;
+  for (std::size_t b = 0; b < 3; ++b)
+    for (std::size_t k = l.x_size(); k < l.dim(); ++k)
+      (k >= none_from ? on_none : on_bonds) += std::abs(g(b, k));
+  CHECK(on_none == 0.0);
+  CHECK(on_bonds > 0.0);
+}
