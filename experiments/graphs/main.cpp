@@ -55,7 +55,7 @@ struct Flags {
   double lr = 1e-3, alpha = 1, c = 0, ld_step = 30, ld_noise = 0.005, grad_clip = 0.01;
   double restart = 0.05, poe_weight = 1, loss_bound = 1e4;
   std::string init = "noise", messages = "bonds";
-  double adj_scale = 0.25;
+  double adj_scale = 0.25, community_adj_scale = 0.1;
   std::uint64_t seed = 0, split_seed = 0;
   std::string out = "runs", data_dir;
   bool smoke = false;
@@ -64,7 +64,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, targets, qm9_train, qm9_eval, q
                                    hidden, depth, batch, buffer, steps, community_steps,
                                    community_samples, langevin_steps, gen_steps, threads, lr, alpha,
                                    c, ld_step, ld_noise, grad_clip, restart, poe_weight, init,
-                                   messages, adj_scale, seed, split_seed, out, data_dir, smoke)
+                                   messages, adj_scale, community_adj_scale, loss_bound, seed,
+                                   split_seed, out, data_dir, smoke)
 
 // ---- models -------------------------------------------------------------------------------------
 
@@ -91,14 +92,14 @@ struct Model {
   std::shared_ptr<GraphEnergy<T>> energy;
 };
 
-std::shared_ptr<GraphEnergy<T>> new_energy(const Flags& f, const GraphLayout& l,
+std::shared_ptr<GraphEnergy<T>> new_energy(const Flags& f, const GraphLayout& l, double adj_scale,
                                            std::uint64_t seed) {
   Rng init(seed);
   const GraphEnergyOptions o{.hidden = f.hidden,
                              .depth = f.depth,
                              .spectral_norm = true,
                              .none_channel_messages = f.messages == "all",
-                             .adjacency_scale = f.adj_scale};
+                             .adjacency_scale = adj_scale};
   return std::make_shared<GraphEnergy<T>>(l.nodes, l.node_types, l.edge_types, o, init);
 }
 
@@ -128,43 +129,39 @@ class Batches {
   std::size_t pos_ = 0;
 };
 
-// CD (GraphEBM's loss) on graphs[idx], `steps` steps; one power iteration per step.
-void train_cd(GraphEnergy<T>& e, const Flags& f, const std::vector<TypedGraph>& graphs,
-              const std::vector<std::size_t>& idx, long steps, std::uint64_t seed, Progress& bar,
-              long& done, const std::string& what) {
+// Trains e on graphs[idx] for `steps` steps (one power iteration each): CD with GraphEBM's loss,
+// or, given labels y01 (one per idx, in [0, 1]), the goal-directed loss with weights 1 + e^y.
+void train(GraphEnergy<T>& e, const Flags& f, const std::vector<TypedGraph>& graphs,
+           const std::vector<std::size_t>& idx, const std::vector<double>& y01, long steps,
+           std::uint64_t seed, Progress& bar, long& done, const std::string& what) {
   const GraphLayout l = layout_of(graphs[0]);
   Adam<T> opt(e.parameters(), adam(f));
-  ContrastiveDivergence<T> cd(e, opt, cd_options(f, f.langevin_steps), seed, l.dim());
+  const CdOptions o = cd_options(f, f.langevin_steps);
+  std::optional<ContrastiveDivergence<T>> cd;
+  std::optional<GoalDirectedTrainer<T>> goal;
+  if (y01.empty())
+    cd.emplace(e, opt, o, seed, l.dim());
+  else
+    goal.emplace(e, opt, o, seed, l.dim());
   Batches batches(idx.size(), f.batch, seed + 1);
   std::vector<std::size_t> rows;
+  Array<T> w;
   for (long s = 0; s < steps; ++s) {
-    rows.clear();
-    for (std::size_t k : batches.next()) rows.push_back(idx[k]);
-    e.update_spectral_norm();
-    CdStepStats st = cd.step(graphs_to_rows<T>(graphs, rows, l, f.c, batches.rng()));
-    bar.update(++done, fmt::format("{} E+ {:.3f} E- {:.3f}", what, st.e_pos, st.e_neg));
-  }
-}
-
-void train_goal(GraphEnergy<T>& e, const Flags& f, const std::vector<TypedGraph>& graphs,
-                const std::vector<std::size_t>& idx, const std::vector<double>& y01, long steps,
-                std::uint64_t seed, Progress& bar, long& done, const std::string& what) {
-  const GraphLayout l = layout_of(graphs[0]);
-  Adam<T> opt(e.parameters(), adam(f));
-  GoalDirectedTrainer<T> tr(e, opt, cd_options(f, f.langevin_steps), seed, l.dim());
-  Batches batches(idx.size(), f.batch, seed + 1);
-  std::vector<std::size_t> rows;
-  for (long s = 0; s < steps; ++s) {
-    rows.clear();
     const auto& b = batches.next();
-    Array<T> w = Array<T>::from_shape({b.size()});
-    for (std::size_t k = 0; k < b.size(); ++k) {
-      rows.push_back(idx[b[k]]);
-      w(k) = T(1 + std::exp(y01[b[k]]));
-    }
+    rows.clear();
+    for (std::size_t k : b) rows.push_back(idx[k]);
     e.update_spectral_norm();
-    const double loss = tr.step(graphs_to_rows<T>(graphs, rows, l, f.c, batches.rng()), w);
-    bar.update(++done, fmt::format("{} loss {:.3f}", what, loss));
+    const Array<T> x = graphs_to_rows<T>(graphs, rows, l, f.c, batches.rng());
+    std::string info;
+    if (cd) {
+      const CdStepStats st = cd->step(x);
+      info = fmt::format("{} E+ {:.3f} E- {:.3f}", what, st.e_pos, st.e_neg);
+    } else {
+      w.resize({b.size()});
+      for (std::size_t k = 0; k < b.size(); ++k) w(k) = T(1 + std::exp(y01[b[k]]));
+      info = fmt::format("{} loss {:.3f}", what, goal->step(x, w));
+    }
+    bar.update(++done, info);
   }
 }
 
@@ -394,7 +391,12 @@ int main(int argc, char** argv) {
                  "channels of A messages pass along: all (GraphEBM: \"no edge\" included) or bonds")
       ->check(CLI::IsMember({"all", "bonds"}))
       ->capture_default_str();
-  app.add_option("--adj-scale", f.adj_scale, "A is scaled by this in the energy (0: 1/nodes)")
+  app.add_option("--adj-scale", f.adj_scale,
+                 "molecules: A is scaled by this in the energy (0: 1/nodes, GraphEBM's)")
+      ->check(CLI::Range(0.0, 1e3))
+      ->capture_default_str();
+  app.add_option("--community-adj-scale", f.community_adj_scale,
+                 "community graphs: A is scaled by this in the energy (0: 1/nodes)")
       ->check(CLI::Range(0.0, 1e3))
       ->capture_default_str();
   app.add_option("--loss-bound", f.loss_bound, "divergence guard: |loss| beyond this stops the run")
@@ -515,17 +517,17 @@ int main(int argc, char** argv) {
       Progress bar("graphs: training", total);
       long done = 0;
       std::map<std::string, std::shared_ptr<GraphEnergy<T>>> models;
-      models["generic"] = new_energy(f, l, f.seed + 100);
-      train_cd(*models["generic"], f, m.graphs, sub, f.steps, f.seed + 200, bar, done, "generic");
+      models["generic"] = new_energy(f, l, f.adj_scale, f.seed + 100);
+      train(*models["generic"], f, m.graphs, sub, {}, f.steps, f.seed + 200, bar, done, "generic");
       std::uint64_t k = 0;
       for (const auto& tg : targets) {
         ++k;
-        models["expert-" + tg.name] = new_energy(f, l, f.seed + 100 + 10 * k);
-        train_cd(*models["expert-" + tg.name], f, m.graphs, expert_idx[tg.name], f.steps,
-                 f.seed + 200 + 10 * k, bar, done, "expert " + tg.name);
-        models["goal-" + tg.name] = new_energy(f, l, f.seed + 105 + 10 * k);
-        train_goal(*models["goal-" + tg.name], f, m.graphs, sub, y01[tg.name], f.steps,
-                   f.seed + 205 + 10 * k, bar, done, "goal " + tg.name);
+        models["expert-" + tg.name] = new_energy(f, l, f.adj_scale, f.seed + 100 + 10 * k);
+        train(*models["expert-" + tg.name], f, m.graphs, expert_idx[tg.name], {}, f.steps,
+              f.seed + 200 + 10 * k, bar, done, "expert " + tg.name);
+        models["goal-" + tg.name] = new_energy(f, l, f.adj_scale, f.seed + 105 + 10 * k);
+        train(*models["goal-" + tg.name], f, m.graphs, sub, y01[tg.name], f.steps,
+              f.seed + 205 + 10 * k, bar, done, "goal " + tg.name);
       }
 
       // generation: every trained model and each product of experts
@@ -551,9 +553,9 @@ int main(int argc, char** argv) {
 
       // generation table
       md +=
-          "### Generation\n\n| model | valid w/o corr. | valid | unique | novel | W1 QED | W1 logP "
-          "| W1 MW | W1 rings | C / N / O / F | single / double / triple |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|\n";
+          "### Generation\n\n| model | atoms | fragments | valid w/o corr. | valid | unique | "
+          "novel | W1 QED | W1 logP | W1 MW | W1 rings | C / N / O / F | single / double / "
+          "triple |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
       auto col = [](const std::vector<mol::Properties>& ps, auto get) {
         std::vector<double> v;
         for (const auto& p : ps) v.push_back(get(p));
@@ -616,6 +618,11 @@ int main(int argc, char** argv) {
                              (dir / fmt::format("molecules_{}.png", name)).string());
       }
       props_csv.save(dir / "properties.csv");
+      md +=
+          "\nAtoms and fragments: per generated graph as decoded. Valid w/o corr.: the graph as "
+          "it is is one molecule RDKit sanitises; valid: after MoFlow's valence correction and "
+          "keeping the largest fragment; unique and novel (not in the training split): among "
+          "those; W1 and the type frequencies: of those, against the test molecules.\n";
 
       // property optimisation: valid, unique, novel samples
       md += "\n### Property optimisation (valid, unique, novel samples)\n\n";
@@ -683,13 +690,12 @@ plot for [s in "test generic expert-{0} poe-{0} goal-{0}"] 'properties.csv' usin
     if (do_comm) {
       const CommunitySmall d = community_small(f.seed + 11);
       const GraphLayout l = layout_of(d.train[0]);
-      std::vector<TypedGraph> train = d.train;
-      std::vector<std::size_t> idx(train.size());
+      std::vector<std::size_t> idx(d.train.size());
       std::iota(idx.begin(), idx.end(), 0);
       Progress bar("graphs: community-small", f.community_steps);
       long done = 0;
-      auto e = new_energy(f, l, f.seed + 400);
-      train_cd(*e, f, train, idx, f.community_steps, f.seed + 500, bar, done, "community");
+      auto e = new_energy(f, l, f.community_adj_scale, f.seed + 400);
+      train(*e, f, d.train, idx, {}, f.community_steps, f.seed + 500, bar, done, "community");
       std::vector<TypedGraph> gen = generate(*e, f, l, f.community_samples, f.seed + 600);
       std::vector<AdjacencyLists> tr, te, ge;
       for (const auto& g : d.train) tr.push_back(adjacency_lists(g));
