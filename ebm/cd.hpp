@@ -252,12 +252,7 @@ class ContrastiveDivergence {
       allreduce_gradients(*comm_, params_, extras);
       check({extras[0], extras[1], extras[2], extras[3] == 0}, s);  // the same on every rank
     }
-    double g2 = 0;
-    for (auto* p : params_) g2 += sum_of_squares(p->grad.data(), p->grad.size());
-    s.grad_norm = std::sqrt(g2);
-    if (!std::isfinite(s.grad_norm))
-      throw DivergenceError(
-          fmt::format("training diverged at step {}: non-finite gradient", step_ + 1));
+    s.grad_norm = checked_gradient_norm(params_, step_);
     if (parts > 1)
       opt_.step(*pool_, parts);  // element-wise: the same result as opt_.step()
     else

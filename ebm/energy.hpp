@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "autodiff/layers.hpp"
+#include "samplers/common.hpp"
 
 namespace ebl {
 
@@ -30,6 +31,19 @@ class DivergenceError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+/// ‖∇θ‖ over the parameters' gradients, as the trainers report it; a non-finite norm throws
+/// DivergenceError naming the step (0-based `step`, reported 1-based), before any update.
+template <class T>
+double checked_gradient_norm(const std::vector<Parameter<T>*>& params, long step) {
+  double g2 = 0;
+  for (auto* p : params) g2 += sum_of_squares(p->grad.data(), p->grad.size());
+  const double norm = std::sqrt(g2);
+  if (!std::isfinite(norm))
+    throw DivergenceError(
+        fmt::format("training diverged at step {}: non-finite gradient", step + 1));
+  return norm;
+}
 
 template <class T>
 class Energy {

@@ -144,8 +144,8 @@ Var<T> goal_directed_loss(Energy<T>& energy, Tape<T>& t, const Array<T>& x_pos,
 
 /// Trains an energy with the goal-directed loss: negatives as CD draws them (the Langevin dream
 /// sampler of CdOptions, from noise or from a replay buffer), then one optimiser step on
-/// goal_directed_loss with α = CdOptions::alpha. The divergence guard of CD: a non-finite loss or
-/// energy, or |L| > loss_bound, throws DivergenceError before any state changes.
+/// goal_directed_loss with α = CdOptions::alpha. The divergence guard of CD: a non-finite loss, a
+/// non-finite gradient, or |L| > loss_bound throws DivergenceError before the parameters change.
 template <class T>
 class GoalDirectedTrainer {
  public:
@@ -184,6 +184,7 @@ class GoalDirectedTrainer {
           fmt::format("goal-directed training diverged at step {}: loss {}", step_ + 1, loss));
     opt_.zero_grad();
     tape_.backward(l, {}, params_);
+    checked_gradient_norm(params_, step_);
     opt_.step();
     if (buffer_) buffer_->update(x_neg_);
     ++step_;

@@ -193,12 +193,7 @@ class ObjectiveTrainer {
                       step_ + 1, s.loss, o_.loss_bound));
     opt_.zero_grad();
     tape_.backward(l, {}, params_);
-    double g2 = 0;
-    for (auto* p : params_) g2 += sum_of_squares(p->grad.data(), p->grad.size());
-    s.grad_norm = std::sqrt(g2);
-    if (!std::isfinite(s.grad_norm))
-      throw DivergenceError(
-          fmt::format("training diverged at step {}: non-finite gradient", step_ + 1));
+    s.grad_norm = checked_gradient_norm(params_, step_);
     opt_.step();
     ++step_;
     return s;

@@ -18,19 +18,13 @@
 #include <GraphMol/SmilesParse/SmilesWrite.h>
 
 #include "io/files.hpp"
+#include "molecules/rdkit_detail.h"
 
 namespace ebl::mol {
 
 namespace {
 
-// RDKit parses and sanitises; nullptr when it cannot (it may say so by a null or by throwing).
-std::unique_ptr<RDKit::RWMol> parse(const std::string& smiles) {
-  try {
-    return std::unique_ptr<RDKit::RWMol>(RDKit::SmilesToMol(smiles));
-  } catch (const std::exception&) {
-    return nullptr;
-  }
-}
+using detail::parse_smiles;
 
 RDKit::Bond::BondType bond_type(int code) {
   static constexpr RDKit::Bond::BondType types[] = {RDKit::Bond::SINGLE, RDKit::Bond::DOUBLE,
@@ -90,8 +84,8 @@ const char* skip_name(Skip s) {
 }
 
 Encoded encode_smiles(const std::string& smiles, std::size_t max_atoms) {
-  Encoded out{empty_molecule(max_atoms), Skip::None};
-  auto m = parse(smiles);
+  Encoded out{empty_molecule(max_atoms), Skip::None, {}};
+  auto m = parse_smiles(smiles);
   if (!m) {
     out.skip = Skip::Unparsable;
     return out;
@@ -107,6 +101,7 @@ Encoded encode_smiles(const std::string& smiles, std::size_t max_atoms) {
       out.skip = Skip::Radical;
   }
   if (out.skip != Skip::None) return out;
+  out.canonical = RDKit::MolToSmiles(*m);  // before kekulization clears the aromatic flags
   RDKit::MolOps::Kekulize(*m, true);
   for (const RDKit::Atom* a : m->atoms())
     out.graph.nodes[a->getIdx()] =
@@ -135,7 +130,7 @@ Encoded encode_smiles(const std::string& smiles, std::size_t max_atoms) {
 }
 
 std::string canonical_smiles(const std::string& smiles) {
-  auto m = parse(smiles);
+  auto m = parse_smiles(smiles);
   return m ? RDKit::MolToSmiles(*m) : std::string();
 }
 
@@ -216,7 +211,7 @@ void draw_grid_png(const std::vector<std::string>& smiles, const std::vector<std
   std::vector<std::unique_ptr<RDKit::RWMol>> owned;
   std::vector<RDKit::ROMol*> mols;
   for (const auto& s : smiles) {
-    owned.push_back(parse(s));
+    owned.push_back(parse_smiles(s));
     if (!owned.back()) owned.back() = std::make_unique<RDKit::RWMol>();
     mols.push_back(owned.back().get());
   }

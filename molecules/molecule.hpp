@@ -52,6 +52,7 @@ const char* skip_name(Skip s);
 struct Encoded {
   MolGraph graph;
   Skip skip = Skip::None;
+  std::string canonical;  ///< RDKit's canonical SMILES (when not skipped)
 };
 
 /// SMILES -> MolGraph of `max_atoms` nodes (RDKit parses and sanitises it, then kekulizes;

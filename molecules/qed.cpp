@@ -33,6 +33,7 @@
 #include <memory>
 
 #include "molecules/molecule.hpp"
+#include "molecules/rdkit_detail.h"
 
 namespace ebl::mol {
 
@@ -209,11 +210,7 @@ const Patterns& patterns() {
 }
 
 std::unique_ptr<RDKit::RWMol> parse_or_throw(const std::string& smiles) {
-  std::unique_ptr<RDKit::RWMol> m;
-  try {
-    m.reset(RDKit::SmilesToMol(smiles));
-  } catch (const std::exception&) {
-  }
+  auto m = detail::parse_smiles(smiles);
   if (!m) throw std::invalid_argument("RDKit cannot parse or sanitise the SMILES '" + smiles + "'");
   return m;
 }
@@ -254,11 +251,7 @@ std::array<double, 8> qed_inputs(const std::string& smiles) {
 }
 
 std::optional<Properties> properties(const std::string& smiles) {
-  std::unique_ptr<RDKit::RWMol> m;
-  try {
-    m.reset(RDKit::SmilesToMol(smiles));
-  } catch (const std::exception&) {
-  }
+  const auto m = detail::parse_smiles(smiles);
   if (!m) return std::nullopt;
   Properties p;
   p.qed = qed_from_inputs(inputs_of(*m));

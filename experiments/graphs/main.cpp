@@ -238,7 +238,7 @@ Molecules load_molecules(const Flags& f) {
     if (e.skip != mol::Skip::None) {
       m.skipped[mol::skip_name(e.skip)] += 1;
     } else {
-      m.smiles.push_back(*mol::graph_to_smiles(e.graph));
+      m.smiles.push_back(std::move(e.canonical));
       m.graphs.push_back(std::move(e.graph));
     }
     if (i % 1000 == 999 || i + 1 == all.size()) bar.update(long(i + 1));

@@ -37,6 +37,7 @@ TEST_CASE("QM9 SMILES -> graph -> SMILES gives RDKit's canonical SMILES", "[mole
     INFO(s);
     REQUIRE(back.has_value());
     REQUIRE(*back == canonical_smiles(s));
+    REQUIRE(e.canonical == *back);
     REQUIRE(e.graph.node_count() == std::size_t(std::count_if(s.begin(), s.end(), [](char c) {
               return c == 'C' || c == 'N' || c == 'O' || c == 'F';
             })));
