@@ -51,9 +51,37 @@ inline void valid_range(const ConvGeom& g, std::size_t kj, std::size_t& lo, std:
   hi = std::size_t(std::clamp<std::ptrdiff_t>(end, std::ptrdiff_t(lo), std::ptrdiff_t(g.ow)));
 }
 
+// Stride 1 with ow == w (a "same" convolution: 2p = kw - 1): output row oy reads input row
+// oy - p + ki at column offset kj - p, so over the rows [oy0, oy1) whose input row exists, a row of
+// col is the input plane shifted by (ki - p)·w + kj - p: one contiguous run, in which only the
+// ow - (hi - lo) columns per row that wrapped around to a neighbouring row are wrong (they lie in
+// the padding). The rows [oy0, oy1) of output positions with an input row, for kernel row ki.
+inline bool shifted_plane(const ConvGeom& g) {
+  return g.stride == 1 && g.ow == g.w;
+}
+inline void valid_rows(const ConvGeom& g, std::size_t ki, std::size_t& oy0, std::size_t& oy1) {
+  const std::ptrdiff_t off = std::ptrdiff_t(ki) - std::ptrdiff_t(g.pad);  // iy = oy + off
+  oy0 = std::size_t(std::clamp<std::ptrdiff_t>(-off, 0, std::ptrdiff_t(g.oh)));
+  oy1 = std::size_t(std::clamp<std::ptrdiff_t>(std::ptrdiff_t(g.h) - off, std::ptrdiff_t(oy0),
+                                               std::ptrdiff_t(g.oh)));
+}
+
+// The wrapped columns of a shifted plane's rows [oy0, oy1): ox < lo and ox >= hi, in the padding.
+// Column by column (a strided store of a few values per column), not row by row, where each row's
+// one or two values would be a call to memset.
+template <class T>
+void zero_wrapped(const ConvGeom& g, T* row, std::size_t lo, std::size_t hi, std::size_t oy0,
+                  std::size_t oy1) {
+  for (std::size_t ox = 0; ox < lo; ++ox)
+    for (std::size_t oy = oy0; oy < oy1; ++oy) row[oy * g.ow + ox] = T(0);
+  for (std::size_t ox = hi; ox < g.ow; ++ox)
+    for (std::size_t oy = oy0; oy < oy1; ++oy) row[oy * g.ow + ox] = T(0);
+}
+
 // col[K, L] for one image x [c, h, w]: col[(ci kh + ki) kw + kj, oy ow + ox] =
 // x[ci, oy s - p + ki, ox s - p + kj], 0 in the padding. Each row of col is written as zeros at
-// the padded edges and a contiguous copy (stride 1) or a strided gather in between.
+// the padded edges and a contiguous copy (stride 1) or a strided gather in between; for a "same"
+// convolution, as one copy of the shifted plane with its wrapped columns then zeroed.
 template <class T>
 void im2col(const ConvGeom& g, const T* x, T* col) {
   const std::size_t L = g.L();
@@ -63,6 +91,22 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
         T* row = col + ((ci * g.kh + ki) * g.kw + kj) * L;
         std::size_t lo, hi;
         valid_range(g, kj, lo, hi);
+        if (shifted_plane(g)) {
+          std::size_t oy0, oy1;
+          valid_rows(g, ki, oy0, oy1);
+          std::fill(row, row + oy0 * g.ow, T(0));
+          std::fill(row + oy1 * g.ow, row + L, T(0));
+          if (oy0 == oy1 || lo == hi) {
+            std::fill(row + oy0 * g.ow, row + oy1 * g.ow, T(0));
+            continue;
+          }
+          // positions oy0·ow + lo .. (oy1-1)·ow + hi read x[ci] from (oy0 - p + ki)·w + lo - p + kj
+          const std::size_t first = oy0 * g.ow + lo, last = (oy1 - 1) * g.ow + hi;
+          const T* src = x + (ci * g.h + oy0 + ki - g.pad) * g.w + lo + kj - g.pad;
+          std::copy(src, src + (last - first), row + first);
+          zero_wrapped(g, row, lo, hi, oy0, oy1);
+          continue;
+        }
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
           const std::ptrdiff_t iy = std::ptrdiff_t(oy * g.stride + ki) - std::ptrdiff_t(g.pad);
           T* r = row + oy * g.ow;
@@ -84,15 +128,28 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
 }
 
 // The adjoint of im2col: gx[c, h, w] += every entry of gcol[K, L] at the pixel it was read from.
+// For a "same" convolution gcol's wrapped columns are zeroed first (gcol is scratch), so each row
+// of gcol adds to the shifted plane as one contiguous run.
 template <class T>
-void col2im_add(const ConvGeom& g, const T* gcol, T* gx) {
+void col2im_add(const ConvGeom& g, T* gcol, T* gx) {
   const std::size_t L = g.L();
   for (std::size_t ci = 0; ci < g.c; ++ci)
     for (std::size_t ki = 0; ki < g.kh; ++ki)
       for (std::size_t kj = 0; kj < g.kw; ++kj) {
-        const T* row = gcol + ((ci * g.kh + ki) * g.kw + kj) * L;
+        T* row = gcol + ((ci * g.kh + ki) * g.kw + kj) * L;
         std::size_t lo, hi;
         valid_range(g, kj, lo, hi);
+        if (shifted_plane(g)) {
+          std::size_t oy0, oy1;
+          valid_rows(g, ki, oy0, oy1);
+          if (oy0 == oy1 || lo == hi) continue;
+          zero_wrapped(g, row, lo, hi, oy0, oy1);
+          const std::size_t first = oy0 * g.ow + lo, last = (oy1 - 1) * g.ow + hi;
+          T* dst = gx + (ci * g.h + oy0 + ki - g.pad) * g.w + lo + kj - g.pad;
+          const T* src = row + first;
+          for (std::size_t e = 0; e < last - first; ++e) dst[e] += src[e];
+          continue;
+        }
         for (std::size_t oy = 0; oy < g.oh; ++oy) {
           const std::ptrdiff_t iy = std::ptrdiff_t(oy * g.stride + ki) - std::ptrdiff_t(g.pad);
           if (iy < 0 || iy >= std::ptrdiff_t(g.h) || lo == hi) continue;

@@ -44,9 +44,13 @@ TEST_CASE("conv2d equals a direct convolution and passes the gradient check", "[
       {{2, 3, 5, 5}, {4, 3, 3, 3}, 1, 1},  // same-size 3×3
       {{2, 3, 5, 5}, {4, 3, 3, 3}, 1, 0},  // valid
       {{1, 2, 7, 6}, {3, 2, 3, 3}, 2, 1},  // stride 2, odd sizes, a batch of one
-      {{3, 2, 6, 7}, {2, 2, 3, 3}, 2, 0}, {{2, 4, 5, 3}, {3, 4, 1, 1}, 1, 0},  // 1×1
+      {{3, 2, 6, 7}, {2, 2, 3, 3}, 2, 0},
+      {{2, 4, 5, 3}, {3, 4, 1, 1}, 1, 0},  // 1×1
       {{1, 3, 4, 5}, {2, 3, 1, 1}, 2, 1},  // 1×1 with stride and padding
       {{2, 1, 6, 6}, {2, 1, 2, 3}, 1, 1},  // a non-square kernel
+      // "same" convolutions (stride 1, 2p = kw - 1: im2col copies shifted planes)
+      {{1, 2, 6, 5}, {2, 2, 5, 5}, 1, 2},  // 5×5
+      {{2, 2, 1, 4}, {3, 2, 3, 3}, 1, 1},  // a single row: every kernel row but one in padding
   };
   std::uint64_t seed = 1;
   for (const auto& cc : cases) {
