@@ -4,6 +4,23 @@
 
 namespace ebl {
 
+namespace {
+
+// Polls done() for up to `limit` (the clock read every 64 polls); true as soon as it holds.
+template <class Done>
+bool spin_until(Done done, std::chrono::microseconds limit) {
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 64 == 0 && std::chrono::steady_clock::now() - start > limit) return false;
+  }
+}
+
+}  // namespace
+
 WorkerPool::WorkerPool(std::size_t parts) {
   if (parts == 0) throw std::invalid_argument("WorkerPool: needs at least one part");
   for (std::size_t k = 1; k < parts; ++k) threads_.emplace_back([this, k] { work(k); });
@@ -12,7 +29,7 @@ WorkerPool::WorkerPool(std::size_t parts) {
 WorkerPool::~WorkerPool() {
   {
     std::lock_guard lock(m_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : threads_) t.join();
@@ -24,16 +41,22 @@ void WorkerPool::start(std::size_t parts, void (*call)(void*, std::size_t), void
     call_ = call;
     ctx_ = ctx;
     parts_ = parts;
-    pending_ = parts - 1;
+    pending_.store(parts - 1);
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1);
   }
-  if (parts > 1) wake_.notify_all();
+  if (parts > 1) wake_.notify_all();  // no system call when every worker is still spinning
 }
 
 void WorkerPool::finish(std::exception_ptr mine) {
-  std::unique_lock lock(m_);
-  done_.wait(lock, [this] { return pending_ == 0; });
+  auto all_done = [this] { return pending_.load() == 0; };
+  std::unique_lock lock(m_, std::defer_lock);
+  if (!spin_until(all_done, kSpin)) {
+    lock.lock();
+    done_.wait(lock, all_done);
+  } else {
+    lock.lock();  // for error_
+  }
   std::exception_ptr e = mine ? mine : error_;
   error_ = nullptr;
   if (e) std::rethrow_exception(e);
@@ -41,14 +64,20 @@ void WorkerPool::finish(std::exception_ptr mine) {
 
 void WorkerPool::work(std::size_t k) {
   unsigned long seen = 0;
+  auto woken = [&] { return stop_.load() || generation_.load() != seen; };
   for (;;) {
     void (*call)(void*, std::size_t);
     void* ctx;
     {
-      std::unique_lock lock(m_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      std::unique_lock lock(m_, std::defer_lock);
+      if (!spin_until(woken, kSpin)) {
+        lock.lock();
+        wake_.wait(lock, woken);
+      } else {
+        lock.lock();  // a consistent snapshot of the section
+      }
+      if (stop_.load()) return;
+      seen = generation_.load();
       if (k >= parts_) continue;  // this section has fewer parts than the pool has threads
       call = call_;
       ctx = ctx_;
@@ -59,10 +88,15 @@ void WorkerPool::work(std::size_t k) {
     } catch (...) {
       e = std::current_exception();
     }
-    {
+    if (e) {
       std::lock_guard lock(m_);
-      if (e && !error_) error_ = e;
-      if (--pending_ == 0) done_.notify_one();
+      if (!error_) error_ = e;
+    }
+    if (pending_.fetch_sub(1) == 1) {
+      // the caller may be between its check of pending_ and its sleep: taking m_ first makes
+      // the notification wait until it sleeps
+      std::lock_guard lock(m_);
+      done_.notify_one();
     }
   }
 }

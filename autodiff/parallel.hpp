@@ -5,8 +5,16 @@
 // thread and fn(1), ..., fn(parts-1) on the workers, and returns when all have finished. Nothing
 // is allocated per section, and the first exception thrown by any part is rethrown by run() once
 // every part has finished.
+//
+// Hand-offs: a worker that has finished its part spins on the section counter for a short while
+// (kSpin) before it sleeps on a condition variable, and so does the caller waiting for the parts:
+// a tape's ops open one section each, back to back, and a sleep-and-wake per section costs tens of
+// microseconds (45 us measured here), several percent of a CNN forward pass. Spinning workers
+// burn their core for at most kSpin after each section.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -56,14 +64,17 @@ class WorkerPool {
   void finish(std::exception_ptr mine);
   void work(std::size_t k);
 
+  static constexpr std::chrono::microseconds kSpin{100};
+
   std::vector<std::thread> threads_;
-  std::mutex m_;
+  std::mutex m_;  // guards call_, ctx_, parts_, error_ and the sleeps
   std::condition_variable wake_, done_;
   void (*call_)(void*, std::size_t) = nullptr;
   void* ctx_ = nullptr;
-  std::size_t parts_ = 0, pending_ = 0;
-  unsigned long generation_ = 0;
-  bool stop_ = false;
+  std::size_t parts_ = 0;
+  std::atomic<std::size_t> pending_{0};       // workers' parts of this section not yet done
+  std::atomic<unsigned long> generation_{0};  // one per section, written under m_
+  std::atomic<bool> stop_{false};
   std::exception_ptr error_;
 };
 

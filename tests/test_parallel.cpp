@@ -1,0 +1,70 @@
+// WorkerPool: every part of every section runs exactly once, whether the workers are spinning
+// (sections back to back) or asleep (after a pause longer than their spin), with fewer parts than
+// threads, and the first exception of a section reaches the caller with the pool still usable.
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "autodiff/parallel.hpp"
+
+using namespace ebl;
+
+TEST_CASE("WorkerPool runs each part once per section, back to back and after a sleep",
+          "[parallel]") {
+  WorkerPool pool(3);
+  CHECK(pool.max_parts() == 3);
+  std::vector<long> count(3, 0);  // each slot written by one part only: no atomics needed
+  long sections = 0;
+  long expected[3] = {0, 0, 0};
+  for (int s = 0; s < 20000; ++s) {
+    const std::size_t parts = std::size_t(1 + s % 3);
+    pool.run(parts, [&](std::size_t k) { count[k] += 1; });
+    for (std::size_t k = 0; k < parts; ++k) ++expected[k];
+    ++sections;
+    if (s % 5000 == 4999)  // longer than the spin: the workers sleep and must be woken
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  for (std::size_t k = 0; k < 3; ++k) CHECK(count[k] == expected[k]);
+  CHECK(expected[2] == sections / 3);
+}
+
+TEST_CASE("WorkerPool sees the results of every part when run returns", "[parallel]") {
+  WorkerPool pool(2);
+  std::vector<double> data(1 << 16, 0.0);
+  const std::size_t half = data.size() / 2;
+  for (int s = 0; s < 200; ++s) {
+    pool.run(2, [&](std::size_t k) {  // part k writes s + k over its half
+      for (std::size_t e = k * half; e < (k + 1) * half; ++e) data[e] = double(s) + double(k);
+    });
+    double sum = 0;  // read on the caller's thread
+    for (double v : data) sum += v;
+    CHECK(sum == double(half) * (2.0 * s + 1.0));
+  }
+}
+
+TEST_CASE("WorkerPool rethrows a part's exception once all parts are done, and goes on",
+          "[parallel]") {
+  WorkerPool pool(2);
+  std::atomic<int> finished{0};
+  auto throwing = [&](std::size_t thrower) {
+    return [&, thrower](std::size_t k) {
+      if (k == thrower) throw std::runtime_error("part " + std::to_string(k));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      ++finished;
+    };
+  };
+  CHECK_THROWS_WITH(pool.run(2, throwing(1)), "part 1");  // a worker's part
+  CHECK(finished == 1);  // the caller's part had finished before run returned
+  CHECK_THROWS_WITH(pool.run(2, throwing(0)), "part 0");  // the caller's own part
+  CHECK(finished == 2);
+  int ran = 0;
+  pool.run(2, [&](std::size_t k) {
+    if (k == 0) ran = 1;
+  });
+  CHECK(ran == 1);
+  CHECK_THROWS_AS(pool.run(3, [](std::size_t) {}), std::invalid_argument);
+}
