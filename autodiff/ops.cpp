@@ -144,15 +144,65 @@ Var<T> mul(Var<T> a, Var<T> b) {
   return {&t, i};
 }
 
+namespace {
+// b has one element and no more axes than a: the quotient has a's shape (SpectralNorm's W / σ).
+bool by_scalar(const Shape& as, const Shape& bs) {
+  return shape_size(bs) == 1 && bs.size() <= as.size();
+}
+// div's VJP for that case, as loops computing exactly what the broadcasting expressions below it
+// compute, in the same order: ga (+)= gy / b; gb += Σ over rows of a's last axis of the row sums
+// of (-gy · y) / b (Tape::sum_to's order).
+template <class T>
+void div_by_scalar_vjp(Tape<T>& t, std::size_t i) {
+  std::size_t a = t.in(i, 0), b = t.in(i, 1);
+  const T* gy = t.gy(i).data();
+  const T bv = *t.val(b).data();
+  const std::size_t n = t.val(a).size();
+  if (t.needs(a)) {
+    T beta;
+    T* ga = t.grad_for_gemm(a, beta).data();
+    if (beta == T(0))
+      for (std::size_t e = 0; e < n; ++e) ga[e] = gy[e] / bv;
+    else
+      for (std::size_t e = 0; e < n; ++e) ga[e] += gy[e] / bv;
+  }
+  if (!t.needs(b)) return;
+  const T* y = t.val(i).data();
+  const Shape& as = t.val(a).shape();
+  if (as == t.val(b).shape()) {  // one element each: accumulate, no reduction
+    T beta;
+    T* gb = t.grad_for_gemm(b, beta).data();
+    const T v = (-gy[0] * y[0]) / bv;
+    gb[0] = beta == T(0) ? v : gb[0] + v;
+    return;
+  }
+  T* gb = t.grad_zeroed(b);
+  const std::size_t inner = as.back();
+  for (std::size_t r = 0; r < n / std::max<std::size_t>(inner, 1); ++r) {
+    T acc = 0;
+    for (std::size_t k = r * inner; k < (r + 1) * inner; ++k) acc += (-gy[k] * y[k]) / bv;
+    gb[0] += acc;
+  }
+}
+}  // namespace
+
 template <class T>
 Var<T> div(Var<T> a, Var<T> b) {
   Tape<T>& t = tape_of("div", a, b);
   broadcast_shape("div", a.shape(), b.shape());
   std::size_t i = t.push("div", {a.id, b.id}, [](Tape<T>& t, std::size_t i) {
     std::size_t a = t.in(i, 0), b = t.in(i, 1);
+    if (by_scalar(t.val(a).shape(), t.val(b).shape())) return div_by_scalar_vjp(t, i);
     if (t.needs(a)) t.accumulate_sum_to(a, t.gy(i) / t.val(b));
     if (t.needs(b)) t.accumulate_sum_to(b, -t.gy(i) * t.val(i) / t.val(b));
   });
+  if (by_scalar(a.shape(), b.shape())) {  // a weight over its norm: plain loops, no broadcasting
+    Array<T>& y = t.out(i);
+    y.resize(a.shape());
+    const T *x = a.value().data(), bv = *b.value().data();
+    for (std::size_t e = 0, n = y.size(); e < n; ++e) y.data()[e] = x[e] / bv;
+    return {&t, i};
+  }
   xt::noalias(t.out(i)) = t.val(a.id) / t.val(b.id);
   return {&t, i};
 }

@@ -38,8 +38,18 @@ Eval eval_unary(F f, const Array<double>& x) {
 
 TEST_CASE("binary arithmetic: gradients with broadcasting", "[ops][gradcheck]") {
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{3, 4}, {3, 4}},    {{3, 4}, {4}}, {{3, 4}, {3, 1}}, {{3, 1}, {1, 4}},
-      {{2, 3, 4}, {3, 1}}, {{}, {3, 4}},  {{4}, {2, 3, 4}}};
+      {{3, 4}, {3, 4}},
+      {{3, 4}, {4}},
+      {{3, 4}, {3, 1}},
+      {{3, 1}, {1, 4}},
+      {{2, 3, 4}, {3, 1}},
+      {{}, {3, 4}},
+      {{4}, {2, 3, 4}},
+      // a one-element divisor (div's loop path, as in SpectralNorm's W / σ)
+      {{3, 4}, {1}},
+      {{3, 4}, {1, 1}},
+      {{1}, {1}},
+      {{}, {}}};
   std::uint64_t seed = 10;
   for (const auto& [sa, sb] : shapes) {
     INFO("shapes " << shape_str(sa) << " and " << shape_str(sb));
@@ -50,6 +60,29 @@ TEST_CASE("binary arithmetic: gradients with broadcasting", "[ops][gradcheck]") 
     expect_gradients([](TD&, In x) { return mul(x[0], x[1]); }, {a, b});
     expect_gradients([](TD&, In x) { return div(x[0], x[1]); }, {a, bpos});
     expect_gradients([](TD&, In x) { return div(x[1], x[0]); }, {bpos, a});
+  }
+}
+
+TEST_CASE("division by a one-element array: values and gradients in closed form", "[ops]") {
+  for (const Shape& sb : {Shape{}, Shape{1}, Shape{1, 1}}) {
+    INFO("divisor shape " << shape_str(sb));
+    TD t;
+    Array<double> a = randn(Shape{3, 5}, 7);
+    Array<double> b = Array<double>::from_shape(sb);
+    b.data()[0] = -1.7;
+    V av = t.input(a, true), bv = t.input(b, true);
+    V y = div(av, bv);
+    REQUIRE(y.shape() == a.shape());
+    Array<double> w = randn(Shape{3, 5}, 8);  // a cotangent: L = Σ w ⊙ y
+    t.backward(sum(mul(t.constant(w), y)), {av, bv});
+    double gb = 0;
+    for (std::size_t e = 0; e < a.size(); ++e) {
+      CHECK(y.value().data()[e] == a.data()[e] / -1.7);
+      CHECK(t.grad(av).data()[e] == Approx(w.data()[e] / -1.7).epsilon(1e-14));
+      gb -= w.data()[e] * a.data()[e] / (1.7 * 1.7);
+    }
+    CHECK(t.grad(bv).shape() == sb);
+    CHECK(t.grad(bv).data()[0] == Approx(gb).epsilon(1e-12));
   }
 }
 
