@@ -25,6 +25,10 @@ Tape<T>& tape_of(const char* op, Var<T> a, Var<T> b) {
   return t;
 }
 
+/// Work below which an op does not split over a tape's threads (elements of an elementwise op,
+/// multiply-adds of a product): a fork-join costs about a microsecond.
+constexpr std::size_t kSplitElements = 1 << 16, kSplitMacs = 1 << 20;
+
 /// How many blocks work of size n is split into on tape t: one per thread of a tape with threads
 /// (set_threads) once n reaches `min_split`, else 1.
 template <class T>

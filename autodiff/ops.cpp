@@ -31,8 +31,8 @@ namespace {
 using op_detail::split_range;
 using op_detail::tape_of;
 
-// Work below which an op does not split over a tape's threads: a fork-join costs microseconds.
-constexpr std::size_t kSplitElements = 1 << 16, kSplitMacs = 1 << 20;
+using op_detail::kSplitElements;
+using op_detail::kSplitMacs;
 
 // numpy broadcasting of two shapes, or a ShapeError naming the op
 Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
@@ -257,11 +257,18 @@ Var<T> matmul(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
     bool ta = nd.flag_a, tb = nd.flag_b;
     const Array<T>&A = t.val(a), &B = t.val(b), &gy = t.gy(i);
     std::size_t m = gy.shape()[0], n = gy.shape()[1], k = ta ? A.shape()[0] : A.shape()[1];
+    // with A untransposed, on a tape with threads: ga by blocks of its rows, gb (B untransposed)
+    // by blocks of its rows, i.e. of A's columns, as linear's VJP
+    const std::size_t min_split =
+        ta ? std::max(m, k) + 1 : kSplitMacs / std::max<std::size_t>(1, n * k);
     if (t.needs(a)) {
       T beta;
       Array<T>& ga = t.grad_for_gemm(a, beta);
       if (!ta)  // ga[m,k] += gy op(B)^T
-        gemm(false, !tb, m, k, n, T(1), gy.data(), n, B.data(), B.shape()[1], beta, ga.data(), k);
+        split_range(t, m, min_split, [&](std::size_t lo, std::size_t hi) {
+          gemm(false, !tb, hi - lo, k, n, T(1), gy.data() + lo * n, n, B.data(), B.shape()[1], beta,
+               ga.data() + lo * k, k);
+        });
       else  // ga[k,m] += op(B) gy^T
         gemm(tb, true, k, m, n, T(1), B.data(), B.shape()[1], gy.data(), n, beta, ga.data(), m);
       ++t.stats.gemm_backward;
@@ -269,7 +276,13 @@ Var<T> matmul(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
     if (t.needs(b)) {
       T beta;
       Array<T>& gb = t.grad_for_gemm(b, beta);
-      if (!tb)  // gb[k,n] += op(A)^T gy
+      if (!tb && !ta)  // gb[k,n] += A^T gy
+        split_range(t, k, kSplitMacs / std::max<std::size_t>(1, m * n),
+                    [&](std::size_t lo, std::size_t hi) {
+                      gemm(true, false, hi - lo, n, m, T(1), A.data() + lo, A.shape()[1], gy.data(),
+                           n, beta, gb.data() + lo * n, n);
+                    });
+      else if (!tb)  // gb[k,n] += op(A)^T gy
         gemm(!ta, false, k, n, m, T(1), A.data(), A.shape()[1], gy.data(), n, beta, gb.data(), n);
       else  // gb[n,k] += gy^T op(A)
         gemm(true, ta, n, k, m, T(1), gy.data(), n, A.data(), A.shape()[1], beta, gb.data(), k);
@@ -280,8 +293,12 @@ Var<T> matmul(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
   nd.flag_a = trans_a;
   nd.flag_b = trans_b;
   nd.own.resize(Shape{m, n});
-  gemm(trans_a, trans_b, m, n, k, T(1), a.value().data(), sa[1], b.value().data(), sb[1], T(0),
-       nd.own.data(), n);
+  // on a tape with threads, blocks of C's rows (A's rows; A untransposed), one per thread
+  const std::size_t min_rows = trans_a ? m + 1 : kSplitMacs / std::max<std::size_t>(1, n * k);
+  split_range(t, m, min_rows, [&](std::size_t lo, std::size_t hi) {
+    gemm(trans_a, trans_b, hi - lo, n, k, T(1), a.value().data() + lo * sa[1], sa[1],
+         b.value().data(), sb[1], T(0), nd.own.data() + lo * n, n);
+  });
   ++t.stats.gemm_forward;
   return {&t, i};
 }

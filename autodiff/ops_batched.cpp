@@ -15,6 +15,8 @@
 namespace ebl {
 namespace {
 
+using op_detail::kSplitMacs;
+using op_detail::split_range;
 using op_detail::tape_of;
 constexpr std::size_t kMaxRank = 8;
 
@@ -77,30 +79,36 @@ Var<T> bmm(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
     const std::size_t batch = gy.shape()[0], m = gy.shape()[1], n = gy.shape()[2];
     const std::size_t k = ta ? A.shape()[1] : A.shape()[2], lda = A.shape()[2], ldb = B.shape()[2];
     const std::size_t sa = A.shape()[1] * lda, sb = B.shape()[1] * ldb, sy = m * n;
+    // on a tape with threads, blocks of the batch, one per thread (each product is separate)
+    const std::size_t min_split = kSplitMacs / std::max<std::size_t>(1, m * n * k);
     if (t.needs(a)) {
       T beta;
       Array<T>& ga = t.grad_for_gemm(a, beta);
-      for (std::size_t p = 0; p < batch; ++p) {
-        if (!ta)  // ga[m,k] += gy op(B)ᵀ
-          gemm_small(false, !tb, m, k, n, T(1), gy.data() + p * sy, n, B.data() + p * sb, ldb, beta,
-                     ga.data() + p * sa, k);
-        else  // ga[k,m] += op(B) gyᵀ
-          gemm_small(tb, true, k, m, n, T(1), B.data() + p * sb, ldb, gy.data() + p * sy, n, beta,
-                     ga.data() + p * sa, m);
-      }
+      split_range(t, batch, min_split, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t p = lo; p < hi; ++p) {
+          if (!ta)  // ga[m,k] += gy op(B)ᵀ
+            gemm_small(false, !tb, m, k, n, T(1), gy.data() + p * sy, n, B.data() + p * sb, ldb,
+                       beta, ga.data() + p * sa, k);
+          else  // ga[k,m] += op(B) gyᵀ
+            gemm_small(tb, true, k, m, n, T(1), B.data() + p * sb, ldb, gy.data() + p * sy, n, beta,
+                       ga.data() + p * sa, m);
+        }
+      });
       t.stats.gemm_backward += batch;
     }
     if (t.needs(b)) {
       T beta;
       Array<T>& gb = t.grad_for_gemm(b, beta);
-      for (std::size_t p = 0; p < batch; ++p) {
-        if (!tb)  // gb[k,n] += op(A)ᵀ gy
-          gemm_small(!ta, false, k, n, m, T(1), A.data() + p * sa, lda, gy.data() + p * sy, n, beta,
-                     gb.data() + p * sb, n);
-        else  // gb[n,k] += gyᵀ op(A)
-          gemm_small(true, ta, n, k, m, T(1), gy.data() + p * sy, n, A.data() + p * sa, lda, beta,
-                     gb.data() + p * sb, k);
-      }
+      split_range(t, batch, min_split, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t p = lo; p < hi; ++p) {
+          if (!tb)  // gb[k,n] += op(A)ᵀ gy
+            gemm_small(!ta, false, k, n, m, T(1), A.data() + p * sa, lda, gy.data() + p * sy, n,
+                       beta, gb.data() + p * sb, n);
+          else  // gb[n,k] += gyᵀ op(A)
+            gemm_small(true, ta, n, k, m, T(1), gy.data() + p * sy, n, A.data() + p * sa, lda, beta,
+                       gb.data() + p * sb, k);
+        }
+      });
       t.stats.gemm_backward += batch;
     }
   });
@@ -109,9 +117,13 @@ Var<T> bmm(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
   nd.flag_b = trans_b;
   const std::size_t batch = sa[0];
   nd.own.resize(Shape{batch, m, n});
-  for (std::size_t p = 0; p < batch; ++p)
-    gemm_small(trans_a, trans_b, m, n, k, T(1), a.value().data() + p * sa[1] * sa[2], sa[2],
-               b.value().data() + p * sb[1] * sb[2], sb[2], T(0), nd.own.data() + p * m * n, n);
+  split_range(t, batch, kSplitMacs / std::max<std::size_t>(1, m * n * k),
+              [&](std::size_t lo, std::size_t hi) {
+                for (std::size_t p = lo; p < hi; ++p)
+                  gemm_small(trans_a, trans_b, m, n, k, T(1), a.value().data() + p * sa[1] * sa[2],
+                             sa[2], b.value().data() + p * sb[1] * sb[2], sb[2], T(0),
+                             nd.own.data() + p * m * n, n);
+              });
   t.stats.gemm_forward += batch;
   return {&t, i};
 }

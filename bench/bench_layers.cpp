@@ -9,6 +9,7 @@
 //   train_step   CE(f(x+), y) + mean E(x+) - mean E(x-) on given chain samples x-, ∇θ, Adam
 // R-GCN energy on QM9-sized graphs at batch 128: 9 nodes, 4 edge channels, 5 node channels, 3
 // relational graph convolutions of 64 with spectral norm and SiLU, a sum readout, a linear head:
+// (on a tape with --chain_threads threads: the batched products split by graphs, the others by rows)
 //   rgcn_langevin_step   one Langevin step in (X, A) (forward + ∇X, ∇A; spectral norm frozen)
 //   rgcn_train_step      E of data and of samples (one power iteration per weight),
 //                        mean E+ - mean E- + α(E+² + E-²), ∇θ, Adam
@@ -257,6 +258,9 @@ class RgcnWork {
     opt_ = std::make_unique<Adam<T>>(params_, Adam<T>::Options{.lr = 1e-4});
     noise_a_ = Array<T>::from_shape(a_neg_.shape());
     noise_x_ = Array<T>::from_shape(x_neg_.shape());
+    // the tape's products (the batched A H and the stacked-weight GEMM), SiLU and linear layers
+    // split over --chain_threads threads, as the CNN's convolutions
+    t_.set_threads(std::size_t(g_chain_threads));
   }
   // E(A, X) per graph [B]
   Var<T> energy(Tape<T>& t, Var<T> a, Var<T> x, bool update_sn) {
@@ -302,8 +306,8 @@ class RgcnWork {
 };
 
 void BM_rgcn(benchmark::State& state, bool train) {
-  // products of 1152 rows by 64: OpenBLAS's second thread costs more in hand-offs (sched_yield)
-  // than it brings, so these run on one thread (state.range(0) = 1) unless asked otherwise
+  // state.range(0): OpenBLAS threads outside the tape's parallel sections (1 or 2); the split
+  // products run single-threaded inside them either way
   std::optional<BlasSingleThreaded> one;
   if (state.range(0) == 1) one.emplace();
   RgcnWork w(train);

@@ -230,3 +230,30 @@ TEST_CASE("linear reads an input of more axes as the rows it is stored as", "[op
   CHECK_THROWS_WITH(linear(t.input(randn({3, 2, 3}, 44)), t.input(w), t.input(b)),
                     Catch::Contains("linear: x [3,2,3] W [8,5] b [5] do not align"));
 }
+
+TEST_CASE("matmul and bmm on a tape with threads agree with one thread, values and gradients",
+          "[ops][bmm][threads]") {
+  // sizes above the split thresholds: matmul's rows (and gB's rows) and bmm's batch are split
+  Array<double> a = randn({300, 64}, 31), b = randn({64, 64}, 32);
+  Array<double> p = randn({64, 36, 9}, 33), q = randn({64, 9, 64}, 34);
+  auto run = [&](std::size_t threads, bool fan_out) {
+    TD t;
+    t.set_threads(threads);
+    V av = t.input(a, true), bv = t.input(b, true), pv = t.input(p, true), qv = t.input(q, true);
+    V y = matmul(av, bv), z = bmm(pv, qv);
+    if (fan_out) y = y + matmul(av, bv), z = z + bmm(pv, qv);  // gradients added to
+    Array<double> cy = randn(y.shape(), 35), cz = randn(z.shape(), 36);
+    t.backward(sum(y * t.constant(cy)) + sum(z * t.constant(cz)), {av, bv, pv, qv});
+    return std::vector<Array<double>>{y.value(), z.value(), t.grad(av), t.grad(bv),
+                                      t.grad(pv),  t.grad(qv)};
+  };
+  for (bool fan_out : {false, true})
+    for (std::size_t threads : {2, 3}) {
+      INFO("threads " << threads << " fan-out " << fan_out);
+      auto one = run(1, fan_out), many = run(threads, fan_out);
+      for (std::size_t k = 0; k < one.size(); ++k) {
+        INFO("output " << k);
+        CHECK(max_rel_diff(one[k], many[k]) < 1e-12);
+      }
+    }
+}
