@@ -134,10 +134,11 @@ class Tape {
   std::size_t size() const { return size_; }
   TapeStats stats;
 
-  /// Threads for ops that split their work by sample: conv2d runs its images on `n` threads, each
-  /// with OpenBLAS single-threaded inside (a per-image product is too small for OpenBLAS's own
-  /// threads to pay). 1, the default, runs everything on the calling thread. Values agree with
-  /// one thread's up to rounding (the weight gradient is summed per block, then over blocks).
+  /// Threads for ops that split their work by sample: conv2d runs its images on `n` threads, bmm
+  /// its batch, matmul and linear their rows, the elementwise ops their elements, each block with
+  /// OpenBLAS single-threaded inside (a per-image product is too small for OpenBLAS's own threads
+  /// to pay). 1, the default, runs everything on the calling thread. Values agree with one
+  /// thread's up to rounding (the weight gradient is summed per block, then over blocks).
   void set_threads(std::size_t n) { pool_ = n > 1 ? std::make_unique<WorkerPool>(n) : nullptr; }
   std::size_t threads() const { return pool_ ? pool_->max_parts() : 1; }
   WorkerPool* pool() { return pool_.get(); }
