@@ -259,13 +259,12 @@ Var<T> matmul(Var<T> a, Var<T> b, bool trans_a, bool trans_b) {
     std::size_t m = gy.shape()[0], n = gy.shape()[1], k = ta ? A.shape()[0] : A.shape()[1];
     // with A untransposed, on a tape with threads: ga by blocks of its rows, gb (B untransposed)
     // by blocks of its rows, i.e. of A's columns, as linear's VJP
-    const std::size_t min_split =
-        ta ? std::max(m, k) + 1 : kSplitMacs / std::max<std::size_t>(1, n * k);
+    const std::size_t min_rows = kSplitMacs / std::max<std::size_t>(1, n * k);
     if (t.needs(a)) {
       T beta;
       Array<T>& ga = t.grad_for_gemm(a, beta);
       if (!ta)  // ga[m,k] += gy op(B)^T
-        split_range(t, m, min_split, [&](std::size_t lo, std::size_t hi) {
+        split_range(t, m, min_rows, [&](std::size_t lo, std::size_t hi) {
           gemm(false, !tb, hi - lo, k, n, T(1), gy.data() + lo * n, n, B.data(), B.shape()[1], beta,
                ga.data() + lo * k, k);
         });
