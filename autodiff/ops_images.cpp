@@ -94,12 +94,12 @@ void im2col(const ConvGeom& g, const T* x, T* col) {
         if (shifted_plane(g)) {
           std::size_t oy0, oy1;
           valid_rows(g, ki, oy0, oy1);
-          std::fill(row, row + oy0 * g.ow, T(0));
-          std::fill(row + oy1 * g.ow, row + L, T(0));
-          if (oy0 == oy1 || lo == hi) {
-            std::fill(row + oy0 * g.ow, row + oy1 * g.ow, T(0));
+          if (oy0 == oy1 || lo == hi) {  // this tap reads only padding
+            std::fill(row, row + L, T(0));
             continue;
           }
+          std::fill(row, row + oy0 * g.ow, T(0));  // rows above and below the image
+          std::fill(row + oy1 * g.ow, row + L, T(0));
           // positions oy0·ow + lo .. (oy1-1)·ow + hi read x[ci] from (oy0 - p + ki)·w + lo - p + kj
           const std::size_t first = oy0 * g.ow + lo, last = (oy1 - 1) * g.ow + hi;
           const T* src = x + (ci * g.h + oy0 + ki - g.pad) * g.w + lo + kj - g.pad;

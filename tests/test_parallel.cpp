@@ -1,6 +1,8 @@
 // WorkerPool: every part of every section runs exactly once, whether the workers are spinning
 // (sections back to back) or asleep (after a pause longer than their spin), with fewer parts than
 // threads, and the first exception of a section reaches the caller with the pool still usable.
+// The sleeps only steer which path runs (a worker asleep rather than spinning; one part still
+// busy when the other throws); no assertion depends on how long anything takes.
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
