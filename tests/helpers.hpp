@@ -63,4 +63,18 @@ inline double max_rel_diff(const Array<double>& a, const Array<double>& b) {
   return worst;
 }
 
+/// max_e |a_e - b_e| / max_e |a_e|: how far b strays from a, relative to a's largest element.
+/// For two evaluations of the same sums in different blockings (a GEMM split over threads, or
+/// OpenBLAS's kernels on different block sizes), which may round differently: an element that
+/// nearly cancels can differ by many times its own size, never by much of the whole array's.
+inline double max_scaled_diff(const Array<double>& a, const Array<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0, scale = 0;
+  for (std::size_t e = 0; e < a.size(); ++e) {
+    worst = std::max(worst, std::abs(a.data()[e] - b.data()[e]));
+    scale = std::max(scale, std::abs(a.data()[e]));
+  }
+  return worst / std::max(scale, 1e-300);
+}
+
 }  // namespace ebl::test

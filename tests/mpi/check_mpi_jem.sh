@@ -4,6 +4,10 @@
 # 2-rank run; a resume on 3 ranks is refused in one line naming both rank counts.
 # Usage: check_mpi_jem.sh <mpirun> <jem binary> <scratch-dir>
 set -uo pipefail
+# mpirun binds a rank to one core, where OpenBLAS starts one thread, and with some CPUs' kernels
+# (OpenBLAS's Haswell/Zen dgemm) a product's last bits depend on OpenBLAS's thread count: every run
+# here, serial or not, uses one OpenBLAS thread, so the comparisons are of this library's code.
+export OPENBLAS_NUM_THREADS=1
 mpirun=$1 bin=$2 scratch=$3
 rm -rf "$scratch" && mkdir -p "$scratch"
 fail() { echo "FAIL: $*"; exit 1; }

@@ -6,6 +6,10 @@
 #  3. a corrupt checkpoint on 2 ranks: exit 1, one line naming the file, no run folder.
 # Usage: check_mpi_rbm.sh <mpirun> <rbm binary> <scratch-dir>
 set -uo pipefail
+# mpirun binds a rank to one core, where OpenBLAS starts one thread, and with some CPUs' kernels
+# (OpenBLAS's Haswell/Zen dgemm) a product's last bits depend on OpenBLAS's thread count: every run
+# here, serial or not, uses one OpenBLAS thread, so the comparisons are of this library's code.
+export OPENBLAS_NUM_THREADS=1
 mpirun=$1 bin=$2 scratch=$3
 rm -rf "$scratch" && mkdir -p "$scratch"
 fail() { echo "FAIL: $*"; exit 1; }

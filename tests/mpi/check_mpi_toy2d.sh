@@ -9,6 +9,10 @@
 #     within 60 s (no hang), and the checkpoint left behind is whole: a resume from it runs.
 # Usage: check_mpi_toy2d.sh <mpirun> <toy2d binary> <scratch-dir>
 set -uo pipefail
+# mpirun binds a rank to one core, where OpenBLAS starts one thread, and with some CPUs' kernels
+# (OpenBLAS's Haswell/Zen dgemm) a product's last bits depend on OpenBLAS's thread count: every run
+# here, serial or not, uses one OpenBLAS thread, so the comparisons are of this library's code.
+export OPENBLAS_NUM_THREADS=1
 mpirun=$1 bin=$2 scratch=$3
 rm -rf "$scratch" && mkdir -p "$scratch"
 fail() { echo "FAIL: $*"; exit 1; }
