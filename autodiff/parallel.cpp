@@ -6,9 +6,11 @@ namespace ebl {
 
 namespace {
 
-// Polls done() for up to `limit` (the clock read every 64 polls); true as soon as it holds.
+// Polls done() for up to `limit` (the clock read every 64 polls); true as soon as it holds. A zero
+// limit looks once.
 template <class Done>
 bool spin_until(Done done, std::chrono::microseconds limit) {
+  if (limit.count() == 0) return done();
   const auto start = std::chrono::steady_clock::now();
   for (unsigned i = 1;; ++i) {
     if (done()) return true;
@@ -21,7 +23,7 @@ bool spin_until(Done done, std::chrono::microseconds limit) {
 
 }  // namespace
 
-WorkerPool::WorkerPool(std::size_t parts) {
+WorkerPool::WorkerPool(std::size_t parts, std::chrono::microseconds spin) : spin_(spin) {
   if (parts == 0) throw std::invalid_argument("WorkerPool: needs at least one part");
   for (std::size_t k = 1; k < parts; ++k) threads_.emplace_back([this, k] { work(k); });
 }
@@ -51,7 +53,7 @@ void WorkerPool::start(std::size_t parts, void (*call)(void*, std::size_t), void
 void WorkerPool::finish(std::exception_ptr mine) {
   auto all_done = [this] { return pending_.load() == 0; };
   std::unique_lock lock(m_, std::defer_lock);
-  if (!spin_until(all_done, kSpin)) {
+  if (!spin_until(all_done, spin_)) {
     lock.lock();
     done_.wait(lock, all_done);
   } else {
@@ -70,7 +72,7 @@ void WorkerPool::work(std::size_t k) {
     void* ctx;
     {
       std::unique_lock lock(m_, std::defer_lock);
-      if (!spin_until(woken, kSpin)) {
+      if (!spin_until(woken, spin_)) {
         lock.lock();
         wake_.wait(lock, woken);
       } else {

@@ -10,7 +10,8 @@
 // (kSpin) before it sleeps on a condition variable, and so does the caller waiting for the parts:
 // a tape's ops open one section each, back to back, and a sleep-and-wake per section costs tens of
 // microseconds (45 us measured here), several percent of a CNN forward pass. Spinning workers
-// burn their core for at most kSpin after each section.
+// burn their core for at most kSpin after each section. A pool made with a spin of zero always
+// sleeps (the tests drive both hand-offs this way, without timing anything).
 #pragma once
 
 #include <atomic>
@@ -35,8 +36,11 @@ inline std::size_t block_start(std::size_t n, std::size_t b, std::size_t parts) 
 
 class WorkerPool {
  public:
-  /// A pool for sections of up to `parts` parts: parts - 1 worker threads.
-  explicit WorkerPool(std::size_t parts);
+  static constexpr std::chrono::microseconds kSpin{100};
+
+  /// A pool for sections of up to `parts` parts: parts - 1 worker threads, each spinning for up
+  /// to `spin` after a section before it sleeps (the caller likewise, waiting for the parts).
+  explicit WorkerPool(std::size_t parts, std::chrono::microseconds spin = kSpin);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -64,8 +68,7 @@ class WorkerPool {
   void finish(std::exception_ptr mine);
   void work(std::size_t k);
 
-  static constexpr std::chrono::microseconds kSpin{100};
-
+  const std::chrono::microseconds spin_;
   std::vector<std::thread> threads_;
   std::mutex m_;  // guards call_, ctx_, parts_, error_ and the sleeps
   std::condition_variable wake_, done_;

@@ -1,8 +1,8 @@
-// WorkerPool: every part of every section runs exactly once, whether the workers are spinning
-// (sections back to back) or asleep (after a pause longer than their spin), with fewer parts than
+// WorkerPool: every part of every section runs exactly once, whether hand-offs spin (the default
+// pool, sections back to back) or sleep (a pool with a spin of zero), with fewer parts than
 // threads, and the first exception of a section reaches the caller with the pool still usable.
-// The sleeps only steer which path runs (a worker asleep rather than spinning; one part still
-// busy when the other throws); no assertion depends on how long anything takes.
+// Nothing here sleeps or reads a clock: the pool's spin picks the path, a flag the order of the
+// parts inside a section.
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -14,24 +14,24 @@
 #include "autodiff/parallel.hpp"
 
 using namespace ebl;
+using std::chrono::microseconds;
 
-TEST_CASE("WorkerPool runs each part once per section, back to back and after a sleep",
+TEST_CASE("WorkerPool runs each part once per section, spinning or sleeping between sections",
           "[parallel]") {
-  WorkerPool pool(3);
-  CHECK(pool.max_parts() == 3);
-  std::vector<long> count(3, 0);  // each slot written by one part only: no atomics needed
-  long sections = 0;
-  long expected[3] = {0, 0, 0};
-  for (int s = 0; s < 20000; ++s) {
-    const std::size_t parts = std::size_t(1 + s % 3);
-    pool.run(parts, [&](std::size_t k) { count[k] += 1; });
-    for (std::size_t k = 0; k < parts; ++k) ++expected[k];
-    ++sections;
-    if (s % 5000 == 4999)  // longer than the spin: the workers sleep and must be woken
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  for (microseconds spin : {WorkerPool::kSpin, microseconds(0)}) {
+    INFO("spin " << spin.count() << " us");
+    WorkerPool pool(3, spin);
+    CHECK(pool.max_parts() == 3);
+    std::vector<long> count(3, 0);  // each slot written by one part only: no atomics needed
+    long expected[3] = {0, 0, 0};
+    for (int s = 0; s < 6000; ++s) {
+      const std::size_t parts = std::size_t(1 + s % 3);
+      pool.run(parts, [&](std::size_t k) { count[k] += 1; });
+      for (std::size_t k = 0; k < parts; ++k) ++expected[k];
+    }
+    for (std::size_t k = 0; k < 3; ++k) CHECK(count[k] == expected[k]);
+    CHECK(expected[2] == 2000);
   }
-  for (std::size_t k = 0; k < 3; ++k) CHECK(count[k] == expected[k]);
-  CHECK(expected[2] == sections / 3);
 }
 
 TEST_CASE("WorkerPool sees the results of every part when run returns", "[parallel]") {
@@ -50,23 +50,32 @@ TEST_CASE("WorkerPool sees the results of every part when run returns", "[parall
 
 TEST_CASE("WorkerPool rethrows a part's exception once all parts are done, and goes on",
           "[parallel]") {
-  WorkerPool pool(2);
-  std::atomic<int> finished{0};
-  auto throwing = [&](std::size_t thrower) {
-    return [&, thrower](std::size_t k) {
-      if (k == thrower) throw std::runtime_error("part " + std::to_string(k));
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      ++finished;
+  for (microseconds spin : {WorkerPool::kSpin, microseconds(0)}) {
+    INFO("spin " << spin.count() << " us");
+    WorkerPool pool(2, spin);
+    std::atomic<int> finished{0};
+    std::atomic<bool> thrown{false};
+    // the other part finishes only after the thrower has thrown: run() must still wait for it
+    auto throwing = [&](std::size_t thrower) {
+      thrown = false;
+      return [&, thrower](std::size_t k) {
+        if (k == thrower) {
+          thrown = true;
+          throw std::runtime_error("part " + std::to_string(k));
+        }
+        while (!thrown) std::this_thread::yield();
+        ++finished;
+      };
     };
-  };
-  CHECK_THROWS_WITH(pool.run(2, throwing(1)), "part 1");  // a worker's part
-  CHECK(finished == 1);  // the caller's part had finished before run returned
-  CHECK_THROWS_WITH(pool.run(2, throwing(0)), "part 0");  // the caller's own part
-  CHECK(finished == 2);
-  int ran = 0;
-  pool.run(2, [&](std::size_t k) {
-    if (k == 0) ran = 1;
-  });
-  CHECK(ran == 1);
-  CHECK_THROWS_AS(pool.run(3, [](std::size_t) {}), std::invalid_argument);
+    CHECK_THROWS_WITH(pool.run(2, throwing(1)), "part 1");  // a worker's part
+    CHECK(finished == 1);  // the caller's part had finished before run returned
+    CHECK_THROWS_WITH(pool.run(2, throwing(0)), "part 0");  // the caller's own part
+    CHECK(finished == 2);                                   // and the worker's
+    int ran = 0;
+    pool.run(2, [&](std::size_t k) {
+      if (k == 0) ran = 1;
+    });
+    CHECK(ran == 1);
+    CHECK_THROWS_AS(pool.run(3, [](std::size_t) {}), std::invalid_argument);
+  }
 }
