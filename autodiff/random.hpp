@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "autodiff/array.hpp"
@@ -96,7 +97,10 @@ class Rng {
     std::uint64_t s[4];
   };
   State state() const { return {{s_[0], s_[1], s_[2], s_[3]}}; }
+  /// Refuses the all-zero state: xoshiro256** never leaves it (every draw would be 0).
   void set_state(const State& st) {
+    if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
+      throw std::invalid_argument("Rng::set_state: the all-zero state is not a generator state");
     for (int k = 0; k < 4; ++k) s_[k] = st.s[k];
   }
 

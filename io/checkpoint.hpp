@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +29,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <zlib.h>
 
@@ -53,7 +55,9 @@ struct Checkpoint {
     std::copy(a.begin(), a.end(), d.begin());
     arrays[name] = std::move(d);
   }
-  /// Copy a stored array into `a`, which must have the stored shape.
+  /// Copy a stored array into `a`, which must have the stored shape. Every value must be finite
+  /// in T: what a trainer saves (parameters, optimizer moments, chains) always is, so a NaN or a
+  /// value beyond T's range means a file that no trainer wrote, refused before it is used.
   template <class T>
   void get(const std::string& name, Array<T>& a) const {
     auto it = arrays.find(name);
@@ -61,12 +65,52 @@ struct Checkpoint {
     if (it->second.shape() != a.shape())
       throw IoError(fmt::format("checkpoint: array '{}' has shape {}, expected {}", name,
                                 shape_str(it->second.shape()), shape_str(a.shape())));
-    std::transform(it->second.begin(), it->second.end(), a.begin(), [](double v) { return T(v); });
+    std::size_t k = 0;
+    for (double v : it->second) {
+      const T t = T(v);
+      if (!std::isfinite(t))
+        throw IoError(fmt::format("checkpoint: array '{}' holds {} at flat index {}", name, v, k));
+      a.data()[k++] = t;
+    }
   }
   std::uint64_t integer(const std::string& name) const {
     auto it = integers.find(name);
     if (it == integers.end()) throw IoError(fmt::format("checkpoint: no integer '{}'", name));
     return it->second;
+  }
+  /// A stored integer that must lie in [lo, hi] (a count, an index, a step).
+  std::uint64_t integer_in(const std::string& name, std::uint64_t lo, std::uint64_t hi) const {
+    const std::uint64_t v = integer(name);
+    if (v < lo || v > hi)
+      throw IoError(fmt::format("checkpoint: integer '{}' is {}, outside [{}, {}]", name, v, lo, hi));
+    return v;
+  }
+  /// A stored string that must be there.
+  const std::string& required_text(const std::string& name) const {
+    const std::string* t = text(name);
+    if (!t) throw IoError(fmt::format("checkpoint: no string '{}'", name));
+    return *t;
+  }
+  /// A stored permutation of 0 … n-1 (an order of data rows): n entries, each an integer in
+  /// range, each once.
+  std::vector<std::size_t> permutation(const std::string& name, std::size_t n) const {
+    auto it = arrays.find(name);
+    if (it == arrays.end()) throw IoError(fmt::format("checkpoint: no array '{}'", name));
+    if (it->second.dimension() != 1 || it->second.size() != n)
+      throw IoError(fmt::format("checkpoint: array '{}' has shape {}, expected [{}]", name,
+                                shape_str(it->second.shape()), n));
+    std::vector<std::size_t> p(n);
+    std::vector<char> seen(n, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = it->second(i);
+      if (!(v >= 0 && v < double(n) && v == std::floor(v)) || seen[std::size_t(v)])
+        throw IoError(fmt::format(
+            "checkpoint: array '{}' is not a permutation of 0..{} (entry {} is {})", name, n - 1,
+            i, v));
+      seen[std::size_t(v)] = 1;
+      p[i] = std::size_t(v);
+    }
+    return p;
   }
   /// A stored string, or nullptr when there is none of that name.
   const std::string* text(const std::string& name) const {
@@ -198,7 +242,7 @@ struct Checkpoint {
       }
       need(count * sizeof(double));  // before allocating: a bad size must not allocate
       Array<double> a(s);
-      std::memcpy(a.data(), b.data() + pos, a.size() * sizeof(double));
+      if (count > 0) std::memcpy(a.data(), b.data() + pos, a.size() * sizeof(double));
       pos += a.size() * sizeof(double);
       c.arrays[name] = std::move(a);
     }
@@ -252,9 +296,15 @@ inline void put_rng(Checkpoint& c, const Rng& rng, const std::string& key = "rng
   const Rng::State st = rng.state();
   for (int k = 0; k < 4; ++k) c.integers[fmt::format("{}/s{}", key, k)] = st.s[k];
 }
+/// Refuses the all-zero state, the one state xoshiro256** never leaves (every draw would be 0,
+/// and rejection loops such as Rng::below would never end).
 inline void get_rng(const Checkpoint& c, Rng& rng, const std::string& key = "rng") {
   Rng::State st{};
   for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}/s{}", key, k));
+  if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
+    throw IoError(fmt::format("checkpoint: generator state '{}' is all zero, which no generator "
+                              "reaches",
+                              key));
   rng.set_state(st);
 }
 

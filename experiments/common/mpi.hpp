@@ -50,7 +50,7 @@ inline int exit_on_error(Comm& comm, const std::string& program) {
   } catch (const std::exception& e) {
     const bool many = comm.size() > 1;
     fmt::print(stderr, "{}: {}{}\n", program, many ? fmt::format("rank {}: ", comm.rank()) : "",
-               e.what());
+               error_line(e));
     if (many) comm.abort(1);
     return 1;
   }

@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <limits>
+#include <new>
+#include <string_view>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -39,30 +43,62 @@ class FlagError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Every floating-point flag (CLI11's type FLOAT) refuses NaN and ±inf. Added to every flag of the
-/// app at parse time, so a new flag cannot be forgotten, and placed before the flag's own checks
-/// (CLI11's range checks let NaN through), which still apply.
-inline void require_finite_floats(CLI::App& app) {
+/// Every floating-point flag (CLI11's type FLOAT) refuses NaN, ±inf and values beyond float32's
+/// range (the models run in float: 1e39 is finite as a double and +inf once used). Every integer
+/// flag (INT, UINT) is read as decimal digits only, an optional '-' for signed flags, with no
+/// leading zero and a value that fits 64 bits: CLI11 alone wraps "-1" to 2^64 - 1, saturates
+/// 99999999999999999999, reads "" as 0 and "010" as 8. Added to every flag of the app at parse
+/// time, so a new flag cannot be forgotten, and placed before the flag's own checks (CLI11's range
+/// checks let NaN through), which still apply.
+inline void require_valid_numbers(CLI::App& app) {
   for (CLI::Option* o : app.get_options()) {
-    if (o->get_type_name().rfind("FLOAT", 0) != 0) continue;
-    CLI::Validator finite(
-        [](std::string& v) -> std::string {
-          char* end = nullptr;
-          const double x = std::strtod(v.c_str(), &end);
-          if (end != v.c_str() && !std::isfinite(x))
-            return fmt::format("must be a finite number, got {}", v);
-          return {};
-        },
-        "", "finite");
-    o->transform(finite.non_modifying());  // transform() puts it first
+    const std::string type = o->get_type_name();
+    if (type.rfind("FLOAT", 0) == 0) {
+      CLI::Validator finite(
+          [](std::string& v) -> std::string {
+            char* end = nullptr;
+            const double x = std::strtod(v.c_str(), &end);
+            if (end != v.c_str() && !std::isfinite(x))
+              return fmt::format("must be a finite number, got {}", v);
+            if (end != v.c_str() && std::abs(x) > double(std::numeric_limits<float>::max()))
+              return fmt::format("{} is beyond float32's range (the precision models run in)", v);
+            return {};
+          },
+          "", "finite");
+      o->transform(finite.non_modifying());  // transform() puts it first
+    } else if (type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0) {
+      const bool is_signed = type.rfind("INT", 0) == 0;
+      CLI::Validator integer(
+          [is_signed](std::string& v) -> std::string {
+            std::string_view d = v;
+            const bool negative = !d.empty() && d[0] == '-';
+            if (negative) d.remove_prefix(1);
+            const bool digits =
+                !d.empty() && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+            if (!digits || (negative && !is_signed))
+              return fmt::format("'{}' is not a {}decimal integer", v, is_signed ? "" : "non-negative ");
+            if (d.size() > 1 && d[0] == '0')
+              return fmt::format("'{}' has a leading zero (write decimal numbers without one)", v);
+            std::uint64_t u = 0;
+            const auto r = std::from_chars(d.data(), d.data() + d.size(), u);
+            const std::uint64_t limit =
+                is_signed ? std::uint64_t(std::numeric_limits<std::int64_t>::max()) + (negative ? 1 : 0)
+                          : std::numeric_limits<std::uint64_t>::max();
+            if (r.ec == std::errc::result_out_of_range || u > limit)
+              return fmt::format("{} is out of range for a 64-bit integer", v);
+            return {};
+          },
+          "", "integer");
+      o->transform(integer.non_modifying());
+    }
   }
 }
 
 /// Parse flags. Returns an exit code when the program should stop now: 0 after --help, 2 after a
 /// bad flag (one line on stderr, naming the program), 0 after --version (which every binary has).
-/// Floating-point flags refuse NaN and ±inf.
+/// Numeric flags are checked by require_valid_numbers.
 inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
-  require_finite_floats(app);
+  require_valid_numbers(app);
   app.set_version_flag("--version", fmt::format("{} (ebl {})", app.get_name(), ebl::kVersion),
                        "print the library's version and exit");
   try {
@@ -78,6 +114,107 @@ inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv) {
     return 2;
   }
   return std::nullopt;
+}
+
+/// --smoke's small sizes, applied only to the flags the user did not type: `--smoke --steps 100`
+/// runs 100 steps. Usage: SmokeSizes{app}("--steps", f.steps, 30)("--hidden", f.hidden, 32);
+class SmokeSizes {
+ public:
+  explicit SmokeSizes(const CLI::App& app) : app_(app) {}
+  template <class T, class U>
+  SmokeSizes& operator()(const std::string& flag, T& value, U smoke_value) {
+    if (!app_.get_option_no_throw(flag))
+      throw std::logic_error(fmt::format("SmokeSizes: no flag {}", flag));
+    if (app_.count(flag) == 0) value = T(smoke_value);
+    return *this;
+  }
+
+ private:
+  const CLI::App& app_;
+};
+
+/// The items of a comma-separated list flag. An empty list, an empty item ("a,,b", ",") or a repeated item is refused
+/// with one line naming the flag: a run that would do nothing, or one thing twice, is a typo.
+inline std::vector<std::string> parse_list(const std::string& flag, const std::string& value) {
+  std::vector<std::string> items;
+  if (value.empty()) throw FlagError(fmt::format("{}: the list is empty", flag));
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = value.find(',', start);
+    std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty())
+      throw FlagError(fmt::format("{}: empty item in '{}'", flag, value));
+    if (std::find(items.begin(), items.end(), item) != items.end())
+      throw FlagError(fmt::format("{}: '{}' is listed twice", flag, item));
+    items.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+/// Refuses sizes whose arrays cannot fit in this machine's memory, before anything is allocated:
+/// `bytes` is the caller's estimate of what the run will hold at once, `what` names the flags.
+inline void require_fits_memory(double bytes, const std::string& what) {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const double total = pages > 0 && page > 0 ? double(pages) * double(page) : 0;
+  if (total > 0 && bytes > total)
+    throw FlagError(fmt::format("{} need about {:.3g} GB, more than this machine's {:.3g} GB", what,
+                                bytes / 1e9, total / 1e9));
+}
+
+/// The names of the non-finite numbers in a results document (NaN and ±inf, which JSON cannot
+/// hold and nlohmann writes as null), as paths like "cd1.test_ll": a run whose results hold one
+/// must not end with status 0 as if all were well.
+template <class Json>
+void find_nonfinite(const Json& j, const std::string& path, std::vector<std::string>& found) {
+  if (j.is_number_float()) {
+    if (!std::isfinite(j.template get<double>())) found.push_back(path.empty() ? "(root)" : path);
+  } else if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) find_nonfinite(v, path.empty() ? k : path + "." + k, found);
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i)
+      find_nonfinite(j[i], fmt::format("{}[{}]", path, i), found);
+  }
+}
+
+/// The one line an error ends a run with: its message, except for an allocation that failed,
+/// whose message ("std::bad_alloc") would not say what to do.
+inline std::string error_line(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e))
+    return "out of memory: the sizes asked for do not fit in this machine's memory; use smaller "
+           "sizes";
+  return e.what();
+}
+
+/// Bytes an MLP of layer widths `widths` holds while it trains on `rows` rows at a time: each
+/// parameter's value, gradient and two Adam moments, and for each layer a few arrays of
+/// rows x width on the tape (pre-activation, output, their gradients). An estimate for
+/// require_fits_memory, not an account.
+inline double mlp_bytes(const std::vector<double>& widths, double rows, double scalar_bytes = 4) {
+  double params = 0, acts = 0;
+  for (std::size_t k = 1; k < widths.size(); ++k) {
+    params += widths[k - 1] * widths[k] + widths[k];
+    acts += rows * widths[k];
+  }
+  return scalar_bytes * (4 * params + 4 * acts);
+}
+
+/// A run's results checked before they are written: if they hold a non-finite number, they get
+/// (if an object) a "non_finite" entry listing where, one line goes to stderr, and the exit status becomes 3 (as a
+/// divergence). Otherwise `status` is returned and the results are untouched.
+template <class Json>
+int check_finite(const std::string& program, Json& results, int status = 0) {
+  std::vector<std::string> found;
+  find_nonfinite(results, "", found);
+  if (found.empty()) return status;
+  std::string names;
+  for (std::size_t k = 0; k < found.size() && k < 5; ++k) names += (k ? ", " : "") + found[k];
+  if (found.size() > 5) names += fmt::format(" and {} more", found.size() - 5);
+  if (results.is_object()) results["non_finite"] = found;
+  fmt::print(stderr, "{}: the results hold non-finite values ({}): a model or sampler diverged\n",
+             program, names);
+  return 3;
 }
 
 /// A flag's name from its key in config.json: lr_final -> --lr-final.

@@ -253,7 +253,7 @@ std::vector<std::size_t> predict(DiscreteAnswerEnergy<T>& clf, const Array<T>& x
   return infer(clf(t, t.input(x)).value());
 }
 
-void digits_study(const Flags& f) {
+int digits_study(const Flags& f) {
   auto [train_digits, test_digits] = load_train_test(false, 500, f.seed, f.data_dir);
   const Scenes all_train = make_scenes(train_digits, true), test = make_scenes(test_digits, true);
   const Scenes gen_train = make_scenes(train_digits, false);
@@ -432,6 +432,7 @@ void digits_study(const Flags& f) {
                }())},
               {"sampler_acceptance", 1.0},
               {"seconds", bar.seconds()}};
+  const int status = check_finite("compose", res);
   write_json(dir / "results.json", res);
   std::string md = fmt::format(
       "Judges (trained on real scenes, all 40 pairs): class accuracy {:.3f}, position accuracy "
@@ -466,10 +467,11 @@ void digits_study(const Flags& f) {
                      "held-out pairs (d, d mod 4): composed (top), joint model (bottom)"}),
        {"concepts.png", "held_out.png"});
   fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
+  return status;
 }
 
 // The exact study on the plane (see the file's comment).
-void plane_study(const Flags& f) {
+int plane_study(const Flags& f) {
   const Domain<T> grid = grid_2d<T>(-f.box, f.box, f.grid, -f.box, f.box, f.grid);
   const std::vector<EnergyPtr<T>> truth = {ring_energy(), band_energy(), mixture_energy()};
 
@@ -695,10 +697,12 @@ void plane_study(const Flags& f) {
   }
   dens.save(dir / "densities.csv");
   csv.save(dir / "results.csv");
+  const int status = check_finite("compose", results);
   write_json(dir / "results.json", results);
   write_file_atomic(dir / "results.md", md);
   plot(dir, "densities.gp", densities_script(rows, f.box), {"densities.png"});
   fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
+  return status;
 }
 
 int main(int argc, char** argv) {
@@ -755,7 +759,8 @@ int main(int argc, char** argv) {
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
   app.add_option("--study", f.study, "comma-separated: plane (exact, 2-D), digits (scenes)")
       ->capture_default_str();
-  app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)");
+  app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--digits-class-net", f.digits_class_net,
                  "digits: the class model's network: mlp, or cnn (global average pooling: "
                  "position-invariant)")
@@ -799,32 +804,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--smoke", f.smoke, "a few steps on a small model, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
-  if (f.smoke) {
-    f.steps = 20;
-    f.hidden = 16;
-    f.grid = 40;
-    f.train_size = 2000;
-    f.eval_samples = 100;
-    f.sample_steps = 20;
-    f.buffer = 500;
-    f.digits_steps = 10;
-    f.digits_hidden = 16;
-    f.digits_buffer = 100;
-    f.digits_samples = 2;
-    f.digits_sample_steps = 5;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--steps", f.steps, 20)("--hidden", f.hidden, 16)("--grid", f.grid, 40)(
+        "--train-size", f.train_size, 2000)("--eval-samples", f.eval_samples, 100)(
+        "--sample-steps", f.sample_steps, 20)("--buffer", f.buffer, 500)(
+        "--digits-steps", f.digits_steps, 10)("--digits-hidden", f.digits_hidden, 16)(
+        "--digits-buffer", f.digits_buffer, 100)("--digits-samples", f.digits_samples, 2)(
+        "--digits-sample-steps", f.digits_sample_steps, 5);
   try {
-    std::stringstream ss(f.study);
-    std::string study;
-    while (std::getline(ss, study, ',')) {
-      if (study == "plane")
-        plane_study(f);
-      else if (study == "digits")
-        digits_study(f);
-      else
+    // every input is accepted before the first run folder is made
+    const std::vector<std::string> studies = parse_list("--study", f.study);
+    for (const auto& study : studies)
+      if (study != "plane" && study != "digits")
         throw FlagError(fmt::format("--study: unknown study '{}' (expected plane, digits)", study));
+    if (std::count(studies.begin(), studies.end(), "digits"))
+      (void)default_digits_path(f.data_dir);  // the digits must be there before the plane runs
+    int status = 0;
+    for (const auto& study : studies) {
+      status = std::max(status, study == "plane" ? plane_study(f) : digits_study(f));
     }
-    return 0;
+    return status;
   } catch (const DivergenceError& e) {
     fmt::print(stderr, "\ncompose: {}\n", e.what());
     return 3;
@@ -835,7 +834,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "compose: {}\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "compose: {}\n", e.what());
+    fmt::print(stderr, "compose: {}\n", error_line(e));
     return 1;
   }
 }

@@ -775,7 +775,7 @@ plot 'community.csv' using 1:($5 == 0 ? $2 : 1/0):3:4 with vectors nohead lc rgb
     fmt::print(stderr, "\ngraphs: {}\n", e.what());
     return 3;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "graphs: {}\n", e.what());
+    fmt::print(stderr, "graphs: {}\n", error_line(e));
     return 1;
   }
 }

@@ -433,10 +433,8 @@ int main(int argc, char** argv) {
             require_same_ranks(all, *comm, from.string());  // like other flags
             const Checkpoint c = rank_view(all, rank, ranks, from.string());
             tr.restore(c);
-            Array<double> p(Shape{shard});
-            c.get("perm", p);
-            for (std::size_t i = 0; i < shard; ++i) perm[i] = std::size_t(p(i));
-            first_epoch = c.integer("epoch");
+            perm = c.permutation("perm", shard);
+            first_epoch = c.integer_in("epoch", 0, epochs);
             done += long(first_epoch * per_epoch);
             save(first_epoch);  // the new folder holds every model's state too
           }

@@ -466,7 +466,7 @@ set yrange [0:1]
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());
     return 0;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "losses: {}\n", e.what());
+    fmt::print(stderr, "losses: {}\n", error_line(e));
     return 1;
   }
 }

@@ -100,9 +100,7 @@ double pooled_variance(const Traces& x) {
 
 std::vector<Target> make_targets(const Flags& f) {
   std::vector<Target> out;
-  std::stringstream ss(f.targets);
-  std::string name;
-  while (std::getline(ss, name, ',')) {
+  for (const std::string& name : parse_list("--targets", f.targets)) {
     Target t;
     t.name = name;
     if (name == "8gaussians") {
@@ -153,19 +151,33 @@ std::vector<Target> make_targets(const Flags& f) {
     const Checkpoint c = Checkpoint::load(f.learned);
     const auto cfg = c.text("config");
     if (!cfg) throw FlagError(fmt::format("--learned {}: no config in the checkpoint", f.learned));
-    const auto j = nlohmann::json::parse(*cfg);
+    std::size_t layers = 0, hidden = 0;
+    std::string activation, dataset;
+    double box = 0;
+    try {
+      const auto j = nlohmann::json::parse(*cfg);
+      layers = j.at("layers").get<std::size_t>();
+      hidden = j.at("hidden").get<std::size_t>();
+      activation = j.at("activation").get<std::string>();
+      dataset = j.at("dataset").get<std::string>();
+      box = j.at("box").get<double>();
+    } catch (const nlohmann::json::exception& e) {
+      throw FlagError(fmt::format("--learned {}: not a toy2d checkpoint ({})", f.learned, e.what()));
+    }
+    // the ranges of toy2d's own flags: anything else was not written by toy2d
+    if (layers < 1 || layers > 16 || hidden < 1 || hidden > 65536 || !(box >= 1e-3 && box <= 1e3))
+      throw FlagError(fmt::format(
+          "--learned {}: not a toy2d checkpoint (layers {}, hidden {}, box {})", f.learned, layers,
+          hidden, box));
     Rng rng(0);
-    auto mlp = std::make_shared<MlpEnergy<T>>(
-        2,
-        std::vector<std::size_t>(j.at("layers").get<std::size_t>(),
-                                 j.at("hidden").get<std::size_t>()),
-        parse_activation(j.at("activation").get<std::string>()), rng);
+    auto mlp = std::make_shared<MlpEnergy<T>>(2, std::vector<std::size_t>(layers, hidden),
+                                              parse_activation(activation), rng);
     for (auto* p : mlp->parameters()) c.get("param/" + p->name, p->value);
     Target t;
-    t.name = "learned-" + j.at("dataset").get<std::string>();
+    t.name = "learned-" + dataset;
     t.energy = [mlp](Tape<T>& tp, Var<T> x) { return (*mlp)(tp, x); };
     t.keep = mlp;
-    t.box = j.at("box").get<double>();
+    t.box = box;
     const Domain<T> grid = grid_2d<T>(-t.box, t.box, 200, -t.box, t.box, 200);
     const Array<T> p = density(*mlp, grid);
     t.mode_weights.assign(8, 0.0);
@@ -182,6 +194,7 @@ std::vector<Target> make_targets(const Flags& f) {
 struct Row {
   std::string target, sampler;
   double acceptance = 0, evals_per_chain = 0, ess = 0, rhat = 0, error = 0, seconds = 0;
+  bool diverged = false;  ///< some draw is not finite: ESS, R-hat and error are undefined
 };
 
 // Records x₁, x₂ and E of every chain at every draw.
@@ -199,6 +212,8 @@ struct Recorder {
     };
   }
 };
+
+const std::vector<std::string> kSamplers = {"ula", "mala", "hmc", "adaptive-mala", "nuts", "pt"};
 
 Row run_one(const Target& t, const std::string& sampler, const Flags& f, Recorder& rec) {
   Rng rng(f.seed + 1);
@@ -259,6 +274,13 @@ Row run_one(const Target& t, const std::string& sampler, const Flags& f, Recorde
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.acceptance = st.acceptance;
   r.evals_per_chain = double(evals);
+  for (const Traces* tr : {&rec.x1, &rec.x2, &rec.e})
+    for (const auto& chain : *tr)
+      for (double v : chain) r.diverged = r.diverged || !std::isfinite(v);
+  if (r.diverged) {
+    r.ess = r.rhat = r.error = std::numeric_limits<double>::quiet_NaN();
+    return r;
+  }
   r.ess = std::min(
       {effective_sample_size(rec.x1), effective_sample_size(rec.x2), effective_sample_size(rec.e)});
   r.rhat = std::max({split_rhat(rec.x1), split_rhat(rec.x2), split_rhat(rec.e)});
@@ -333,20 +355,20 @@ int main(int argc, char** argv) {
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
   app.add_flag("--smoke", f.smoke, "a few iterations of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
-  if (f.smoke) {
-    f.chains = 4;
-    f.warmup = 40;
-    f.draws = 40;
-    f.max_depth = 6;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--chains", f.chains, 4)("--warmup", f.warmup, 40)("--draws", f.draws, 40)(
+        "--max-depth", f.max_depth, 6);
   try {
+    // every input is accepted before the run folder is made
+    const std::vector<std::string> samplers = parse_list("--samplers", f.samplers);
+    for (const auto& s : samplers)
+      if (std::find(kSamplers.begin(), kSamplers.end(), s) == kSamplers.end())
+        throw FlagError(fmt::format(
+            "--samplers: unknown sampler '{}' (expected ula, mala, hmc, adaptive-mala, nuts, pt)",
+            s));
+    // the recorded traces (x1, x2, E of every chain at every draw), twice over while they grow
+    require_fits_memory(2.0 * 3 * 8 * double(f.chains) * double(f.draws), "--chains and --draws");
     const std::vector<Target> targets = make_targets(f);
-    std::vector<std::string> samplers;
-    {
-      std::stringstream ss(f.samplers);
-      std::string s;
-      while (std::getline(ss, s, ',')) samplers.push_back(s);
-    }
     const nlohmann::json config = f;
     fs::path dir = make_run_dir(f.out, "mixing", fmt::format("seed{}", f.seed));
     write_json(dir / "config.json", config);
@@ -360,6 +382,7 @@ int main(int argc, char** argv) {
         "R̂ | error¹ | time |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     std::string legend = "\n¹ error:";
     Progress bar("mixing", long(targets.size() * samplers.size()));
+    int status = 0;
     long done = 0;
     for (const Target& t : targets) {
       for (const std::string& s : samplers) {
@@ -380,6 +403,14 @@ int main(int argc, char** argv) {
                            {"error", r.error},
                            {"error_kind", t.error_kind},
                            {"seconds", r.seconds}});
+        if (r.diverged) {
+          results.back()["status"] = "diverged";
+          status = 3;
+          fmt::print(stderr,
+                     "\nmixing: {} on {} diverged (non-finite draws): its ESS, R-hat and error "
+                     "are undefined; try a smaller --step-size\n",
+                     s, t.name);
+        }
         md += fmt::format(
             "| {} | {} | {:.2f} | {:.0f} | {:.0f} | {:.2f} | {:.0f} | {:.2f} | {:.3f} | "
             "{:.2f} s |\n",
@@ -400,13 +431,14 @@ int main(int argc, char** argv) {
     legend.back() = '.';
     md += legend + "\n";
     csv.save(dir / "results.csv");
+    if (status == 0) status = check_finite("mixing", results);
     write_json(dir / "results.json", results);
     write_file_atomic(dir / "results.md", md);
     if (std::find_if(targets.begin(), targets.end(),
                      [](const Target& t) { return t.name == "8gaussians"; }) != targets.end())
       plot(dir, "samples.gp", samples_script(samplers), {"samples.png"});
     fmt::print("\n{}\noutputs in {}\n", md, dir.string());
-    return 0;
+    return status;
   } catch (const FlagError& e) {
     fmt::print(stderr, "mixing: {}\n", e.what());
     return 2;
@@ -414,7 +446,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "mixing: {}\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "mixing: {}\n", e.what());
+    fmt::print(stderr, "mixing: {}\n", error_line(e));
     return 1;
   }
 }

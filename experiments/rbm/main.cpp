@@ -66,14 +66,15 @@ struct Method {
 // tempering, `pt_levels` inverse temperatures evenly spaced from 1 down to 0.
 Method parse_method(const std::string& s, std::size_t pt_levels) {
   const bool tempered = s.rfind("ppt", 0) == 0, persistent = tempered || s.rfind("pcd", 0) == 0;
-  const std::string digits = s.substr(persistent ? 3 : 2);
+  const std::size_t prefix = persistent ? 3 : 2;
+  const std::string digits = s.size() >= prefix ? s.substr(prefix) : std::string();
   const bool ok =
       (persistent || (s.rfind("cd", 0) == 0 && !digits.empty())) && digits.size() <= 4 &&
       std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   const int k = ok && !digits.empty() ? std::stoi(digits) : 1;
   if (!ok || k < 1)
-    throw std::invalid_argument(
-        fmt::format("unknown method '{}' (expected cd<k>, pcd[<k>] or ppt[<k>], k >= 1)", s));
+    throw FlagError(
+        fmt::format("--methods: unknown method '{}' (expected cd<k>, pcd[<k>] or ppt[<k>], k >= 1)", s));
   std::vector<double> betas;
   if (tempered)
     for (std::size_t l = 0; l < pt_levels; ++l)
@@ -280,23 +281,16 @@ int main(int argc, char** argv) {
                "Fashion-MNIST (28x28, installed on demand) instead of the digits");
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;  // the same on every rank
-  if (f.smoke) {
-    f.epochs = 2;
-    f.ais_runs = 10;
-    f.ais_temps = 50;
-    f.sample_sweeps = 10;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--epochs", f.epochs, 2)("--ais-runs", f.ais_runs, 10)(
+        "--ais-temps", f.ais_temps, 50)("--sample-sweeps", f.sample_sweeps, 10);
   try {
     if (f.batch % std::size_t(ranks) != 0)
       throw FlagError(fmt::format("--batch {} must be a multiple of the {} ranks", f.batch, ranks));
     const std::size_t local_batch = f.batch / std::size_t(ranks);
     std::vector<Method> methods;
-    {
-      std::stringstream ss(f.methods);
-      std::string m;
-      while (std::getline(ss, m, ',')) methods.push_back(parse_method(m, f.pt_levels));
-    }
-    if (methods.empty()) throw std::invalid_argument("--methods lists no method");
+    for (const auto& m : parse_list("--methods", f.methods))
+      methods.push_back(parse_method(m, f.pt_levels));
     auto [train_set, test_set] = load_train_test(f.fashion, f.test_size, f.seed, f.data_dir);
     Rng data_rng(f.seed);
     Array<float> trf = f.binarize == "threshold" ? binarize_threshold(train_set.x)
@@ -306,6 +300,9 @@ int main(int argc, char** argv) {
     Array<T> train = xt::cast<T>(trf), test = xt::cast<T>(tef);
     const std::size_t nv = train.shape()[1], n = train.shape()[0],
                       side = std::size_t(std::lround(std::sqrt(double(nv))));
+    require_fits_memory(mlp_bytes({double(nv), double(f.hidden)},
+                                  double(std::max({f.batch, f.ais_runs, n, test.shape()[0]}))),
+                        "--hidden, --batch and --ais-runs");
     const bool exact = f.hidden <= f.exact_max;
     // pseudo-likelihood costs V free energies per image: it is taken on the first 500 test images
     const std::size_t n_pl = std::min<std::size_t>(500, test.shape()[0]);
@@ -321,11 +318,9 @@ int main(int argc, char** argv) {
       check_resume_config(*resumed, config, kMayDifferOnResume, f.resume);
       require_same_ranks(*resumed, *comm, f.resume);         // like a resume under other flags
       resumed = rank_view(*resumed, rank, ranks, f.resume);  // this rank's chains and generator
-      first_method = resumed->integer("method_index");
-      first_epoch = resumed->integer("epoch");
-      if (first_method >= methods.size())
-        throw IoError(
-            fmt::format("checkpoint {}: method {} of {}", f.resume, first_method, methods.size()));
+      first_method = resumed->integer_in("method_index", 0, methods.size() - 1);
+      first_epoch = resumed->integer_in("epoch", 0, f.epochs);
+      (void)resumed->required_text("curves");
       if (root)
         fmt::print("resuming {} at method {} epoch {}\n", f.resume, methods[first_method].name,
                    first_epoch);
@@ -344,7 +339,7 @@ int main(int argc, char** argv) {
     const std::size_t shard = (n - std::size_t(rank) + std::size_t(ranks) - 1) / std::size_t(ranks);
 
     Csv curves({"method_index", "epoch", "train_ll", "test_ll", "test_pll"});
-    if (resumed) curves.restore(*resumed->text("curves"));
+    if (resumed) curves.restore(resumed->required_text("curves"));
     json metrics = json::object();
     std::string md = fmt::format(
         "| method | train log-lik. | test log-lik. | test pseudo-log-lik. (500 images) | log Z "
@@ -382,9 +377,7 @@ int main(int argc, char** argv) {
         done += long(f.epochs);
       } else if (resumed && mi == first_method) {
         rbm_restore_state(*resumed, m, opt, chains, rng, "current/");
-        Array<double> p(Shape{shard});
-        resumed->get("current/perm", p);
-        for (std::size_t i = 0; i < shard; ++i) perm[i] = std::size_t(p(i));
+        perm = resumed->permutation("current/perm", shard);
         epoch_start = first_epoch + 1;
         done += long(first_epoch);
       }
@@ -520,17 +513,18 @@ int main(int argc, char** argv) {
         InpaintResult ip = inpaint(m, test, side, irng, std::max(8, f.sample_sweeps / 5));
         inpainting[meth.name] = {{"free_energy_error", ip.free_energy}, {"gibbs_error", ip.gibbs}};
         imd += fmt::format("| {} | {:.3f} | {:.3f} |\n", meth.name, ip.free_energy, ip.gibbs);
-        // 8 images: truth, masked, free-energy restoration, Gibbs restoration (one row each)
+        // up to 8 images: truth, masked, free-energy restoration, Gibbs restoration (one row each)
         const std::vector<bool> hid = hidden_half(side);
-        Array<T> show(Shape{32, nv});
-        for (std::size_t k = 0; k < 8; ++k)
+        const std::size_t ni = std::min<std::size_t>(8, test.shape()[0]);
+        Array<T> show(Shape{4 * ni, nv});
+        for (std::size_t k = 0; k < ni; ++k)
           for (std::size_t c = 0; c < nv; ++c) {
             show(k, c) = test(k, c);
-            show(8 + k, c) = hid[c] ? T(0.5) : test(k, c);
-            show(16 + k, c) = ip.fe_restored(k, c);
-            show(24 + k, c) = ip.gibbs_restored(k, c);
+            show(ni + k, c) = hid[c] ? T(0.5) : test(k, c);
+            show(2 * ni + k, c) = ip.fe_restored(k, c);
+            show(3 * ni + k, c) = ip.gibbs_restored(k, c);
           }
-        save_tiles(dir / fmt::format("inpaint_{}.csv", meth.name), show, side, 8, false);
+        save_tiles(dir / fmt::format("inpaint_{}.csv", meth.name), show, side, ni, false);
         pictures.push_back(fmt::format("inpaint_{}", meth.name));
         titles.push_back(fmt::format(
             "{}: truth, bottom half hidden, restored by min F, by Gibbs (rows)", meth.name));
@@ -538,6 +532,7 @@ int main(int argc, char** argv) {
     }
     if (!root) return 0;
     curves.save(dir / "curves.csv");
+    const int status = check_finite("rbm", metrics);
     write_json(dir / "metrics.json", metrics);
     write_file_atomic(dir / "results.md", md);
     if (side * side == nv) {  // inpainting: the nearest-neighbour baseline, then the table
@@ -570,7 +565,7 @@ int main(int argc, char** argv) {
     }
     plot(dir, "curves.gp", cs + ll + "\n" + pl + "\nunset multiplot\n", {"curves.png"});
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());
-    return 0;
+    return status;
   } catch (...) {
     return exit_on_error(*comm, "rbm");
   }

@@ -171,11 +171,13 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--restart", f.restart, "probability a persistent chain restarts from noise")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  // NOTE: the 2-D sets live within |x| < 5; a box of 1e30 is finite in float but its quadrature
+  // cells are not meaningful, so both boxes are bounded.
   app.add_option("--noise-box", f.noise_box, "noise is uniform on [-b, b]^2")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1e-3, 1e3))
       ->capture_default_str();
   app.add_option("--box", f.box, "quadrature box [-b, b]^2 for log Z")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1e-3, 1e3))
       ->capture_default_str();
   app.add_option("--grid", f.grid, "quadrature cells per axis")
       ->check(CLI::Range(10, 4000))
@@ -288,17 +290,12 @@ int main(int argc, char** argv) {
   if (f.alpha < 0)
     f.alpha =
         (f.dataset == "rings" || f.dataset == "moons" || f.dataset == "2spirals") ? 0.1 : 0.01;
-  if (f.smoke) {
-    f.steps = 30;
-    f.hidden = 32;
-    f.eval_every = 15;
-    f.grid = 40;
-    f.train_size = 2000;
-    f.test_size = 500;
-    f.eval_samples = 200;
-    f.sample_steps = 50;
-    f.buffer = 500;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--steps", f.steps, 30)("--hidden", f.hidden, 32)("--eval-every",
+                                                                        f.eval_every, 15)(
+        "--grid", f.grid, 40)("--train-size", f.train_size, 2000)("--test-size", f.test_size, 500)(
+        "--eval-samples", f.eval_samples, 200)("--sample-steps", f.sample_steps, 50)(
+        "--buffer", f.buffer, 500);
 
   try {
     if (f.batch % std::size_t(ranks) != 0 || f.buffer < std::size_t(ranks))
@@ -307,6 +304,16 @@ int main(int argc, char** argv) {
           "takes an equal share of the batch and of the chains)",
           f.batch, ranks, f.buffer));
     const std::size_t local_batch = f.batch / std::size_t(ranks);
+    {  // the largest arrays at once: the MLP training, or evaluating it on the whole grid
+      std::vector<double> widths{2};
+      for (std::size_t l = 0; l < f.layers; ++l) widths.push_back(double(f.hidden));
+      widths.push_back(1);
+      const double rows = std::max({double(f.batch), double(f.grid) * double(f.grid),
+                                    double(f.eval_samples), double(f.test_size), double(f.buffer)});
+      require_fits_memory(
+          mlp_bytes(widths, rows) + 8.0 * double(f.train_size + f.test_size + f.buffer),
+          "--hidden, --layers, --grid, --batch, --buffer and the set sizes");
+    }
     const toy2d::Dataset data_law = toy2d::dataset(f.dataset);
     // Data: a training set and a held-out set, both drawn from the dataset's generator.
     Rng data_rng(f.seed);
@@ -578,6 +585,7 @@ int main(int argc, char** argv) {
         plot(dir, "curves.gp", curves_script(f.dataset, data_nll.has_value(), data_nll.value_or(0)),
              {"curves.png"});
     }
+    const int exit_status = check_finite("toy2d", metrics, status == "ok" ? 0 : 3);
     write_json(dir / "metrics.json", metrics);
 
     fmt::print("\n{:<14} {:>8} {:>14} {:>14} {:>10} {:>12} {:>8}\n", "dataset", "steps",
@@ -591,7 +599,7 @@ int main(int argc, char** argv) {
                num("test_nll_model"), num("test_nll_data"), num("nll_gap"),
                num("mmd2_samples_vs_test"), bar.seconds());
     fmt::print("outputs in {}\n", dir.string());
-    return status == "ok" ? 0 : 3;
+    return exit_status;
   } catch (...) {
     return exit_on_error(*comm, "toy2d");
   }
