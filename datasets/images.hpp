@@ -20,6 +20,19 @@
 
 namespace ebl {
 
+namespace detail {
+/// A field of a data file as it can be printed on one line: control and non-ASCII bytes as \xNN,
+/// at most 40 characters.
+inline std::string printable(const std::string& s) {
+  std::string out;
+  for (char ch : s.substr(0, 40)) {
+    const auto u = static_cast<unsigned char>(ch);
+    out += (u < 0x20 || u >= 0x7f) ? fmt::format("\\x{:02x}", u) : std::string(1, ch);
+  }
+  return s.size() > 40 ? out + "..." : out;
+}
+}  // namespace detail
+
 /// The digits CSV: per line 64 pixel values 0..16 then the label 0..9.
 inline LabeledData load_digits_csv(const std::filesystem::path& path) {
   const std::string text = read_gzip(path);
@@ -40,11 +53,18 @@ inline LabeledData load_digits_csv(const std::filesystem::path& path) {
       std::size_t q = line.find(',', p);
       if (q == std::string::npos) q = line.size();
       std::string field = line.substr(p, q - p);
+      if (q == line.size() && !field.empty() && field.back() == '\r') field.pop_back();
+      // a plain non-negative decimal: strtod alone would also take "nan", "inf", "0x1f" and
+      // " 5", and stop at an embedded NUL ("5\0garbage" read as 5)
+      const bool plain =
+          !field.empty() && std::all_of(field.begin(), field.end(), [](char ch) {
+            return (ch >= '0' && ch <= '9') || ch == '.';
+          });
       char* stop = nullptr;
-      double v = std::strtod(field.c_str(), &stop);
-      if (field.empty() || (*stop != '\0' && *stop != '\r'))
-        throw IoError(
-            fmt::format("{}: line {}: '{}' is not a number", path.string(), line_no, field));
+      const double v = plain ? std::strtod(field.c_str(), &stop) : 0;
+      if (!plain || stop != field.c_str() + field.size())
+        throw IoError(fmt::format("{}: line {}: '{}' is not a number", path.string(), line_no,
+                                  detail::printable(field)));
       fields.push_back(v);
       p = q + 1;
     }
@@ -52,13 +72,13 @@ inline LabeledData load_digits_csv(const std::filesystem::path& path) {
       throw IoError(fmt::format("{}: line {}: {} fields, expected 64 pixels and a label",
                                 path.string(), line_no, fields.size()));
     for (int k = 0; k < 64; ++k) {
-      if (fields[k] < 0 || fields[k] > 16)
+      if (!(fields[k] >= 0 && fields[k] <= 16))
         throw IoError(fmt::format("{}: line {}: pixel {} is {}, outside 0..16", path.string(),
                                   line_no, k, fields[k]));
       pixels.push_back(float(fields[k] / 16.0));
     }
     double label = fields[64];
-    if (label < 0 || label > 9 || label != std::floor(label))
+    if (!(label >= 0 && label <= 9) || label != std::floor(label))
       throw IoError(
           fmt::format("{}: line {}: label {} is not a digit", path.string(), line_no, label));
     d.y.push_back(std::size_t(label));
@@ -93,9 +113,15 @@ inline LabeledData load_idx(const std::filesystem::path& images,
   if (n != nl)
     throw IoError(fmt::format("{} has {} images but {} has {} labels", images.string(), n,
                               labels.string(), nl));
-  if (im.size() != 16 + n * rows * cols)
+  // sizes checked without overflow (a crafted header may hold any 32-bit numbers) before
+  // anything is allocated
+  if (rows == 0 || cols == 0)
+    throw IoError(fmt::format("{}: images of {} x {} pixels", images.string(), rows, cols));
+  const std::size_t stored = im.size() - 16;
+  if (rows > stored || cols > stored || rows * cols > stored || stored % (rows * cols) != 0 ||
+      stored / (rows * cols) != n)
     throw IoError(fmt::format("{}: {} bytes of pixels, expected {} x {} x {} (truncated or padded)",
-                              images.string(), im.size() - 16, n, rows, cols));
+                              images.string(), stored, n, rows, cols));
   if (lb.size() != 8 + n)
     throw IoError(
         fmt::format("{}: {} labels stored, expected {}", labels.string(), lb.size() - 8, n));

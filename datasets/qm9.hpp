@@ -36,8 +36,16 @@ inline std::vector<std::string> read_smiles_csv(const std::filesystem::path& pat
       continue;
     }
     if (s.empty()) continue;
-    if (s.find_first_of(", \t") != std::string::npos)
-      throw IoError(fmt::format("{}:{}: not a single SMILES: '{}'", path.string(), line, s));
+    // a SMILES is printable ASCII without spaces: a comma, a blank, a control byte (an embedded
+    // '\r', a NUL) or a non-ASCII byte means the file is not one SMILES a line
+    const auto bad = std::find_if(s.begin(), s.end(), [](char ch) {
+      const auto u = static_cast<unsigned char>(ch);
+      return u <= 0x20 || u >= 0x7f || ch == ',';
+    });
+    if (bad != s.end())
+      throw IoError(fmt::format("{}:{}: not a single SMILES (byte 0x{:02x} at column {})",
+                                path.string(), line, static_cast<unsigned char>(*bad),
+                                bad - s.begin() + 1));
     out.push_back(std::move(s));
   }
   if (out.empty()) throw IoError(fmt::format("{}: no SMILES", path.string()));

@@ -102,6 +102,7 @@ inline Checkpoint rank_view(const Checkpoint& merged, int rank, int ranks,
   take(merged.arrays, v.arrays);
   take(merged.integers, v.integers);
   take(merged.strings, v.strings);
+  v.source = merged.source;
   return v;
 }
 

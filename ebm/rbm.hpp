@@ -401,7 +401,7 @@ void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsC
   for (auto [name, a] : {std::pair{"chains/v", &chains.v}, std::pair{"chains/h", &chains.h}}) {
     auto it = c.arrays.find(prefix + name);
     if (it == c.arrays.end())
-      throw IoError(fmt::format("checkpoint: no array '{}'", prefix + name));
+      throw IoError(fmt::format("{}: no array '{}'", c.where(), prefix + name));
     a->resize(it->second.shape());  // h is empty until the chains have drawn it
     c.get(prefix + name, *a);
   }

@@ -48,6 +48,8 @@ struct Checkpoint {
   std::map<std::string, Array<double>> arrays;
   std::map<std::string, std::uint64_t> integers;
   std::map<std::string, std::string> strings;  ///< e.g. "config": the run's flags as JSON
+  /// Where it was read from (the file), named in the errors of the accessors below; not stored.
+  std::string source;
 
   template <class T>
   void put(const std::string& name, const Array<T>& a) {
@@ -61,43 +63,43 @@ struct Checkpoint {
   template <class T>
   void get(const std::string& name, Array<T>& a) const {
     auto it = arrays.find(name);
-    if (it == arrays.end()) throw IoError(fmt::format("checkpoint: no array '{}'", name));
+    if (it == arrays.end()) throw IoError(fmt::format("{}: no array '{}'", where(), name));
     if (it->second.shape() != a.shape())
-      throw IoError(fmt::format("checkpoint: array '{}' has shape {}, expected {}", name,
+      throw IoError(fmt::format("{}: array '{}' has shape {}, expected {}", where(), name,
                                 shape_str(it->second.shape()), shape_str(a.shape())));
     std::size_t k = 0;
     for (double v : it->second) {
       const T t = T(v);
       if (!std::isfinite(t))
-        throw IoError(fmt::format("checkpoint: array '{}' holds {} at flat index {}", name, v, k));
+        throw IoError(fmt::format("{}: array '{}' holds {} at flat index {}", where(), name, v, k));
       a.data()[k++] = t;
     }
   }
   std::uint64_t integer(const std::string& name) const {
     auto it = integers.find(name);
-    if (it == integers.end()) throw IoError(fmt::format("checkpoint: no integer '{}'", name));
+    if (it == integers.end()) throw IoError(fmt::format("{}: no integer '{}'", where(), name));
     return it->second;
   }
   /// A stored integer that must lie in [lo, hi] (a count, an index, a step).
   std::uint64_t integer_in(const std::string& name, std::uint64_t lo, std::uint64_t hi) const {
     const std::uint64_t v = integer(name);
     if (v < lo || v > hi)
-      throw IoError(fmt::format("checkpoint: integer '{}' is {}, outside [{}, {}]", name, v, lo, hi));
+      throw IoError(fmt::format("{}: integer '{}' is {}, outside [{}, {}]", where(), name, v, lo, hi));
     return v;
   }
   /// A stored string that must be there.
   const std::string& required_text(const std::string& name) const {
     const std::string* t = text(name);
-    if (!t) throw IoError(fmt::format("checkpoint: no string '{}'", name));
+    if (!t) throw IoError(fmt::format("{}: no string '{}'", where(), name));
     return *t;
   }
   /// A stored permutation of 0 … n-1 (an order of data rows): n entries, each an integer in
   /// range, each once.
   std::vector<std::size_t> permutation(const std::string& name, std::size_t n) const {
     auto it = arrays.find(name);
-    if (it == arrays.end()) throw IoError(fmt::format("checkpoint: no array '{}'", name));
+    if (it == arrays.end()) throw IoError(fmt::format("{}: no array '{}'", where(), name));
     if (it->second.dimension() != 1 || it->second.size() != n)
-      throw IoError(fmt::format("checkpoint: array '{}' has shape {}, expected [{}]", name,
+      throw IoError(fmt::format("{}: array '{}' has shape {}, expected [{}]", where(), name,
                                 shape_str(it->second.shape()), n));
     std::vector<std::size_t> p(n);
     std::vector<char> seen(n, 0);
@@ -105,7 +107,7 @@ struct Checkpoint {
       const double v = it->second(i);
       if (!(v >= 0 && v < double(n) && v == std::floor(v)) || seen[std::size_t(v)])
         throw IoError(fmt::format(
-            "checkpoint: array '{}' is not a permutation of 0..{} (entry {} is {})", name, n - 1,
+            "{}: array '{}' is not a permutation of 0..{} (entry {} is {})", where(), name, n - 1,
             i, v));
       seen[std::size_t(v)] = 1;
       p[i] = std::size_t(v);
@@ -118,6 +120,8 @@ struct Checkpoint {
     return it == strings.end() ? nullptr : &it->second;
   }
 
+  /// "checkpoint <file>", or "checkpoint" for one made in memory: how errors name it.
+  std::string where() const { return source.empty() ? "checkpoint" : "checkpoint " + source; }
   /// The file's bytes (format 2).
   std::string bytes() const {
     std::string b = "EBLCKPT ";
@@ -255,6 +259,7 @@ struct Checkpoint {
       c.strings[name] = get_bytes(get_u64());
     }
     if (pos != end) throw corrupt(fmt::format("{} unread bytes before the checksum", end - pos));
+    c.source = source;
     return c;
   }
 
@@ -302,9 +307,9 @@ inline void get_rng(const Checkpoint& c, Rng& rng, const std::string& key = "rng
   Rng::State st{};
   for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}/s{}", key, k));
   if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
-    throw IoError(fmt::format("checkpoint: generator state '{}' is all zero, which no generator "
+    throw IoError(fmt::format("{}: generator state '{}' is all zero, which no generator "
                               "reaches",
-                              key));
+                              c.where(), key));
   rng.set_state(st);
 }
 

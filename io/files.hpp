@@ -25,18 +25,24 @@ class IoError : public std::runtime_error {
 inline void write_file_atomic(const std::filesystem::path& path, const std::string& bytes) {
   std::filesystem::path tmp = path;
   tmp += ".tmp";
+  std::error_code ec;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw IoError(fmt::format("cannot write {}", tmp.string()));
     out.write(bytes.data(), std::streamsize(bytes.size()));
     out.flush();
-    if (!out) throw IoError(fmt::format("cannot write {} (disk full?)", tmp.string()));
+    if (!out) {
+      out.close();
+      std::filesystem::remove(tmp, ec);  // a failed write leaves nothing behind
+      throw IoError(fmt::format("cannot write {} (disk full?)", tmp.string()));
+    }
   }
-  std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    throw IoError(
-        fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
+  if (ec) {
+    const std::string why = ec.message();
+    std::filesystem::remove(tmp, ec);
+    throw IoError(fmt::format("cannot rename {} to {}: {}", tmp.string(), path.string(), why));
+  }
 }
 
 /// The whole decompressed content of a gzip file.

@@ -3,6 +3,7 @@
 #include "molecules/molecule.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <memory>
 
 #include <fmt/format.h>
@@ -83,8 +84,35 @@ const char* skip_name(Skip s) {
   return "?";
 }
 
+// An upper bound on the atoms RDKit will parse from a SMILES, read off its characters: a
+// bracket atom counts once, every other letter once (so Cl, Br count twice: still a bound).
+// Explicit hydrogens count too, so a SMILES of max_atoms heavy atoms has at most 5 * max_atoms
+// of them (four H's on each); anything longer is too large without asking RDKit, whose parse
+// of a long string is slow (a line of 8,000 C's took minutes).
+namespace {
+std::size_t atom_bound(const std::string& smiles) {
+  std::size_t n = 0;
+  bool in_bracket = false;
+  for (char ch : smiles) {
+    if (ch == '[') {
+      in_bracket = true;
+      ++n;
+    } else if (ch == ']') {
+      in_bracket = false;
+    } else if (!in_bracket && std::isalpha(static_cast<unsigned char>(ch))) {
+      ++n;
+    }
+  }
+  return n;
+}
+}  // namespace
+
 Encoded encode_smiles(const std::string& smiles, std::size_t max_atoms) {
   Encoded out{empty_molecule(max_atoms), Skip::None, {}};
+  if (atom_bound(smiles) > 5 * max_atoms) {
+    out.skip = Skip::TooLarge;
+    return out;
+  }
   auto m = parse_smiles(smiles);
   if (!m) {
     out.skip = Skip::Unparsable;

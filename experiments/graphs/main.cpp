@@ -185,6 +185,7 @@ std::vector<TypedGraph> generate(Energy<T>& e, const Flags& f, const GraphLayout
 // ---- statistics ---------------------------------------------------------------------------------
 
 double quantile(std::vector<double> v, double q) {
+  if (v.empty()) throw std::invalid_argument("quantile of no values");
   std::sort(v.begin(), v.end());
   const double pos = q * double(v.size() - 1);
   const auto lo = std::size_t(pos);
@@ -412,37 +413,50 @@ int main(int argc, char** argv) {
   app.add_option("--split-seed", f.split_seed, "seed of QM9's train/test split")
       ->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
-  app.add_option("--data-dir", f.data_dir, "where qm9.csv.gz is (default: the library's data)");
+  app.add_option("--data-dir", f.data_dir, "where qm9.csv.gz is (default: the library's data)")
+      ->check(CLI::ExistingDirectory);
   app.add_flag("--smoke", f.smoke, "a tiny run (CTest)");
   if (auto rc = parse_flags(app, argc, argv)) return *rc;
-  if (f.smoke) {
-    f.qm9_limit = 3000, f.qm9_train = 400, f.qm9_eval = 100, f.samples = 40;
-    f.hidden = 8, f.depth = 2, f.batch = 16, f.buffer = 64, f.steps = 3, f.community_steps = 3;
-    f.community_samples = 8, f.langevin_steps = 2, f.gen_steps = 3;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--qm9-limit", f.qm9_limit, 3000)("--qm9-train", f.qm9_train, 400)(
+        "--qm9-eval", f.qm9_eval, 100)("--samples", f.samples, 40)("--hidden", f.hidden, 8)(
+        "--depth", f.depth, 2)("--batch", f.batch, 16)("--buffer", f.buffer, 64)(
+        "--steps", f.steps, 3)("--community-steps", f.community_steps, 3)(
+        "--community-samples", f.community_samples, 8)("--langevin-steps", f.langevin_steps, 2)(
+        "--gen-steps", f.gen_steps, 3);
   try {
+    // every input is accepted (the molecules read and encoded) before the run folder is made
     bool do_mol = false, do_comm = false;
     std::vector<std::string> target_names;
-    {
-      std::stringstream ts(f.targets);
-      std::string t;
-      while (std::getline(ts, t, ','))
-        if (t == "qed" || t == "logp")
-          target_names.push_back(t);
-        else if (!t.empty() && t != "none")
-          throw FlagError(
-              fmt::format("--targets: unknown target '{}' (expected qed, logp, none)", t));
-      std::stringstream ss(f.parts);
-      std::string p;
-      while (std::getline(ss, p, ',')) {
-        if (p == "molecules")
-          do_mol = true;
-        else if (p == "community")
-          do_comm = true;
-        else
-          throw FlagError(
-              fmt::format("--parts: unknown part '{}' (expected molecules, community)", p));
-      }
+    const std::vector<std::string> targets_listed = parse_list("--targets", f.targets);
+    for (const std::string& t : targets_listed)
+      if (t == "qed" || t == "logp")
+        target_names.push_back(t);
+      else if (t != "none")
+        throw FlagError(fmt::format("--targets: unknown target '{}' (expected qed, logp, none)", t));
+      else if (targets_listed.size() > 1)
+        throw FlagError("--targets: 'none' stands alone");
+    for (const std::string& p : parse_list("--parts", f.parts)) {
+      if (p == "molecules")
+        do_mol = true;
+      else if (p == "community")
+        do_comm = true;
+      else
+        throw FlagError(fmt::format("--parts: unknown part '{}' (expected molecules, community)", p));
+    }
+    {  // the largest arrays at once: the replay buffer and the batches through the R-GCN
+      const double row = 9 * 5 + 9 * 9 * 4;  // a QM9 graph's one-hot X and A (community: 20x20)
+      require_fits_memory(8.0 * row * double(f.buffer + f.samples + f.community_samples) +
+                              4.0 * 8 * double(f.batch) * 20 * double(f.hidden) * double(f.depth),
+                          "--buffer, --samples, --batch, --hidden and --depth");
+    }
+    std::optional<Molecules> loaded;
+    if (do_mol) {
+      loaded = load_molecules(f);
+      if (loaded->train.empty() || loaded->test.empty())
+        throw IoError(fmt::format(
+            "QM9: {} of the {} SMILES read encode as molecules, too few for a train/test split",
+            loaded->graphs.size(), loaded->read));
     }
     const nlohmann::json config = f;
     const fs::path dir = make_run_dir(f.out, "graphs", fmt::format("seed{}", f.seed));
@@ -459,7 +473,7 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
 
     if (do_mol) {
-      Molecules m = load_molecules(f);
+      Molecules& m = *loaded;
       // the training subset and the evaluation set
       Rng pick(f.seed + 7);
       std::vector<std::size_t> sub = m.train, eval = m.test;
@@ -763,11 +777,12 @@ plot 'community.csv' using 1:($5 == 0 ? $2 : 1/0):3:4 with vectors nohead lc rgb
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     results["seconds"] = seconds;
+    const int status = check_finite("graphs", results);
     write_json(dir / "results.json", results);
     csv.save(dir / "results.csv");
     write_file_atomic(dir / "results.md", md);
     fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), seconds);
-    return 0;
+    return status;
   } catch (const FlagError& e) {
     fmt::print(stderr, "graphs: {}\n", e.what());
     return 2;

@@ -273,7 +273,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", f.seed, "first seed")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
-  app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)");
+  app.add_option("--data-dir", f.data_dir, "where the digits are (default: the library's data)")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--resume", f.resume,
                  "continue an interrupted or diverged run from its folder: finished models are "
                  "loaded, the unfinished one continues from its last epoch (same flags)")
@@ -285,17 +286,11 @@ int main(int argc, char** argv) {
   app.add_flag("--smoke", f.smoke, "a few steps on the digits, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
   fs::path run_dir;
-  if (f.smoke) {
-    f.datasets = "digits";
-    f.seeds = 1;
-    f.digits_epochs = 1;
-    f.hidden = 16;
-    f.buffer = 200;
-    f.eval_size = 50;
-    f.sgld_steps = 2;
-    f.sample_steps = 2;
-    f.pgd_steps = 2;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--datasets", f.datasets, "digits")("--seeds", f.seeds, 1)(
+        "--digits-epochs", f.digits_epochs, 1)("--hidden", f.hidden, 16)("--buffer", f.buffer, 200)(
+        "--eval-size", f.eval_size, 50)("--sgld-steps", f.sgld_steps, 2)(
+        "--sample-steps", f.sample_steps, 2)("--pgd-steps", f.pgd_steps, 2);
   try {
     if (f.batch % R != 0)
       throw FlagError(fmt::format("--batch {} must be a multiple of the {} ranks", f.batch, ranks));
@@ -303,10 +298,31 @@ int main(int argc, char** argv) {
     // Data, on JEM's scale.
     std::vector<Data> sets;
     std::optional<Array<T>> fashion_test_small;  // Fashion's test images, for the digits' OOD set
+    const std::vector<std::string> names = parse_list("--datasets", f.datasets);
+    for (const auto& name : names)
+      if (name != "digits" && name != "fashion")
+        throw FlagError(
+            fmt::format("--datasets: unknown data set '{}' (expected digits, fashion)", name));
+    {  // the largest arrays at once: the network in training and the replay buffer
+      const double dim = std::count(names.begin(), names.end(), "fashion") ? 784 : 64;
+      require_fits_memory(mlp_bytes({dim, double(f.hidden), double(f.hidden), 10},
+                                    double(f.batch) * 2 + double(f.eval_size)) +
+                              8.0 * dim * double(f.buffer),
+                          "--hidden, --batch, --buffer and --eval-size");
+    }
+    if (!f.resume.empty()) {
+      // models run in order, so a run that can be resumed has its first model's checkpoint
+      const std::string first = fmt::format("ckpt_{}_baseline_seed{}.bin", names[0], f.seed);
+      std::string found = root && fs::exists(fs::path(f.resume) / first) ? "1" : "0";
+      comm->broadcast(found);
+      if (found != "1")
+        throw FlagError(fmt::format(
+            "--resume {}: no checkpoint of this run there ({} is missing: a run with other "
+            "--seed or --datasets, or one stopped before its first epoch)",
+            f.resume, first));
+    }
     {
-      std::stringstream ss(f.datasets);
-      std::string name;
-      while (std::getline(ss, name, ',')) {
+      for (const std::string& name : names) {
         Data d;
         d.name = name;
         if (name == "digits") {
@@ -326,6 +342,30 @@ int main(int argc, char** argv) {
       }
     }
     nlohmann::json config = f;
+    if (!f.resume.empty()) {
+      // every checkpoint of this run in the folder is read and checked now (configuration, data
+      // order, epoch, generator), so that a refused one leaves no run folder behind
+      for (const Data& d : sets) {
+        const std::size_t epochs = d.name == "digits" ? f.digits_epochs : f.fashion_epochs;
+        for (const bool generative : {false, true})
+          for (std::size_t si = 0; si < f.seeds; ++si) {
+            const fs::path from =
+                fs::path(f.resume) / fmt::format("ckpt_{}_{}_seed{}.bin", d.name,
+                                                 generative ? "jem" : "baseline", f.seed + si);
+            std::string found = root && fs::exists(from) ? "1" : "0";
+            comm->broadcast(found);
+            if (found != "1") continue;
+            const Checkpoint all = load_checkpoint(*comm, from);
+            check_resume_config(all, config, kMayDifferOnResume, from);
+            require_same_ranks(all, *comm, from.string());
+            const Checkpoint c = rank_view(all, rank, ranks, from.string());
+            (void)c.permutation("perm", d.ytrain.size() / R);
+            (void)c.integer_in("epoch", 0, epochs);
+            Rng r0(1);
+            get_rng(c, r0);
+          }
+      }
+    }
     fs::path dir;  // made and written by rank 0 only
     if (root) {
       dir = make_run_dir(f.out, "jem", fmt::format("seed{}", f.seed));
@@ -608,11 +648,12 @@ plot for [s in "test {1}"] 'log_px_{0}.csv' using (strcol(1) eq s ? bin($2) : 1/
     }
     if (!root) return 0;
     results["seconds"] = bar.seconds();
+    const int status = check_finite("jem", results);
     write_json(dir / "results.json", results);
     csv.save(dir / "results.csv");
     write_file_atomic(dir / "results.md", md);
     fmt::print("\n{}\noutputs in {} ({:.0f} s)\n", md, dir.string(), bar.seconds());
-    return 0;
+    return status;
   } catch (const DivergenceError& e) {  // raised on every rank at the same step
     if (!root) return 3;
     fmt::print(stderr, "\njem: {}\n", e.what());

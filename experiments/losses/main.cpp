@@ -247,12 +247,10 @@ int main(int argc, char** argv) {
   app.add_flag("--fashion", f.fashion, "classify Fashion-MNIST (28x28) instead of the 8x8 digits");
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
-  if (f.smoke) {
-    f.seeds = 2;
-    f.epochs = 2;
-    f.study_steps = 20;
-    f.infer_steps = 50;
-  }
+  if (f.smoke)
+    SmokeSizes{app}("--seeds", f.seeds, 2)("--epochs", f.epochs, 2)("--study-steps", f.study_steps,
+                                                                     20)("--infer-steps",
+                                                                         f.infer_steps, 50);
   if (f.grid < 2 * f.exclude + 2) {
     fmt::print(
         stderr,
@@ -262,6 +260,12 @@ int main(int argc, char** argv) {
   }
 
   try {
+    {  // the classifier training on a batch, or evaluated on the whole test set
+      const double dim = f.fashion ? 784 : 64;
+      require_fits_memory(
+          mlp_bytes({dim, double(f.hidden), 10}, double(std::max(f.batch, f.test_size)), 8),
+          "--hidden, --batch and --test-size");
+    }
     auto [train, test] = load_train_test(f.fashion, f.test_size, f.seed, f.data_dir);
 
     fs::path dir =
@@ -437,6 +441,7 @@ int main(int argc, char** argv) {
     write_file_atomic(dir / "results.md", md);
     write_file_atomic(dir / "inference.md", imd);
     inf.save(dir / "inference.csv");
+    const int status = std::max(check_finite("losses", inference), check_finite("losses", results));
     write_json(dir / "inference.json", inference);
     table.save(dir / "results.csv");
     write_json(dir / "results.json", results);
@@ -464,7 +469,7 @@ set yrange [0:1]
     plot(dir, "curves.gp", cs + plot_err + "\n" + plot_gap + "\nunset multiplot\n", {"curves.png"});
 
     fmt::print("\n{}\noutputs in {} ({:.0f}s)\n", md, dir.string(), bar.seconds());
-    return 0;
+    return status;
   } catch (const std::exception& e) {
     fmt::print(stderr, "losses: {}\n", error_line(e));
     return 1;

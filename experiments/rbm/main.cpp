@@ -309,6 +309,8 @@ int main(int argc, char** argv) {
     Array<T> pl_rows = Array<T>::from_shape({n_pl, nv});
     std::copy_n(test.data(), n_pl * nv, pl_rows.data());
 
+    // this rank's shard of the training images: rows rank, rank + R, rank + 2R, ...
+    const std::size_t shard = (n - std::size_t(rank) + std::size_t(ranks) - 1) / std::size_t(ranks);
     const nlohmann::json config = f;
     // Where a resumed run starts: method `first_method`, after `first_epoch` of its epochs.
     std::optional<Checkpoint> resumed;
@@ -321,6 +323,18 @@ int main(int argc, char** argv) {
       first_method = resumed->integer_in("method_index", 0, methods.size() - 1);
       first_epoch = resumed->integer_in("epoch", 0, f.epochs);
       (void)resumed->required_text("curves");
+      {  // everything the training loop will read, read once now into throwaway objects: a
+         // CRC-valid file with impossible contents is refused before the run folder is made
+        Rng r0(1);
+        Rbm<T> m0(nv, f.hidden, r0);
+        SGD<T> o0(m0.parameters(), {.lr = f.lr, .momentum = f.momentum});
+        GibbsChains<T> c0;
+        rbm_restore_state(*resumed, m0, o0, c0, r0, "current/");
+        (void)resumed->permutation("current/perm", shard);
+        for (std::size_t k = 0; k < first_method; ++k)
+          for (auto* p : m0.parameters())
+            resumed->get(fmt::format("final/{}/param/{}", k, p->name), p->value);
+      }
       if (root)
         fmt::print("resuming {} at method {} epoch {}\n", f.resume, methods[first_method].name,
                    first_epoch);
@@ -335,8 +349,6 @@ int main(int argc, char** argv) {
       if (ranks > 1)
         fmt::print("data-parallel: {}, {} rows per rank\n", comm->describe(), local_batch);
     }
-    // this rank's shard of the training images: rows rank, rank + R, rank + 2R, ...
-    const std::size_t shard = (n - std::size_t(rank) + std::size_t(ranks) - 1) / std::size_t(ranks);
 
     Csv curves({"method_index", "epoch", "train_ll", "test_ll", "test_pll"});
     if (resumed) curves.restore(resumed->required_text("curves"));

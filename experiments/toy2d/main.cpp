@@ -526,8 +526,9 @@ int main(int argc, char** argv) {
       metrics["log_z"] = log_z;
       metrics["mmd2_samples_vs_test"] = mmd2;
       metrics["final_loss"] = last.loss;
-      metrics["final_e_pos"] = last.e_pos;
-      metrics["final_e_neg"] = last.e_neg;
+      // (the MCMC-free methods have no negatives: their E(x-) is undefined, written null)
+      metrics["final_e_pos"] = by_cd ? json(last.e_pos) : json(nullptr);
+      metrics["final_e_neg"] = by_cd ? json(last.e_neg) : json(nullptr);
       metrics["quadrature"] = {{"box", f.box}, {"cells_per_axis", f.grid}};
       // How the chains mixed: the dream sampler's acceptance over this run's steps (1 for
       // unadjusted Langevin) and tempering's swap rates; the final samples' energy traces, second
