@@ -8,6 +8,7 @@
 // AddressSanitizer and UndefinedBehaviorSanitizer, where an invalid read is a failure too.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include "io/checkpoint.hpp"
@@ -114,4 +115,25 @@ TEST_CASE("truncated, padded, old-format and newer-format checkpoints are clear 
   std::memcpy(later.data() + later.size() - 4, &crc, 4);
   CHECK_THROWS_WITH(Checkpoint::parse(later, "new.bin"),
                     Contains("new.bin has format 3") && Contains("reads format 2"));
+}
+
+TEST_CASE("a write that fails leaves neither the file nor its temporary", "[io]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("ebl-atomic-{}", ::getpid());
+  fs::remove_all(dir);
+  // the target is a folder that is not empty: the temporary is written, the rename fails
+  fs::create_directories(dir / "target" / "inside");
+  CHECK_THROWS_AS(write_file_atomic(dir / "target", "data"), IoError);
+  CHECK_FALSE(fs::exists(dir / "target.tmp"));
+  CHECK(fs::is_directory(dir / "target" / "inside"));  // and the folder is untouched
+  // a folder that does not exist: nothing can be written, nothing is left
+  CHECK_THROWS_AS(write_file_atomic(dir / "missing" / "file", "data"), IoError);
+  CHECK_FALSE(fs::exists(dir / "missing"));
+  // an earlier file survives a failed write over it (its temporary cannot be made)
+  write_file_atomic(dir / "kept", "earlier");
+  fs::create_directories(dir / "kept.tmp" / "blocker");
+  CHECK_THROWS_AS(write_file_atomic(dir / "kept", "later"), IoError);
+  std::ifstream in(dir / "kept");
+  CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "earlier");
+  fs::remove_all(dir);
 }

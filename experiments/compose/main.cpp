@@ -817,6 +817,19 @@ int main(int argc, char** argv) {
     for (const auto& study : studies)
       if (study != "plane" && study != "digits")
         throw FlagError(fmt::format("--study: unknown study '{}' (expected plane, digits)", study));
+    {  // the largest arrays at once: each study's network in training or on its whole grid
+      std::vector<double> plane{2}, digits{double(kSide * kSide)};
+      for (std::size_t l = 0; l < f.layers; ++l) plane.push_back(double(f.hidden));
+      plane.push_back(double(kConcepts.size()));
+      digits.insert(digits.end(), {double(f.digits_hidden), double(f.digits_hidden), kClasses});
+      const double rows = std::max({double(f.batch), double(f.grid) * double(f.grid),
+                                    double(f.eval_samples), double(f.buffer)});
+      require_fits_memory(
+          std::max(mlp_bytes(plane, rows) + 8.0 * 3 * double(f.train_size + f.buffer),
+                   mlp_bytes(digits, double(f.digits_batch)) +
+                       4.0 * kSide * kSide * double(f.digits_buffer) * kClasses),
+          "--hidden, --layers, --grid, --buffer, --train-size and the --digits-* sizes");
+    }
     if (std::count(studies.begin(), studies.end(), "digits"))
       (void)default_digits_path(f.data_dir);  // the digits must be there before the plane runs
     int status = 0;
