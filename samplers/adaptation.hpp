@@ -19,13 +19,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace ebl {
 
 struct AdaptOptions {
   int warmup = 500;              ///< adaptation iterations (their draws are discarded)
-  double target_accept = 0.574;  ///< δ (0.574: optimal for MALA, Roberts & Rosenthal 1998)
+  /// δ, the acceptance statistic the step size adapts to; 0 means the sampler's own default:
+  /// 0.574 for adaptive MALA (optimal for MALA, Roberts & Rosenthal 1998), 0.8 for NUTS (Stan).
+  /// NOTE: a sentinel, not a number, so that `.adapt = {.warmup = 300}` — which replaces the whole
+  /// member and so any default written on it — still gets the sampler's own target.
+  double target_accept = 0;
   bool adapt_step_size = true;
   bool adapt_metric = true;  ///< learn a diagonal inverse metric in the slow windows
   double gamma = 0.05;       ///< γ: shrinkage towards μ
@@ -33,10 +39,23 @@ struct AdaptOptions {
   double kappa = 0.75;       ///< κ: decay of the averaging weights
 };
 
-/// Dual averaging of log ε towards a target acceptance statistic.
+/// `o` with its target acceptance resolved: the sampler's default where it says 0. Throws if the
+/// result is not in (0, 1).
+inline AdaptOptions with_target(AdaptOptions o, double sampler_default, const char* sampler) {
+  if (o.target_accept == 0) o.target_accept = sampler_default;
+  if (!(o.target_accept > 0 && o.target_accept < 1))
+    throw std::invalid_argument(std::string(sampler) + ": the target acceptance must be in (0, 1)");
+  return o;
+}
+
+/// Dual averaging of log ε towards a target acceptance statistic (o.target_accept, which must be
+/// resolved: see with_target; 0.574 if left at 0).
 class DualAveraging {
  public:
-  DualAveraging(double eps0, const AdaptOptions& o) : o_(o) { restart(eps0); }
+  DualAveraging(double eps0, const AdaptOptions& o)
+      : o_(with_target(o, 0.574, "dual averaging")) {
+    restart(eps0);
+  }
   void restart(double eps0) {
     mu_ = std::log(10 * eps0);
     m_ = 0;
@@ -142,6 +161,7 @@ struct Adaptation {
   double step_size = 0;                ///< ε frozen after warm-up
   std::vector<double> inverse_metric;  ///< C = diag(M⁻¹), frozen after warm-up
   double warmup_acceptance = 0;        ///< mean acceptance statistic over the last warm-up window
+  double target_accept = 0;            ///< δ, the acceptance statistic ε was adapted to
 };
 
 }  // namespace ebl

@@ -21,18 +21,19 @@ struct AdaptiveMalaOptions {
   int steps = 1000;          ///< draws after warm-up
   double step_size = 0.1;    ///< ε₀, the warm-up's first step size
   double temperature = 1.0;  ///< T
-  AdaptOptions adapt{};      ///< warm-up length, target acceptance (0.574), metric on/off
+  AdaptOptions adapt{};      ///< warm-up length, target acceptance (0: 0.574), metric on/off
 };
 
 template <class T>
 class AdaptiveMala {
  public:
+  static constexpr double kDefaultTargetAccept = 0.574;  ///< Roberts & Rosenthal (1998)
+
   AdaptiveMala(EnergyFn<T> energy, AdaptiveMalaOptions opt) : eval_(std::move(energy)), opt_(opt) {
+    opt_.adapt = with_target(opt_.adapt, kDefaultTargetAccept, "adaptive MALA");
     if (!(opt_.step_size > 0) || !(opt_.temperature > 0) || opt_.steps < 0 || opt_.adapt.warmup < 0)
       throw std::invalid_argument(
           "adaptive MALA: step size and temperature must be > 0, steps and warm-up >= 0");
-    if (!(opt_.adapt.target_accept > 0 && opt_.adapt.target_accept < 1))
-      throw std::invalid_argument("adaptive MALA: the target acceptance must be in (0, 1)");
   }
 
   /// Warm-up (adapting ε and C; its draws are not observed) and then opt.steps exact draws, in
@@ -68,6 +69,7 @@ class AdaptiveMala {
     }
     if (opt_.adapt.warmup > 0 && opt_.adapt.adapt_step_size) eps = da.averaged_step_size();
     adaptation_.step_size = eps;
+    adaptation_.target_accept = opt_.adapt.target_accept;
     adaptation_.inverse_metric = inv_metric_;
     adaptation_.warmup_acceptance = window_count ? window_accept / window_count : NAN;
     // draws: a fixed kernel from here on

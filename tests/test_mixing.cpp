@@ -251,3 +251,59 @@ TEST_CASE("an observer records traces whose split-R-hat tells mixed from stuck c
   CHECK(r_mala > 1.5);
   CHECK(r_pt < 1.05);
 }
+
+namespace {
+// ½|x|² in d dimensions: the standard Gaussian, whose NUTS trajectories are half-circles.
+EnergyFn<double> standard_gaussian() {
+  return [](TD&, V x) { return sum(square(x), 1) * 0.5; };
+}
+}  // namespace
+
+TEST_CASE("NUTS sees U-turns across the seam of merged subtrees (stan-dev/stan#2799)", "[nuts]") {
+  // N(0, I_20), unit metric, a fixed step of 0.78 (no warm-up). With only the checks at a merged
+  // tree's two ends, trajectories grew to ~190 leapfrog steps per iteration here (88 at step
+  // 0.80); with the seam checks of Stan, PyMC and AdvancedHMC, ~6.5. A half-circle of the
+  // Gaussian's dynamics takes π / 0.78 ≈ 4 steps, so anything near 2^k steps for large k is a
+  // U-turn missed.
+  for (const double eps : {0.78, 0.80}) {
+    Rng rng(21);
+    Array<double> x = randn({200, 20}, 22);
+    Nuts<double> s(standard_gaussian(), {.steps = 100, .step_size = eps, .adapt = {.warmup = 0}});
+    s.run(x, rng);
+    INFO("step " << eps << ": mean leapfrog steps " << s.mean_leapfrog_steps());
+    CHECK(s.mean_leapfrog_steps() < 12);
+    CHECK(s.mean_leapfrog_steps() > 3);
+    // and the draws stay exact: mean 0, variance 1 in every coordinate
+    std::vector<double> mu(20, 0.0), var(20, 1.0);
+    expect_mean_var(x, mu, var);
+  }
+}
+
+TEST_CASE("each sampler adapts to its own target acceptance however the options are written",
+          "[nuts][adaptive_mala]") {
+  // `.adapt = {.warmup = 300}` replaces the whole AdaptOptions member: a default written on the
+  // member (as NUTS's 0.8 once was) is lost, and NUTS silently targeted MALA's 0.574. The target
+  // is now resolved by the sampler, so all three spellings reach 0.8 (NUTS) and 0.574 (MALA).
+  NutsOptions assigned;
+  assigned.steps = 100;
+  assigned.adapt.warmup = 300;
+  const std::vector<NutsOptions> nuts_ways = {
+      {.steps = 100, .adapt = {.warmup = 300}}, assigned, {.steps = 100, .adapt = {.warmup = 300, .target_accept = 0}}};
+  for (const NutsOptions& o : nuts_ways) {
+    Rng rng(31);
+    Array<double> x = randn({400, 20}, 32);
+    Nuts<double> s(standard_gaussian(), o);
+    const ChainStats st = s.run(x, rng);
+    INFO("NUTS acceptance " << st.acceptance << ", step size " << s.adaptation().step_size);
+    CHECK(s.adaptation().target_accept == 0.8);
+    CHECK(std::abs(st.acceptance - 0.8) < 0.05);
+  }
+  Rng rng(33);
+  Array<double> x = randn({400, 20}, 34);
+  AdaptiveMala<double> m(standard_gaussian(), {.steps = 200, .adapt = {.warmup = 300}});
+  const ChainStats st = m.run(x, rng);
+  CHECK(m.adaptation().target_accept == 0.574);
+  CHECK(std::abs(st.acceptance - 0.574) < 0.05);
+  CHECK_THROWS_AS(Nuts<double>(standard_gaussian(), {.adapt = {.target_accept = 1.2}}),
+                  std::invalid_argument);
+}
