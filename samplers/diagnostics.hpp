@@ -1,15 +1,25 @@
-// Mixing diagnostics for any scalar trace over several chains (energies, coordinates), as Stan
-// computes them (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021, "Rank-normalization,
-// folding, and localization: an improved R̂"):
-//   - autocorrelation ρ_t across chains: ρ_t = 1 − (W̃ − mean_c acov_c(t)) / var⁺, with acov the
-//     (1/n) autocovariance, W the mean within-chain variance, W̃ = (n−1)/n W and
-//     var⁺ = W̃ + B/n (NOTE: Stan subtracts W itself, which makes ρ_0 = 1 − W/(n var⁺); with W̃,
-//     ρ_0 = 1 and one chain gives exactly acov(t)/acov(0));
-//   - effective sample size by Geyer's initial monotone sequence: the sums P_k = ρ_2k + ρ_2k+1
-//     are taken while positive and made non-increasing, τ = −1 + 2 Σ_k P_k, ESS = m n / τ;
-//   - split-R̂ with rank normalisation: each chain split in halves, all draws replaced by the
-//     normal scores of their ranks, Φ⁻¹((r − 3/8) / (S + 1/4)), R̂ = sqrt(var⁺ / W); the
-//     reported R̂ is the larger of that (bulk) and the same on |x − median| (tails, "folded").
+// Mixing diagnostics for any scalar trace over several chains (energies, coordinates), as
+// Vehtari, Gelman, Simpson, Carpenter & Bürkner (2021), "Rank-normalization, folding, and
+// localization: an improved R̂", define them and as Stan, ArviZ and the posterior R package
+// compute them (this file's tests compare with posterior's values on fixed chains):
+//   - ess_basic: with W the mean within-chain variance (n−1 denominators), var⁺ = (n−1)/n W + B/n
+//     and acov_c(t) the (1/n) autocovariance of chain c, ρ₀ = 1 and ρ_t = 1 − (W − mean_c
+//     acov_c(t)) / var⁺. Geyer's initial positive sequence: pairs P_k = ρ_2k + ρ_2k+1 summed while
+//     positive; made monotone (a pair larger than the one before is replaced by it); then
+//     τ = −1 + 2 Σ_{t ≤ t_max} ρ_t + ρ_{t_max+1} (the paper's improved estimate: the first
+//     even-lag term after the sequence is added if positive, which matters for antithetic
+//     chains) and ESS = m n / max(τ, 1 / log₁₀(m n));
+//   - bulk-ESS: ess_basic of the split chains (each cut in halves, an odd middle draw dropped),
+//     every draw replaced by the normal score of its rank, Φ⁻¹((r − 3/8) / (S + 1/4));
+//   - tail-ESS: the smaller ess_basic of the split chains of the indicators I(x ≤ q₀.₀₅) and
+//     I(x ≤ q₀.₉₅) (quantiles by linear interpolation, type 7);
+//   - split-R̂: R̂ = sqrt(var⁺ / W) of the rank-normalised split chains (bulk) and of the same
+//     for |x − median| (folded at the median of all draws, the mean of the two middle ones for
+//     an even count, before splitting: the tails); the reported R̂ is the larger.
+// effective_sample_size() is bulk-ESS, what ArviZ's ess() and Stan's summary report first.
+// NOTE: conventions where the formulas give 0/0: draws that are all equal have ESS = m n (as
+// ArviZ: nothing is unknown) and R̂ = 1 (nothing to mix); chains each constant but at different
+// values have R̂ = +inf (they never mix). A non-finite draw gives NaN.
 // A trace is chains × draws: traces[c][i] is draw i of chain c; all chains have equal length.
 #pragma once
 
@@ -114,9 +124,44 @@ inline Traces split_chains(const Traces& x) {
   }
   return out;
 }
+inline bool all_finite(const Traces& x) {
+  for (const auto& c : x)
+    for (double v : c)
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+inline bool all_equal(const Traces& x) {
+  for (const auto& c : x)
+    for (double v : c)
+      if (v != x[0][0]) return false;
+  return true;
+}
+// sqrt(var⁺ / W), with the conventions of the file's NOTE where W = 0
 inline double rhat_of(const Traces& x) {
   const auto [w, var_plus] = within_and_var_plus(x);
-  return w > 0 ? std::sqrt(var_plus / w) : NAN;
+  if (w > 0) return std::sqrt(var_plus / w);
+  return var_plus > 0 ? INFINITY : 1.0;
+}
+// The median of every draw (the mean of the two middle ones for an even count).
+inline double median(const Traces& x) {
+  std::vector<double> all;
+  for (const auto& c : x) all.insert(all.end(), c.begin(), c.end());
+  const std::size_t n = all.size(), h = n / 2;
+  std::nth_element(all.begin(), all.begin() + std::ptrdiff_t(h), all.end());
+  const double upper = all[h];
+  if (n % 2 == 1) return upper;
+  return (*std::max_element(all.begin(), all.begin() + std::ptrdiff_t(h)) + upper) / 2;
+}
+// The q-quantile of every draw by linear interpolation between order statistics (R's type 7,
+// numpy's default).
+inline double quantile(const Traces& x, double q) {
+  std::vector<double> all;
+  for (const auto& c : x) all.insert(all.end(), c.begin(), c.end());
+  std::sort(all.begin(), all.end());
+  const double h = q * double(all.size() - 1);
+  const auto lo = std::size_t(std::floor(h));
+  const std::size_t hi = std::min(lo + 1, all.size() - 1);
+  return all[lo] + (h - double(lo)) * (all[hi] - all[lo]);
 }
 }  // namespace diag_detail
 
@@ -141,22 +186,87 @@ inline std::vector<double> autocorrelation(const Traces& x, std::size_t max_lag)
   return rho;
 }
 
-/// Effective sample size of the pooled draws (Geyer's initial monotone sequence).
-inline double effective_sample_size(const Traces& x) {
-  diag_detail::check(x, 4);
+/// The fewest draws per chain bulk_ess and tail_ess take: split halves of 3 (posterior's minimum
+/// for an ESS; with fewer, it returns NA and this library throws).
+inline constexpr std::size_t kMinDrawsForEss = 6;
+
+/// ESS of the pooled draws as they are (no splitting, no ranks): Geyer's initial positive and
+/// monotone sequences with the paper's improved final term (see the file's comment). The
+/// building block of bulk_ess and tail_ess; ArviZ's ess(method="identity").
+inline double ess_basic(const Traces& x) {
+  diag_detail::check(x, 3);
+  if (!diag_detail::all_finite(x)) return NAN;
   const std::size_t m = x.size(), n = x[0].size();
-  const std::vector<double> rho = autocorrelation(x, n - 1);
-  double sum = 0, prev = std::numeric_limits<double>::infinity();
-  for (std::size_t k = 0; 2 * k + 1 < rho.size(); ++k) {
-    double p = rho[2 * k] + rho[2 * k + 1];
-    if (p < 0) break;
-    p = std::min(p, prev);  // monotone
-    sum += p;
-    prev = p;
+  if (diag_detail::all_equal(x)) return double(m * n);
+  const auto [w, var_plus] = diag_detail::within_and_var_plus(x);
+  // mean over chains of the (1/n) autocovariance at lag t
+  std::vector<double> means(m);
+  for (std::size_t c = 0; c < m; ++c) means[c] = diag_detail::mean(x[c]);
+  auto acov = [&](std::size_t t) {
+    double a = 0;
+    for (std::size_t c = 0; c < m; ++c) {
+      double s = 0;
+      for (std::size_t i = 0; i + t < n; ++i) s += (x[c][i] - means[c]) * (x[c][i + t] - means[c]);
+      a += s / double(n) / double(m);
+    }
+    return a;
+  };
+  auto rho_at = [&](long t) { return 1 - (w - acov(std::size_t(t))) / var_plus; };
+  // (signed lags: with few draws the sequence is empty and t_max is −1)
+  const long nl = long(n);
+  std::vector<double> rho(n, 0.0);
+  rho[0] = 1;
+  if (n > 1) rho[1] = rho_at(1);
+  double even = 1, odd = n > 1 ? rho[1] : 0;
+  long t = 1;
+  while (t < nl - 3 && even + odd > 0) {  // Geyer's initial positive sequence
+    even = rho_at(t + 1);
+    odd = rho_at(t + 2);
+    if (even + odd >= 0) rho[std::size_t(t + 1)] = even, rho[std::size_t(t + 2)] = odd;
+    t += 2;
   }
-  const double tau = std::max(-1 + 2 * sum, 1.0 / std::log10(double(m * n)));  // Stan's floor
+  const long max_t = t - 2;
+  if (even > 0) rho[std::size_t(max_t + 1)] = even;  // the improved estimate's last term
+  for (long k = 1; k <= max_t - 2; k += 2) {  // Geyer's initial monotone sequence
+    const auto a = std::size_t(k);
+    if (rho[a + 1] + rho[a + 2] > rho[a - 1] + rho[a]) rho[a + 1] = rho[a + 2] = (rho[a - 1] + rho[a]) / 2;
+  }
+  double sum = 0;
+  for (long k = 0; k <= max_t; ++k) sum += rho[std::size_t(k)];
+  const double last = max_t + 1 < nl ? rho[std::size_t(max_t + 1)] : 0.0;
+  for (double r : rho)
+    if (std::isnan(r)) return NAN;
+  const double tau = std::max(-1 + 2 * sum + last, 1 / std::log10(double(m * n)));
   return double(m * n) / tau;
 }
+
+/// Bulk-ESS: ess_basic of the rank-normalised split chains (Vehtari et al. 2021). What the
+/// sampling experiments report as ESS.
+inline double bulk_ess(const Traces& x) {
+  diag_detail::check(x, kMinDrawsForEss);
+  if (!diag_detail::all_finite(x)) return NAN;
+  if (diag_detail::all_equal(x)) return double(x.size() * x[0].size());
+  return ess_basic(diag_detail::rank_normalise(diag_detail::split_chains(x)));
+}
+
+/// Tail-ESS: the smaller ess_basic of the split indicator chains I(x ≤ q₀.₀₅) and I(x ≤ q₀.₉₅):
+/// how well the 5% and 95% quantiles are estimated (Vehtari et al. 2021).
+inline double tail_ess(const Traces& x) {
+  diag_detail::check(x, kMinDrawsForEss);
+  if (!diag_detail::all_finite(x)) return NAN;
+  double out = INFINITY;
+  for (const double q : {0.05, 0.95}) {
+    const double v = diag_detail::quantile(x, q);
+    Traces ind = x;
+    for (auto& c : ind)
+      for (auto& d : c) d = d <= v ? 1.0 : 0.0;
+    out = std::min(out, ess_basic(diag_detail::split_chains(ind)));
+  }
+  return out;
+}
+
+/// The effective sample size the library reports: bulk-ESS (ArviZ's ess(), Stan's ESS_bulk).
+inline double effective_sample_size(const Traces& x) { return bulk_ess(x); }
 
 /// The second half of every chain (the first half discarded as warm-up): what chains started
 /// away from the target are diagnosed on.
@@ -167,19 +277,19 @@ inline Traces second_halves(const Traces& x) {
   return out;
 }
 
-/// Split-R̂ with rank normalisation: max(bulk, folded); near 1 for mixed chains.
+/// Split-R̂ with rank normalisation: max(bulk, folded at the median); near 1 for mixed chains.
 inline double split_rhat(const Traces& x) {
   diag_detail::check(x, 4);
-  const Traces s = diag_detail::split_chains(x);
-  const double bulk = diag_detail::rhat_of(diag_detail::rank_normalise(s));
-  std::vector<double> all;
-  for (const auto& c : s) all.insert(all.end(), c.begin(), c.end());
-  std::nth_element(all.begin(), all.begin() + std::ptrdiff_t(all.size() / 2), all.end());
-  const double median = all[all.size() / 2];
-  Traces folded = s;
+  if (!diag_detail::all_finite(x)) return NAN;
+  const double bulk = diag_detail::rhat_of(diag_detail::rank_normalise(diag_detail::split_chains(x)));
+  // folded at the median of every draw, then split (posterior's order: with an odd number of
+  // draws the chains' middle draws count towards the median)
+  const double median = diag_detail::median(x);
+  Traces folded = x;
   for (auto& c : folded)
     for (auto& v : c) v = std::abs(v - median);
-  const double tail = diag_detail::rhat_of(diag_detail::rank_normalise(folded));
+  const double tail =
+      diag_detail::rhat_of(diag_detail::rank_normalise(diag_detail::split_chains(folded)));
   return std::max(bulk, tail);
 }
 

@@ -1,6 +1,10 @@
 // Mixing diagnostics against known answers: the ESS of AR(1) chains against (1 − φ)/(1 + φ) of the
 // draws, the autocorrelation of AR(1) against φ^t, split-R̂ near 1 for chains from the stationary
 // law and above 1.1 for chains started apart; the normal quantile against erfc.
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+
 #include "samplers/diagnostics.hpp"
 #include "tests/helpers.hpp"
 
@@ -73,4 +77,81 @@ TEST_CASE("split-R̂ is near 1 for mixed chains and above 1.1 for chains started
   for (auto& v : spread[0]) v *= 4;
   CHECK(split_rhat(spread) > 1.1);
   CHECK_THROWS(split_rhat(Traces{{1.0, 2.0}}));
+}
+
+namespace {
+// The fixed chains of tests/oracles/diagnostics_posterior.R: chain c of n draws driven by the
+// uniforms of Park and Miller's generator from seed 1000 + c, y_i = f(u_i, y_{i−1}), y_0 = 0.
+// a p, rounded before it is added to anything: the compiler may not fuse it into an FMA, so the
+// chains are R's to the last bit (a folded tie at the median depends on it)
+double times(double a, double p) {
+  volatile double r = a * p;
+  return r;
+}
+template <class F>
+Traces chains(F f, std::size_t m, std::size_t n) {
+  Traces x(m, std::vector<double>(n));
+  for (std::size_t c = 0; c < m; ++c) {
+    std::uint64_t state = 1000 + c;
+    double prev = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      state = 16807 * state % 2147483647;
+      prev = f(double(state) / 2147483647.0, prev);
+      x[c][i] = prev;
+    }
+  }
+  return x;
+}
+}  // namespace
+
+TEST_CASE("ESS and R-hat equal the posterior R package's on fixed chains", "[diagnostics]") {
+  // Reference values printed by tests/oracles/diagnostics_posterior.R with posterior 1.4.0
+  // (Vehtari et al.'s own implementation of their 2021 definitions). The library before this
+  // test reported Geyer's sequence without the paper's final term, no split or rank
+  // normalisation in its ESS, and folded R-hat at the upper middle draw.
+  struct Case {
+    const char* name;
+    Traces x;
+    double basic, bulk, tail, rhat;
+  };
+  const double pi = std::numbers::pi;
+  const std::vector<Case> cases = {
+      {"ar", chains([](double u, double p) { return times(0.8, p) + (u - 0.5); }, 4, 500), 247.9908324,
+       255.182803, 447.8238222, 1.010837792},
+      {"heavy",  // Cauchy draws: the rank-normalised bulk-ESS is not thrown by the tails
+       chains([pi](double u, double) { return std::tan(pi * (u - 0.5)); }, 3, 400), 1162.031145,
+       1092.139813, 1284.600743, 0.9992543843},
+      {"antithetic",  // ESS above the number of draws: the final term of the improved estimate
+       chains([](double u, double p) { return times(-0.4, p) + (u - 0.5); }, 4, 300), 2406.982119,
+       2769.00428, 1190.628765, 0.9994479172},
+      {"odd",  // an odd number of draws: the split drops each chain's middle draw
+       chains([](double u, double p) { return times(0.3, p) + (u - 0.5); }, 3, 101), 135.7419224,
+       139.8502636, 217.1451979, 1.012204903},
+  };
+  for (const Case& k : cases) {
+    INFO(k.name);
+    CHECK(ess_basic(k.x) == Approx(k.basic).epsilon(1e-7));
+    CHECK(bulk_ess(k.x) == Approx(k.bulk).epsilon(1e-7));
+    CHECK(tail_ess(k.x) == Approx(k.tail).epsilon(1e-7));
+    CHECK(split_rhat(k.x) == Approx(k.rhat).epsilon(1e-7));
+    CHECK(effective_sample_size(k.x) == bulk_ess(k.x));
+  }
+  // folded R-hat at the median (the mean of the two middle draws), the example of issue 31:
+  // 3.711 when folded at the upper middle draw
+  CHECK(split_rhat(Traces{{-1.4, -1.4, -0.3, -0.2}, {-1.2, 0.7, 0.6, -0.1}}) ==
+        Approx(8.249971573).epsilon(1e-8));
+}
+
+TEST_CASE("diagnostics of constant and non-finite chains", "[diagnostics]") {
+  const Traces same(4, std::vector<double>(10, 2.5));
+  CHECK(bulk_ess(same) == 40);  // nothing unknown: every draw counts (ArviZ's convention)
+  CHECK(tail_ess(same) == 40);
+  CHECK(split_rhat(same) == 1);  // nothing to mix
+  Traces stuck = same;
+  for (std::size_t c = 0; c < 4; ++c) std::fill(stuck[c].begin(), stuck[c].end(), double(c));
+  CHECK(split_rhat(stuck) == INFINITY);  // chains that never meet
+  Traces bad = same;
+  bad[1][3] = NAN;
+  CHECK(std::isnan(bulk_ess(bad)));
+  CHECK(std::isnan(split_rhat(bad)));
 }

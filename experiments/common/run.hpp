@@ -281,11 +281,27 @@ void write_json(const fs::path& path, const Json& j) {
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-/// A CSV table kept in memory and written whole, atomically.
+/// A text field as RFC 4180 writes it: quoted (its quotes doubled) if it holds a comma, a quote
+/// or a line break, as is otherwise. ("band OR mixture (½, ½)" would be two fields unquoted.)
+inline std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string q(1, '"');
+  for (char ch : s) {
+    if (ch == '"') q.push_back('"');
+    q.push_back(ch);
+  }
+  q.push_back('"');
+  return q;
+}
+
+/// A CSV table (RFC 4180) kept in memory and written whole, atomically.
 class Csv {
  public:
   explicit Csv(std::vector<std::string> header) : cols_(header.size()) {
-    for (std::size_t k = 0; k < header.size(); ++k) text_ += (k ? "," : "") + header[k];
+    for (std::size_t k = 0; k < header.size(); ++k) {
+      if (k) text_ += ',';
+      text_ += csv_field(header[k]);
+    }
     text_ += "\n";
   }
   void row(const std::vector<double>& values) {
@@ -303,7 +319,10 @@ class Csv {
   void row(const std::vector<std::string>& labels, const std::vector<double>& values) {
     if (labels.empty() || labels.size() + values.size() != cols_)
       throw std::logic_error("Csv::row: wrong number of values");
-    for (std::size_t k = 0; k < labels.size(); ++k) text_ += (k ? "," : "") + labels[k];
+    for (std::size_t k = 0; k < labels.size(); ++k) {
+      if (k) text_ += ',';
+      text_ += csv_field(labels[k]);
+    }
     for (double v : values) text_ += fmt::format(",{:.9g}", v);
     text_ += "\n";
     ++rows_;

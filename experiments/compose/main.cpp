@@ -578,7 +578,7 @@ int plane_study(const Flags& f) {
   };
   auto diagnose = [](Run& r, const Traces& traces) {
     const Traces half = second_halves(traces);
-    if (!half.empty() && half[0].size() >= 4) {
+    if (!half.empty() && half[0].size() >= kMinDrawsForEss) {
       r.ess = effective_sample_size(half);
       r.rhat = split_rhat(half);
     }

@@ -509,7 +509,7 @@ int main(int argc, char** argv) {
           const std::vector<double> fe = rbm_free_energies(m, v);
           for (std::size_t c = 0; c < 64; ++c) free_energy[c].push_back(fe[c]);
         }
-        if (free_energy[0].size() >= 4) {
+        if (free_energy[0].size() >= kMinDrawsForEss) {
           metrics[meth.name]["samples_free_energy_ess"] = effective_sample_size(free_energy);
           metrics[meth.name]["samples_free_energy_rhat"] = split_rhat(free_energy);
           metrics[meth.name]["samples_gibbs_acceptance"] = 1.0;

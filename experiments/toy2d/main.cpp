@@ -539,7 +539,7 @@ int main(int argc, char** argv) {
            acceptance_steps ? json(acceptance_sum / double(acceptance_steps)) : json(nullptr)}};
       if (const auto* pt = cd.tempering()) mixing["dream_swap_rates"] = pt->swap_rates();
       const Traces half = second_halves(sample_stats.energy_traces);
-      if (!half.empty() && half[0].size() >= 4) {
+      if (!half.empty() && half[0].size() >= kMinDrawsForEss) {
         mixing["samples_energy_ess"] = effective_sample_size(half);
         mixing["samples_energy_rhat"] = split_rhat(half);
         mixing["samples_draws_per_chain"] = half[0].size();
