@@ -5,10 +5,14 @@
 //   - a stopping rule: a start stops when its largest coordinate step falls below `tol`;
 //   - box constraints: y projected back onto [lo, hi] after every step;
 //   - an optional noise term, annealed to zero (a Langevin search): y ← y − η∇E + √(2ηT_k) ξ with
-//     T_k = noise · (1 − k/steps), which can leave a poor basin early and settles at the end.
+//     T_k = noise · (1 − k/K) for k < K (K = anneal_steps, by default half of `steps`) and T_k = 0
+//     after, which can leave a poor basin early; the steps after K are plain descent, which
+//     polishes the answer to the minimiser and lets the stopping rule end it.
 // And conditional inference: minimise E(x) over a subset of x's coordinates with the others held
 // fixed (inpainting, denoising) — the fixed coordinates are never written.
-// Energy evaluations are counted per example (one forward and ∇ of one row = one evaluation).
+// Energy evaluations are counted per example (one forward and ∇ of one row = one evaluation),
+// as paid: every step evaluates the whole batch, so a start that has stopped still costs one
+// evaluation per step until the last start of the batch stops.
 #pragma once
 
 #include <algorithm>
@@ -40,6 +44,7 @@ struct InferenceOptions {
   bool box = false;          ///< project onto [lo, hi] after every step
   double lo = -1, hi = 1;    ///< the box, and where restarts are drawn (also without `box`)
   double noise = 0;          ///< T_0 of the annealed noise term (0: plain gradient descent)
+  std::size_t anneal_steps = 0;  ///< K: the noise reaches 0 after K steps (0: steps / 2)
 };
 
 template <class T>
@@ -62,31 +67,32 @@ std::vector<double> descend(const std::function<Var<T>(Tape<T>&, Var<T>)>& energ
   Tape<T> t;
   Array<T> noise;
   if (o.noise > 0) noise = Array<T>::from_shape(z.shape());
+  const std::size_t anneal = o.anneal_steps > 0 ? o.anneal_steps : o.steps / 2;
   for (std::size_t k = 0; k < o.steps; ++k) {
     if (std::none_of(active.begin(), active.end(), [](bool a) { return a; })) break;
     t.clear();
     Var<T> zv = t.input_ref(z, true);
     t.backward(sum(energy(t, zv)), {zv});  // ∇_z only: no parameter gradient is computed
     const T* g = t.grad(zv).data();
-    const double temp = o.noise * (1 - double(k) / double(o.steps));
-    if (o.noise > 0) rng.fill_normal(noise.data(), noise.size());
+    const double temp = k < anneal ? o.noise * (1 - double(k) / double(anneal)) : 0.0;
+    if (temp > 0) rng.fill_normal(noise.data(), noise.size());
     const T scale = T(std::sqrt(2 * o.step_size * temp));
     for (std::size_t r = 0; r < m; ++r) {
+      ++evals[r];  // the whole batch was evaluated
       if (!active[r]) continue;
-      ++evals[r];
       double largest = 0;
       for (std::size_t c = 0; c < d; ++c) {
         if (!free.empty() && !free[c]) continue;
         T& v = z.data()[r * d + c];
         T step = -T(o.step_size) * g[r * d + c];
-        if (o.noise > 0) step += scale * noise.data()[r * d + c];
+        if (temp > 0) step += scale * noise.data()[r * d + c];
         T next = v + step;
         if (o.box) next = std::clamp(next, T(o.lo), T(o.hi));
         largest = std::max(largest, double(std::abs(next - v)));
         v = next;
       }
       // NOTE: with noise the steps never vanish before T reaches 0, so the rule bites only then
-      if (largest < o.tol && (o.noise == 0 || temp == 0)) active[r] = false;
+      if (largest < o.tol && temp == 0) active[r] = false;
     }
   }
   t.clear();
@@ -100,13 +106,16 @@ std::vector<double> descend(const std::function<Var<T>(Tape<T>&, Var<T>)>& energ
 }
 
 inline void check_options(const InferenceOptions& o) {
-  if (o.restarts < 1 || !(o.step_size > 0) || !(o.tol >= 0) || !(o.noise >= 0) || !(o.lo < o.hi))
+  if (o.restarts < 1 || !(o.step_size > 0) || !(o.tol >= 0) || !(o.noise >= 0) || !(o.lo < o.hi) ||
+      (o.noise > 0 && o.anneal_steps > o.steps))
     throw std::invalid_argument(
-        "inference: need restarts >= 1, step_size > 0, tol >= 0, noise >= 0 and lo < hi");
+        "inference: need restarts >= 1, step_size > 0, tol >= 0, noise >= 0, lo < hi and "
+        "anneal_steps <= steps");
 }
 
 // The lowest final energy over the starts of each example (NaN never wins): the coordinates of z
-// where free is true (all when empty) copied into r.y, which holds the rest already.
+// where free is true (all when empty) copied into r.y, which holds the rest already. An example
+// none of whose starts ends at a finite energy is an error (there is no answer to return).
 template <class T>
 void keep_best(const Array<T>& z, const std::vector<double>& final,
                const std::vector<std::size_t>& evals, std::size_t n, const std::vector<bool>& free,
@@ -123,6 +132,12 @@ void keep_best(const Array<T>& z, const std::vector<double>& final,
         if (free.empty() || free[c]) r.y.data()[i * d + c] = z.data()[row * d + c];
     }
   }
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(r.energy[i]))
+      throw std::domain_error(fmt::format(
+          "inference: no start of example {} ends at a finite energy (the energy is inf or NaN "
+          "there); try other starts, a box, or a smaller step size",
+          i));
 }
 
 // Row r of the stacked batch [restarts · n, ...] is example r % n, start r / n.

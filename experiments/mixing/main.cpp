@@ -10,9 +10,10 @@
 // Each sampler runs the same chains (started uniformly in the box, or N(0, 1) for the banana and
 // funnel) for --warmup iterations (discarded) and --draws recorded ones. Reported per target and
 // sampler: acceptance, gradient evaluations per chain (warm-up included: what the run cost),
-// effective sample size (the smallest over x₁, x₂ and E; Geyer's initial monotone sequence over
-// all chains), ESS per 1000 gradient evaluations and per second, split-R̂ (the largest over the
-// same scalars; rank-normalised, bulk and tail), the error against the exact answer, and time.
+// bulk-ESS (the smallest over x₁, x₂ and E; Vehtari et al. 2021, samplers/diagnostics.hpp), ESS
+// per 1000 gradient evaluations and per second, tail-ESS (the smallest over the same scalars),
+// split-R̂ (the largest; rank-normalised, bulk and folded), the error against the exact answer,
+// and time.
 //
 // Output, in a new folder runs/mixing/seed<seed>: results.{csv,json,md}, samples_<sampler>.csv
 // (draws on the eight Gaussians) and samples.png.
@@ -193,7 +194,8 @@ std::vector<Target> make_targets(const Flags& f) {
 
 struct Row {
   std::string target, sampler;
-  double acceptance = 0, evals_per_chain = 0, ess = 0, rhat = 0, error = 0, seconds = 0;
+  double acceptance = 0, evals_per_chain = 0, ess = 0, tail_ess = 0, rhat = 0, error = 0,
+         seconds = 0;
   bool diverged = false;  ///< some draw is not finite: ESS, R-hat and error are undefined
 };
 
@@ -278,11 +280,12 @@ Row run_one(const Target& t, const std::string& sampler, const Flags& f, Recorde
     for (const auto& chain : *tr)
       for (double v : chain) r.diverged = r.diverged || !std::isfinite(v);
   if (r.diverged) {
-    r.ess = r.rhat = r.error = std::numeric_limits<double>::quiet_NaN();
+    r.ess = r.tail_ess = r.rhat = r.error = std::numeric_limits<double>::quiet_NaN();
     return r;
   }
   r.ess = std::min(
       {effective_sample_size(rec.x1), effective_sample_size(rec.x2), effective_sample_size(rec.e)});
+  r.tail_ess = std::min({tail_ess(rec.x1), tail_ess(rec.x2), tail_ess(rec.e)});
   r.rhat = std::max({split_rhat(rec.x1), split_rhat(rec.x2), split_rhat(rec.e)});
   r.error = t.error(rec.x1, rec.x2);
   return r;
@@ -375,11 +378,11 @@ int main(int argc, char** argv) {
     fmt::print("mixing -> {}\n{}\n", dir.string(), config.dump());
 
     Csv csv({"target", "sampler", "acceptance", "grad_evals_per_chain", "ess", "ess_per_1k_evals",
-             "ess_per_second", "rhat", "error", "seconds"});
+             "ess_per_second", "tail_ess", "rhat", "error", "seconds"});
     json results = json::array();
     std::string md =
-        "| target | sampler | acceptance | ∇E evals / chain | ESS | ESS / 1000 evals | ESS / s | "
-        "R̂ | error¹ | time |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        "| target | sampler | acceptance | ∇E evals / chain | bulk-ESS | ESS / 1000 evals | ESS / s "
+        "| tail-ESS | R̂ | error¹ | time |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     std::string legend = "\n¹ error:";
     Progress bar("mixing", long(targets.size() * samplers.size()));
     int status = 0;
@@ -391,7 +394,8 @@ int main(int argc, char** argv) {
         const double per_k = 1000 * r.ess / (r.evals_per_chain * double(f.chains)),
                      per_s = r.ess / std::max(r.seconds, 1e-9);
         csv.row(std::vector<std::string>{r.target, r.sampler},
-                {r.acceptance, r.evals_per_chain, r.ess, per_k, per_s, r.rhat, r.error, r.seconds});
+                {r.acceptance, r.evals_per_chain, r.ess, per_k, per_s, r.tail_ess, r.rhat, r.error,
+                 r.seconds});
         results.push_back({{"target", r.target},
                            {"sampler", r.sampler},
                            {"acceptance", r.acceptance},
@@ -399,6 +403,7 @@ int main(int argc, char** argv) {
                            {"ess", r.ess},
                            {"ess_per_1k_evals", per_k},
                            {"ess_per_second", per_s},
+                           {"tail_ess", r.tail_ess},
                            {"rhat", r.rhat},
                            {"error", r.error},
                            {"error_kind", t.error_kind},
@@ -412,10 +417,10 @@ int main(int argc, char** argv) {
                      s, t.name);
         }
         md += fmt::format(
-            "| {} | {} | {:.2f} | {:.0f} | {:.0f} | {:.2f} | {:.0f} | {:.2f} | {:.3f} | "
+            "| {} | {} | {:.2f} | {:.0f} | {:.0f} | {:.2f} | {:.0f} | {:.0f} | {:.2f} | {:.3f} | "
             "{:.2f} s |\n",
-            r.target, r.sampler, r.acceptance, r.evals_per_chain, r.ess, per_k, per_s, r.rhat,
-            r.error, r.seconds);
+            r.target, r.sampler, r.acceptance, r.evals_per_chain, r.ess, per_k, per_s, r.tail_ess,
+            r.rhat, r.error, r.seconds);
         if (t.name == "8gaussians") {  // the draws, for the picture (every 5th per chain)
           Csv smp({"x", "y"});
           for (std::size_t c = 0; c < rec.x1.size(); ++c)
