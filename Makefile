@@ -34,6 +34,7 @@ bench: build
 	bench/rbm_vs_sklearn.py $(BUILD)/bench/bench_rbm
 	bench/compare_layers.py $(BUILD)/bench/bench_layers
 	bench/mpi_scaling.py $(BUILD)/bench/bench_mpi
+	$(BUILD)/bench/bench_higher_order
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

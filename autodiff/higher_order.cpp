@@ -465,25 +465,46 @@ void gradients_into(Var<T> y, std::span<const Var<T>> wrt, std::span<Var<T>> out
     throw ShapeError(
         fmt::format("gradients: output must have one element, got shape {}", shape_str(y.shape())));
   const std::size_t top = y.id;
-  thread_local std::vector<char> needs, need_in;
+  // Only y's ancestors are visited (found by a walk from y, swept in id order), and the per-node
+  // state is reset only where it was set: the cost follows the graph below y, not the tape's
+  // length. (Scanning every node up to y made each of Hutchinson's probes pay for all earlier
+  // probes' nodes: quadratic in the number of probes.)
+  thread_local std::vector<char> needs, seen, need_in;
   thread_local std::vector<Var<T>> cot, gin;
+  thread_local std::vector<std::size_t> order, stack;
+  if (needs.size() < top + 1) needs.resize(top + 1, 0), seen.resize(top + 1, 0), cot.resize(top + 1);
+  order.clear();
+  struct Reset {  // leaves the thread's buffers clean, also when a VJP throws
+    ~Reset() {
+      for (std::size_t i : order) needs[i] = 0, seen[i] = 0, cot[i] = Var<T>{};
+    }
+  } reset;
+  stack.assign(1, top);
+  seen[top] = 1;
+  while (!stack.empty()) {
+    const std::size_t i = stack.back();
+    stack.pop_back();
+    order.push_back(i);
+    for (std::size_t k : t.node_(i).in)
+      if (!seen[k]) seen[k] = 1, stack.push_back(k);
+  }
+  std::sort(order.begin(), order.end());  // creation order is a topological order
   // needs[i]: a requested node lies at or below i
-  needs.assign(top + 1, 0);
   for (const Var<T>& v : wrt) {
     if (v.tape != &t) throw std::logic_error("gradients: a requested node is not on this tape");
-    if (v.id <= top) needs[v.id] = 1;
+    if (v.id <= top && seen[v.id]) needs[v.id] = 1;
   }
-  for (std::size_t i = 0; i <= top; ++i)
+  for (std::size_t i : order)
     if (!needs[i])
       for (std::size_t k : t.node_(i).in)
         if (needs[k]) {
           needs[i] = 1;
           break;
         }
-  cot.assign(top + 1, Var<T>{});  // tape == nullptr: no cotangent yet
   cot[top] = filled(t, y.shape(), T(1));
   const auto& tab = table<T>();
-  for (std::size_t i = top + 1; i-- > 0;) {
+  for (std::size_t oi = order.size(); oi-- > 0;) {
+    const std::size_t i = order[oi];
     const auto& nd = t.node_(i);
     if (!needs[i] || !cot[i].tape || !nd.vjp || nd.in.empty()) continue;
     need_in.assign(nd.in.size(), 0);
@@ -509,7 +530,7 @@ void gradients_into(Var<T> y, std::span<const Var<T>> wrt, std::span<Var<T>> out
   }
   for (std::size_t k = 0; k < wrt.size(); ++k) {
     const Var<T>& v = wrt[k];
-    out[k] = v.id <= top && cot[v.id].tape ? cot[v.id] : filled(t, v.shape(), T(0));
+    out[k] = v.id <= top && seen[v.id] && cot[v.id].tape ? cot[v.id] : filled(t, v.shape(), T(0));
   }
 }
 }  // namespace
