@@ -5,8 +5,9 @@
 // bridge with probability p = 2·0.05 / k (one bridge, between the communities' first nodes, when
 // none was drawn). So a graph has 2k ∈ {12, 14, 16, 18, 20} nodes, on average 0.7·k(k−1) edges
 // inside the communities and about 0.1·k bridges. 100 graphs, split 80 train / 20 test.
-// (The reference seeds each community's G(k, 0.7) with its index, so both communities of a graph
-// are the same graph; here every community is drawn from the generator.)
+// (The reference seeds community i's G(k, 0.7) with i, so the two communities of a graph differ
+// but the same pair repeats in every graph of that size; here every community is drawn from the
+// generator.)
 #pragma once
 
 #include <cstdint>

@@ -22,6 +22,8 @@
 
 #include <fmt/format.h>
 
+#include "metrics/bins.hpp"
+
 namespace ebl {
 
 struct CalibrationBin {
@@ -52,7 +54,10 @@ inline Calibration calibration(std::span<const double> confidence, std::span<con
     const double p = confidence[i];
     if (!(p >= 0 && p <= 1))
       throw std::invalid_argument(fmt::format("calibration: confidence {} not in [0, 1]", p));
-    auto& bin = c.bins[std::min(bins - 1, std::size_t(p * double(bins)))];
+    // the bin whose reported [lo, hi) holds p (⌊p · bins⌋ alone can round across an edge)
+    auto& bin = c.bins[equal_width_bin(p, bins, [bins](std::size_t k) {
+      return double(k) / double(bins);
+    })];
     bin.confidence += p;
     bin.accuracy += correct[i] ? 1.0 : 0.0;
     ++bin.count;

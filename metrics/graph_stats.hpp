@@ -4,7 +4,8 @@
 //
 // Per graph, given as adjacency lists (datasets/graphs.hpp's adjacency_lists makes them):
 //   degree histogram        h[d] = number of nodes of degree d
-//   clustering histogram    100 bins on [0, 1] of the local clustering coefficients
+//   clustering histogram    100 bins on [0, 1] of the local clustering coefficients, binned as
+//                           np.histogram bins them
 //                           c_v = (edges among v's neighbours) / C(deg v, 2)  (0 when deg v < 2)
 //   orbit counts            for every node, how many times it occupies each of the 15 orbits of
 //                           the connected graphlets of 2 to 4 nodes (induced subgraphs; Pržulj
@@ -32,6 +33,8 @@
 #include <cmath>
 #include <stdexcept>
 #include <vector>
+
+#include "metrics/bins.hpp"
 
 namespace ebl {
 
@@ -90,11 +93,18 @@ inline std::vector<double> clustering_coefficients(const AdjacencyLists& g) {
   return c;
 }
 
-/// Histogram of the clustering coefficients in `bins` equal bins of [0, 1] (1 in the last bin).
+/// The bin of c ∈ [0, 1] among `bins` equal bins, exactly as np.histogram(c, bins, range=(0, 1))
+/// places it (GraphRNN's and GDSS's clustering statistic). NOTE: ⌊c · bins⌋ is not that: c = 0.7
+/// gives 70, but numpy's edge 70 is 70 · 0.01 = 0.7000000000000001 > 0.7, so it is bin 69.
+inline std::size_t histogram_bin(double c, std::size_t bins) {
+  return equal_width_bin(c, bins, [bins](std::size_t k) { return linspace_edge(k, bins); });
+}
+
+/// Histogram of the clustering coefficients in `bins` equal bins of [0, 1], binned as
+/// np.histogram bins them (histogram_bin).
 inline std::vector<double> clustering_histogram(const AdjacencyLists& g, std::size_t bins = 100) {
   std::vector<double> h(bins, 0.0);
-  for (double c : clustering_coefficients(g))
-    h[std::min(bins - 1, std::size_t(c * double(bins)))] += 1;
+  for (double c : clustering_coefficients(g)) h[histogram_bin(c, bins)] += 1;
   return h;
 }
 
@@ -206,21 +216,26 @@ inline GraphMmd graph_mmd(const std::vector<AdjacencyLists>& ref,
     for (const auto& g : gs) out.push_back(f(g));
     return out;
   };
-  // graphs without nodes are left out of the generated set, as GDSS does
-  std::vector<AdjacencyLists> gen_nonempty;
+  // graphs without nodes are left out of the generated set, as GDSS does, and of the reference
+  // set too: their histograms are empty and would make every MMD² NaN
+  std::vector<AdjacencyLists> gen_nonempty, ref_nonempty;
   for (const auto& g : gen)
     if (!g.empty()) gen_nonempty.push_back(g);
+  for (const auto& g : ref)
+    if (!g.empty()) ref_nonempty.push_back(g);
   if (gen_nonempty.empty())
     throw std::invalid_argument("graph_mmd: every generated graph is empty");
+  if (ref_nonempty.empty())
+    throw std::invalid_argument("graph_mmd: every reference graph is empty");
   GraphMmd r;
-  r.degree = graph_mmd2(features(ref, [](const auto& g) { return degree_histogram(g); }),
+  r.degree = graph_mmd2(features(ref_nonempty, [](const auto& g) { return degree_histogram(g); }),
                         features(gen_nonempty, [](const auto& g) { return degree_histogram(g); }),
                         GraphKernel::GaussianEmd, 1.0, 1.0);
   r.clustering =
-      graph_mmd2(features(ref, [](const auto& g) { return clustering_histogram(g); }),
+      graph_mmd2(features(ref_nonempty, [](const auto& g) { return clustering_histogram(g); }),
                  features(gen_nonempty, [](const auto& g) { return clustering_histogram(g); }),
                  GraphKernel::GaussianEmd, 0.1, 1.0 / 100);
-  r.orbit = graph_mmd2(features(ref, [](const auto& g) { return orbit_feature(g); }),
+  r.orbit = graph_mmd2(features(ref_nonempty, [](const auto& g) { return orbit_feature(g); }),
                        features(gen_nonempty, [](const auto& g) { return orbit_feature(g); }),
                        GraphKernel::Gaussian, 30.0);
   return r;

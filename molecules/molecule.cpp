@@ -53,8 +53,14 @@ std::unique_ptr<RDKit::RWMol> build(const MolGraph& g) {
 // Sanitises in place; on a valence error returns the offending atom's index, else -1 (success).
 // Any other sanitisation failure (none is expected for neutral C, N, O, F with kekulé bonds)
 // returns -2.
+// NOTE: valences are checked first with SANITIZE_PROPERTIES alone, as MoFlow's check_valency does:
+// RDKit's full sanitisation starts with a clean-up that rewrites an over-valent N(=O)=O as the
+// charge-separated [N+](=O)[O-], which would make C-N(=O)=O valid here and not in MoFlow (1.4% of
+// corrected graphs differed). Only a molecule whose valences pass gets the full sanitisation.
 int sanitize(RDKit::RWMol& m) {
   try {
+    unsigned int failed = 0;
+    RDKit::MolOps::sanitizeMol(m, failed, RDKit::MolOps::SANITIZE_PROPERTIES);
     RDKit::MolOps::sanitizeMol(m);
     return -1;
   } catch (const RDKit::AtomValenceException& e) {

@@ -385,3 +385,42 @@ TEST_CASE("graph energy with bond-only messages ignores the no-edge channel", "[
   CHECK(on_none == 0.0);
   CHECK(on_bonds > 0.0);
 }
+
+TEST_CASE("clustering bins are np.histogram's: bin k holds linspace's [e_k, e_{k+1})",
+          "[graphs][metrics]") {
+  // np.histogram(c, bins=100, range=(0, 1)) puts c in the k with e_k <= c < e_{k+1}, where
+  // e = np.linspace(0, 1, 101) = k · 0.01 in double (the last bin closed). Checked against that
+  // definition, searched edge by edge, for every k / 100 written as a double and its neighbours.
+  // floor(100 c) disagreed with it on c = 0.07, 0.14, 0.28, 0.29, 0.55, 0.56, 0.57, 0.58, 0.7 ...
+  auto by_definition = [](double c) {
+    std::size_t k = 0;
+    while (k + 1 < 100 && !(c < double(k + 1) * 0.01)) ++k;
+    return k;
+  };
+  std::size_t floor_disagrees = 0;
+  for (int k = 0; k <= 100; ++k) {
+    const double c = double(k) / 100;
+    for (double v : {std::nextafter(c, -1.0), c, std::nextafter(c, 2.0)}) {
+      if (v < 0 || v > 1) continue;
+      INFO("c = " << v);
+      CHECK(histogram_bin(v, 100) == by_definition(v));
+      floor_disagrees += std::min<std::size_t>(99, std::size_t(v * 100)) != by_definition(v);
+    }
+  }
+  CHECK(floor_disagrees >= 11);  // the issue's c = 0.7 and ten other values
+  CHECK(histogram_bin(0.7, 100) == 69);  // 0.7 < 70 · 0.01 = 0.7000000000000001
+  CHECK(histogram_bin(1.0, 100) == 99);
+  CHECK(histogram_bin(0.0, 100) == 0);
+  // a reference set holding a graph without nodes: its empty histograms are left out (NaN before)
+  const CommunitySmall d = community_small(1);
+  std::vector<AdjacencyLists> ref, gen;
+  for (const auto& g : d.train) ref.push_back(adjacency_lists(g));
+  for (const auto& g : d.test) gen.push_back(adjacency_lists(g));
+  const GraphMmd clean = graph_mmd(ref, gen);
+  ref.push_back({});
+  const GraphMmd with_empty = graph_mmd(ref, gen);
+  CHECK(std::isfinite(with_empty.clustering));
+  CHECK(with_empty.clustering == clean.clustering);
+  CHECK(with_empty.degree == clean.degree);
+  CHECK_THROWS_AS(graph_mmd({AdjacencyLists{}}, gen), std::invalid_argument);
+}

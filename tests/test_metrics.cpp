@@ -73,3 +73,27 @@ TEST_CASE("AUROC: 1 for separated scores, 1/2 for identical laws, ties as Mann-W
   CHECK(std::abs(r.auroc - 0.5) < 4 * r.std_err);
   CHECK(r.std_err == Approx(std::sqrt((1.0 / 3000 + 1.0 / 2000) / 12)).epsilon(0.05));
 }
+
+TEST_CASE("a confidence lands in the calibration bin whose reported edges hold it", "[metrics]") {
+  // 0.8999999999999999 · 10 rounds to 9: ⌊p B⌋ put it in [0.9, 1.0), which does not hold it
+  const double p = std::nextafter(0.9, 0.0);
+  const Calibration c = calibration(std::vector<double>{p, 0.9}, std::vector<char>{1, 0}, 10);
+  CHECK(c.bins[8].count == 1);
+  CHECK(c.bins[9].count == 1);
+  for (const auto& b : c.bins)
+    if (b.count > 0) CHECK(b.lo <= b.confidence);
+  // every value of the form k / B and its neighbours, against the edges the bins report
+  for (std::size_t bins : {std::size_t(7), std::size_t(10), std::size_t(15)})
+    for (std::size_t k = 0; k <= bins; ++k)
+      for (double v : {std::nextafter(double(k) / double(bins), -1.0), double(k) / double(bins),
+                       std::nextafter(double(k) / double(bins), 2.0)}) {
+        if (v < 0 || v > 1) continue;
+        const Calibration one = calibration(std::vector<double>{v}, std::vector<char>{1}, bins);
+        for (const auto& b : one.bins)
+          if (b.count == 1) {
+            INFO("v = " << v << ", " << bins << " bins");
+            CHECK(b.lo <= v);
+            CHECK((v < b.hi || b.hi == 1.0));
+          }
+      }
+}

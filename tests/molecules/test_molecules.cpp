@@ -141,3 +141,33 @@ TEST_CASE("properties of known molecules", "[molecules]") {
   CHECK_FALSE(properties("C1CC").has_value());
   CHECK_THROWS_WITH(qed_inputs("C1CC"), Catch::Contains("cannot parse"));
 }
+
+TEST_CASE("valences are checked as MoFlow checks them: C-N(=O)=O is invalid, then corrected",
+          "[molecules]") {
+  // RDKit's full sanitisation first rewrites N(=O)=O as [N+](=O)[O-], which made this graph valid
+  // with charges kept; MoFlow's check_valency (SANITIZE_PROPERTIES only) rejects it, and its
+  // correction lowers N's highest-order bonds until N's valence is 3.
+  auto nitro = [](int second_bond) {
+    MolGraph g = empty_molecule(9);
+    g.nodes[0] = 0, g.nodes[1] = 1, g.nodes[2] = 2, g.nodes[3] = 2;  // C, N, O, O
+    g.set_edge(0, 1, 0);                                              // C-N
+    g.set_edge(1, 2, 1);                                              // N=O
+    g.set_edge(1, 3, second_bond);                                    // N=O or N-O
+    return g;
+  };
+  for (const int second : {1, 0}) {  // C-N(=O)=O (valence 5) and C-N(=O)-O (valence 4)
+    INFO("second N-O bond order " << second + 1);
+    const Decoded d = decode(nitro(second));
+    CHECK_FALSE(d.valid);
+    CHECK(d.corrected == "CN(O)O");
+    CHECK(d.corrected.find('+') == std::string::npos);  // no charges kept
+    CHECK(d.bonds_lowered == second + 1);
+  }
+  // a graph with valid valences is untouched: C-N=O
+  MolGraph ok = empty_molecule(9);
+  ok.nodes[0] = 0, ok.nodes[1] = 1, ok.nodes[2] = 2;
+  ok.set_edge(0, 1, 0);
+  ok.set_edge(1, 2, 1);
+  CHECK(decode(ok).valid);
+  CHECK(decode(ok).smiles == "CN=O");
+}
