@@ -40,22 +40,28 @@ cat >"$scratch/pc.cpp" <<'CPP'
 #include <fmt/format.h>
 #include "autodiff/ops.hpp"
 #include "autodiff/version.hpp"
+#include "datasets/images.hpp"
 int main() {
   ebl::Tape<double> t;
   auto x = t.input(ebl::Array<double>{1.0, 2.0}, true);
   t.backward(ebl::sum(ebl::square(x)), {x});
   fmt::print("ebl {} via pkg-config: d/dx sum x^2 = [{}, {}]\n", ebl::kVersion, t.grad(x)(0), t.grad(x)(1));
-  return t.grad(x)(1) == 4.0 ? 0 : 1;
+  // the data directory reaches pkg-config consumers intact (its quotes survive)
+  const ebl::LabeledData d = ebl::load_digits_csv(ebl::default_digits_path());
+  fmt::print("{} digits from {}\n", d.size(), ebl::default_digits_path().string());
+  return t.grad(x)(1) == 4.0 && d.size() > 1000 ? 0 : 1;
 }
 CPP
 # shellcheck disable=SC2046
-g++ -std=c++20 "$scratch/pc.cpp" -o "$scratch/pc" \
+# (no -std: the .pc file says C++20, as the CMake target does)
+g++ "$scratch/pc.cpp" -o "$scratch/pc" \
   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs ebl) ||
   fail "a program built with pkg-config's flags does not build"
 "$scratch/pc" || fail "the pkg-config program gave a wrong gradient"
 
 # 4
 "$prefix/bin/ebl-rbm" --version
+"$prefix/bin/ebl-demo" >/dev/null || fail "the installed ebl-demo failed"
 "$prefix/bin/ebl-rbm" --smoke --out "$scratch/runs" >/dev/null 2>&1 || fail "installed ebl-rbm failed"
 mv "$prefix/share/ebl/digits.csv.gz" "$scratch/digits.csv.gz"
 printf 'not gzip' | gzip -c | head -c 10 >"$prefix/share/ebl/digits.csv.gz"
