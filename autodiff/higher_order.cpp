@@ -472,7 +472,11 @@ void gradients_into(Var<T> y, std::span<const Var<T>> wrt, std::span<Var<T>> out
   thread_local std::vector<char> needs, seen, need_in;
   thread_local std::vector<Var<T>> cot, gin;
   thread_local std::vector<std::size_t> order, stack;
-  if (needs.size() < top + 1) needs.resize(top + 1, 0), seen.resize(top + 1, 0), cot.resize(top + 1);
+  if (needs.size() < top + 1) {  // grown, never shrunk: entries past what is reset stay clean
+    needs.resize(top + 1, 0);
+    seen.resize(top + 1, 0);
+    cot.resize(top + 1);
+  }
   order.clear();
   struct Reset {  // leaves the thread's buffers clean, also when a VJP throws
     ~Reset() {

@@ -56,10 +56,9 @@ inline LabeledData load_digits_csv(const std::filesystem::path& path) {
       if (q == line.size() && !field.empty() && field.back() == '\r') field.pop_back();
       // a plain non-negative decimal: strtod alone would also take "nan", "inf", "0x1f" and
       // " 5", and stop at an embedded NUL ("5\0garbage" read as 5)
-      const bool plain =
-          !field.empty() && std::all_of(field.begin(), field.end(), [](char ch) {
-            return (ch >= '0' && ch <= '9') || ch == '.';
-          });
+      const bool plain = !field.empty() && std::all_of(field.begin(), field.end(), [](char ch) {
+        return (ch >= '0' && ch <= '9') || ch == '.';
+      });
       char* stop = nullptr;
       const double v = plain ? std::strtod(field.c_str(), &stop) : 0;
       if (!plain || stop != field.c_str() + field.size())

@@ -84,7 +84,8 @@ struct Checkpoint {
   std::uint64_t integer_in(const std::string& name, std::uint64_t lo, std::uint64_t hi) const {
     const std::uint64_t v = integer(name);
     if (v < lo || v > hi)
-      throw IoError(fmt::format("{}: integer '{}' is {}, outside [{}, {}]", where(), name, v, lo, hi));
+      throw IoError(
+          fmt::format("{}: integer '{}' is {}, outside [{}, {}]", where(), name, v, lo, hi));
     return v;
   }
   /// A stored string that must be there.
@@ -106,9 +107,8 @@ struct Checkpoint {
     for (std::size_t i = 0; i < n; ++i) {
       const double v = it->second(i);
       if (!(v >= 0 && v < double(n) && v == std::floor(v)) || seen[std::size_t(v)])
-        throw IoError(fmt::format(
-            "{}: array '{}' is not a permutation of 0..{} (entry {} is {})", where(), name, n - 1,
-            i, v));
+        throw IoError(fmt::format("{}: array '{}' is not a permutation of 0..{} (entry {} is {})",
+                                  where(), name, n - 1, i, v));
       seen[std::size_t(v)] = 1;
       p[i] = std::size_t(v);
     }
@@ -307,9 +307,10 @@ inline void get_rng(const Checkpoint& c, Rng& rng, const std::string& key = "rng
   Rng::State st{};
   for (int k = 0; k < 4; ++k) st.s[k] = c.integer(fmt::format("{}/s{}", key, k));
   if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
-    throw IoError(fmt::format("{}: generator state '{}' is all zero, which no generator "
-                              "reaches",
-                              c.where(), key));
+    throw IoError(
+        fmt::format("{}: generator state '{}' is all zero, which no generator "
+                    "reaches",
+                    c.where(), key));
   rng.set_state(st);
 }
 

@@ -55,9 +55,8 @@ inline Calibration calibration(std::span<const double> confidence, std::span<con
     if (!(p >= 0 && p <= 1))
       throw std::invalid_argument(fmt::format("calibration: confidence {} not in [0, 1]", p));
     // the bin whose reported [lo, hi) holds p (⌊p · bins⌋ alone can round across an edge)
-    auto& bin = c.bins[equal_width_bin(p, bins, [bins](std::size_t k) {
-      return double(k) / double(bins);
-    })];
+    auto& bin = c.bins[equal_width_bin(p, bins,
+                                       [bins](std::size_t k) { return double(k) / double(bins); })];
     bin.confidence += p;
     bin.accuracy += correct[i] ? 1.0 : 0.0;
     ++bin.count;

@@ -26,7 +26,7 @@
 namespace ebl {
 
 struct AdaptOptions {
-  int warmup = 500;              ///< adaptation iterations (their draws are discarded)
+  int warmup = 500;  ///< adaptation iterations (their draws are discarded)
   /// δ, the acceptance statistic the step size adapts to; 0 means the sampler's own default:
   /// 0.574 for adaptive MALA (optimal for MALA, Roberts & Rosenthal 1998), 0.8 for NUTS (Stan).
   /// NOTE: a sentinel, not a number, so that `.adapt = {.warmup = 300}` — which replaces the whole
@@ -52,8 +52,7 @@ inline AdaptOptions with_target(AdaptOptions o, double sampler_default, const ch
 /// resolved: see with_target; 0.574 if left at 0).
 class DualAveraging {
  public:
-  DualAveraging(double eps0, const AdaptOptions& o)
-      : o_(with_target(o, 0.574, "dual averaging")) {
+  DualAveraging(double eps0, const AdaptOptions& o) : o_(with_target(o, 0.574, "dual averaging")) {
     restart(eps0);
   }
   void restart(double eps0) {

@@ -227,9 +227,10 @@ inline double ess_basic(const Traces& x) {
   }
   const long max_t = t - 2;
   if (even > 0) rho[std::size_t(max_t + 1)] = even;  // the improved estimate's last term
-  for (long k = 1; k <= max_t - 2; k += 2) {  // Geyer's initial monotone sequence
+  for (long k = 1; k <= max_t - 2; k += 2) {         // Geyer's initial monotone sequence
     const auto a = std::size_t(k);
-    if (rho[a + 1] + rho[a + 2] > rho[a - 1] + rho[a]) rho[a + 1] = rho[a + 2] = (rho[a - 1] + rho[a]) / 2;
+    if (rho[a + 1] + rho[a + 2] > rho[a - 1] + rho[a])
+      rho[a + 1] = rho[a + 2] = (rho[a - 1] + rho[a]) / 2;
   }
   double sum = 0;
   for (long k = 0; k <= max_t; ++k) sum += rho[std::size_t(k)];
@@ -266,7 +267,9 @@ inline double tail_ess(const Traces& x) {
 }
 
 /// The effective sample size the library reports: bulk-ESS (ArviZ's ess(), Stan's ESS_bulk).
-inline double effective_sample_size(const Traces& x) { return bulk_ess(x); }
+inline double effective_sample_size(const Traces& x) {
+  return bulk_ess(x);
+}
 
 /// The second half of every chain (the first half discarded as warm-up): what chains started
 /// away from the target are diagnosed on.
@@ -281,7 +284,8 @@ inline Traces second_halves(const Traces& x) {
 inline double split_rhat(const Traces& x) {
   diag_detail::check(x, 4);
   if (!diag_detail::all_finite(x)) return NAN;
-  const double bulk = diag_detail::rhat_of(diag_detail::rank_normalise(diag_detail::split_chains(x)));
+  const double bulk =
+      diag_detail::rhat_of(diag_detail::rank_normalise(diag_detail::split_chains(x)));
   // folded at the median of every draw, then split (posterior's order: with an odd number of
   // draws the chains' middle draws count towards the median)
   const double median = diag_detail::median(x);

@@ -43,7 +43,7 @@ struct NutsOptions {
   double step_size = 0.1;    ///< ε₀ (the warm-up's first; with warm-up 0, the step size)
   double temperature = 1.0;  ///< T
   int max_depth = 10;        ///< at most 2^max_depth leapfrog steps per iteration
-  AdaptOptions adapt{};  ///< warm-up; its target acceptance 0 (the default) means 0.8
+  AdaptOptions adapt{};      ///< warm-up; its target acceptance 0 (the default) means 0.8
 };
 
 template <class T>
@@ -214,8 +214,8 @@ class Nuts {
         const bool seam_turn =
             s.valid[i] &&
             u_turn_across((right ? lp_ : rp_).data() + i * d_, (right ? rp_ : lp_).data() + i * d_,
-                          rho_.data() + i * d_, s.p_first.data() + i * d_,
-                          s.p_last.data() + i * d_, s.rho.data() + i * d_);
+                          rho_.data() + i * d_, s.p_first.data() + i * d_, s.p_last.data() + i * d_,
+                          s.rho.data() + i * d_);
         // the extended end moves even if the subtree is discarded (it is not used again then)
         Array<T>& ax = dir_[i] > 0 ? rx_ : lx_;
         Array<T>& ap = dir_[i] > 0 ? rp_ : lp_;
@@ -310,10 +310,9 @@ class Nuts {
         out.valid[i] = 0;
         continue;
       }
-      const bool seam_turn =
-          u_turn_across(out.p_first.data() + i * d_, out.p_last.data() + i * d_,
-                        out.rho.data() + i * d_, half.p_first.data() + i * d_,
-                        half.p_last.data() + i * d_, half.rho.data() + i * d_);
+      const bool seam_turn = u_turn_across(out.p_first.data() + i * d_, out.p_last.data() + i * d_,
+                                           out.rho.data() + i * d_, half.p_first.data() + i * d_,
+                                           half.p_last.data() + i * d_, half.rho.data() + i * d_);
       // uniform progressive sampling: the second half's draw in proportion to its weight
       const double w = log_add_exp(out.log_w[i], half.log_w[i]);
       if (rng.uniform() < std::exp(half.log_w[i] - w)) {

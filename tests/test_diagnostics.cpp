@@ -116,8 +116,8 @@ TEST_CASE("ESS and R-hat equal the posterior R package's on fixed chains", "[dia
   };
   const double pi = std::numbers::pi;
   const std::vector<Case> cases = {
-      {"ar", chains([](double u, double p) { return times(0.8, p) + (u - 0.5); }, 4, 500), 247.9908324,
-       255.182803, 447.8238222, 1.010837792},
+      {"ar", chains([](double u, double p) { return times(0.8, p) + (u - 0.5); }, 4, 500),
+       247.9908324, 255.182803, 447.8238222, 1.010837792},
       {"heavy",  // Cauchy draws: the rank-normalised bulk-ESS is not thrown by the tails
        chains([pi](double u, double) { return std::tan(pi * (u - 0.5)); }, 3, 400), 1162.031145,
        1092.139813, 1284.600743, 0.9992543843},

@@ -39,15 +39,22 @@ fs::path scratch() {
 void write_gzip(const fs::path& path, const std::string& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   REQUIRE(f != nullptr);
-  if (!bytes.empty()) REQUIRE(gzwrite(f, bytes.data(), unsigned(bytes.size())) == int(bytes.size()));
+  if (!bytes.empty())
+    REQUIRE(gzwrite(f, bytes.data(), unsigned(bytes.size())) == int(bytes.size()));
   gzclose(f);
 }
 
 // Tokens that have broken parsers before: non-numbers strtod accepts, a NUL, huge and negative
 // numbers, separators, control bytes.
-const std::vector<std::string> kTokens = {"nan", "inf", "-inf", "1e999", "-1", "0x1f", " ",
-                                          std::string(1, '\0'), "\r", ",", ",,", "\n", "4294967295",
-                                          "99999999999999999999", "1e-400", ".", "", "16.0000001"};
+const std::vector<std::string> kTokens = {"nan",        "inf",
+                                          "-inf",       "1e999",
+                                          "-1",         "0x1f",
+                                          " ",          std::string(1, '\0'),
+                                          "\r",         ",",
+                                          ",,",         "\n",
+                                          "4294967295", "99999999999999999999",
+                                          "1e-400",     ".",
+                                          "",           "16.0000001"};
 
 // One mutation of `s`, chosen and placed by `rng`.
 std::string mutate(std::string s, Rng& rng) {
@@ -125,12 +132,13 @@ TEST_CASE("fuzz: the digits CSV reader loads valid data or throws one IoError", 
 
 TEST_CASE("fuzz: the digits CSV reader refuses what strtod alone would accept", "[fuzz]") {
   const fs::path dir = scratch(), path = dir / "digits.csv.gz";
-  const std::string row = "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
-                          "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,";
+  const std::string row =
+      "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+      "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,";
   write_gzip(path, row + "5\n");
   REQUIRE(load_digits_csv(path).y[0] == 5);
-  for (const std::string& bad : std::vector<std::string>{"nan,", "inf,", "0x1,", " 1,", "1e0,", "-0,",
-                                                         std::string("5\0x,", 4)}) {
+  for (const std::string& bad : std::vector<std::string>{"nan,", "inf,", "0x1,", " 1,", "1e0,",
+                                                         "-0,", std::string("5\0x,", 4)}) {
     write_gzip(path, bad + row.substr(row.find(',') + 1) + "5\n");
     CHECK_THROWS_AS(load_digits_csv(path), IoError);
   }
@@ -197,8 +205,9 @@ TEST_CASE("fuzz: the SMILES reader returns clean SMILES or throws one IoError", 
     try {
       for (const std::string& s : read_smiles_csv(path)) {
         REQUIRE(!s.empty());
-        for (char ch : s) REQUIRE((static_cast<unsigned char>(ch) > 0x20 &&
-                                   static_cast<unsigned char>(ch) < 0x7f && ch != ','));
+        for (char ch : s)
+          REQUIRE((static_cast<unsigned char>(ch) > 0x20 && static_cast<unsigned char>(ch) < 0x7f &&
+                   ch != ','));
       }
       ++loaded;
     } catch (const IoError&) {
@@ -229,9 +238,8 @@ TEST_CASE("fuzz: the checkpoint reader, with and without a recomputed checksum",
     if (rng.below(2) && b.size() >= 24) {
       const std::uint64_t length = b.size();
       std::memcpy(b.data() + 12, &length, 8);
-      const std::uint32_t crc =
-          std::uint32_t(crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(b.data()),
-                              uInt(b.size() - 4)));
+      const std::uint32_t crc = std::uint32_t(crc32(
+          crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(b.data()), uInt(b.size() - 4)));
       std::memcpy(b.data() + b.size() - 4, &crc, 4);
     }
     try {

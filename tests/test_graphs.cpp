@@ -407,7 +407,7 @@ TEST_CASE("clustering bins are np.histogram's: bin k holds linspace's [e_k, e_{k
       floor_disagrees += std::min<std::size_t>(99, std::size_t(v * 100)) != by_definition(v);
     }
   }
-  CHECK(floor_disagrees >= 11);  // the issue's c = 0.7 and ten other values
+  CHECK(floor_disagrees >= 11);          // the issue's c = 0.7 and ten other values
   CHECK(histogram_bin(0.7, 100) == 69);  // 0.7 < 70 · 0.01 = 0.7000000000000001
   CHECK(histogram_bin(1.0, 100) == 99);
   CHECK(histogram_bin(0.0, 100) == 0);

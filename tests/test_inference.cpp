@@ -157,21 +157,23 @@ TEST_CASE("annealed noise ends at T = 0, polished to the minimiser and stopped b
     const std::size_t k = anneal ? anneal : o.steps / 2;
     for (std::size_t i = 0; i < 50; ++i) {
       for (std::size_t j = 0; j < 2; ++j) CHECK(res.y(i, j) == Approx(x(i, j)).margin(1e-9));
-      CHECK(res.evaluations[i] > k);        // the annealing ran in full
-      CHECK(res.evaluations[i] < o.steps);  // then the rule stopped the batch
+      CHECK(res.evaluations[i] > k);                    // the annealing ran in full
+      CHECK(res.evaluations[i] < o.steps);              // then the rule stopped the batch
       CHECK(res.evaluations[i] == res.evaluations[0]);  // every row paid every step of the batch
     }
   }
   // anneal_steps beyond steps is refused
-  CHECK_THROWS_AS(minimize_energy<double>(e, x, y0, {.steps = 10, .noise = 0.1, .anneal_steps = 20},
-                                          rng),
-                  std::invalid_argument);
+  CHECK_THROWS_AS(
+      minimize_energy<double>(e, x, y0, {.steps = 10, .noise = 0.1, .anneal_steps = 20}, rng),
+      std::invalid_argument);
 }
 
 TEST_CASE("inference refuses to answer when no start reaches a finite energy", "[inference]") {
   // E = +inf everywhere: before, the result was +inf at y = 0
   // (the zero-filled result, which was not even a start) with no error
-  PairEnergyFn<double> e = [](TD& t, V, V y) { return sum(y * 0.0, 1) + t.constant(Array<double>(Shape{3}, INFINITY)); };
+  PairEnergyFn<double> e = [](TD& t, V, V y) {
+    return sum(y * 0.0, 1) + t.constant(Array<double>(Shape{3}, INFINITY));
+  };
   Array<double> x(Shape{3, 1}, 0.0), y0(Shape{3, 1}, 1.0);
   Rng rng(14);
   CHECK_THROWS_AS(minimize_energy<double>(e, x, y0, {.steps = 5}, rng), std::domain_error);

@@ -288,7 +288,9 @@ TEST_CASE("each sampler adapts to its own target acceptance however the options 
   assigned.steps = 100;
   assigned.adapt.warmup = 300;
   const std::vector<NutsOptions> nuts_ways = {
-      {.steps = 100, .adapt = {.warmup = 300}}, assigned, {.steps = 100, .adapt = {.warmup = 300, .target_accept = 0}}};
+      {.steps = 100, .adapt = {.warmup = 300}},
+      assigned,
+      {.steps = 100, .adapt = {.warmup = 300, .target_accept = 0}}};
   for (const NutsOptions& o : nuts_ways) {
     Rng rng(31);
     Array<double> x = randn({400, 20}, 32);

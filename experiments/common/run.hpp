@@ -7,19 +7,19 @@
 
 #include <algorithm>
 #include <charconv>
-#include <limits>
-#include <new>
-#include <string_view>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
+#include <new>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -73,17 +73,20 @@ inline void require_valid_numbers(CLI::App& app) {
             std::string_view d = v;
             const bool negative = !d.empty() && d[0] == '-';
             if (negative) d.remove_prefix(1);
-            const bool digits =
-                !d.empty() && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+            const bool digits = !d.empty() && std::all_of(d.begin(), d.end(), [](char c) {
+              return c >= '0' && c <= '9';
+            });
             if (!digits || (negative && !is_signed))
-              return fmt::format("'{}' is not a {}decimal integer", v, is_signed ? "" : "non-negative ");
+              return fmt::format("'{}' is not a {}decimal integer", v,
+                                 is_signed ? "" : "non-negative ");
             if (d.size() > 1 && d[0] == '0')
               return fmt::format("'{}' has a leading zero (write decimal numbers without one)", v);
             std::uint64_t u = 0;
             const auto r = std::from_chars(d.data(), d.data() + d.size(), u);
             const std::uint64_t limit =
-                is_signed ? std::uint64_t(std::numeric_limits<std::int64_t>::max()) + (negative ? 1 : 0)
-                          : std::numeric_limits<std::uint64_t>::max();
+                is_signed
+                    ? std::uint64_t(std::numeric_limits<std::int64_t>::max()) + (negative ? 1 : 0)
+                    : std::numeric_limits<std::uint64_t>::max();
             if (r.ec == std::errc::result_out_of_range || u > limit)
               return fmt::format("{} is out of range for a 64-bit integer", v);
             return {};
@@ -141,9 +144,9 @@ inline std::vector<std::string> parse_list(const std::string& flag, const std::s
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = value.find(',', start);
-    std::string item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (item.empty())
-      throw FlagError(fmt::format("{}: empty item in '{}'", flag, value));
+    std::string item =
+        value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) throw FlagError(fmt::format("{}: empty item in '{}'", flag, value));
     if (std::find(items.begin(), items.end(), item) != items.end())
       throw FlagError(fmt::format("{}: '{}' is listed twice", flag, item));
     items.push_back(std::move(item));
@@ -171,7 +174,8 @@ void find_nonfinite(const Json& j, const std::string& path, std::vector<std::str
   if (j.is_number_float()) {
     if (!std::isfinite(j.template get<double>())) found.push_back(path.empty() ? "(root)" : path);
   } else if (j.is_object()) {
-    for (const auto& [k, v] : j.items()) find_nonfinite(v, path.empty() ? k : path + "." + k, found);
+    for (const auto& [k, v] : j.items())
+      find_nonfinite(v, path.empty() ? k : path + "." + k, found);
   } else if (j.is_array()) {
     for (std::size_t i = 0; i < j.size(); ++i)
       find_nonfinite(j[i], fmt::format("{}[{}]", path, i), found);

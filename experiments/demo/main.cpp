@@ -40,9 +40,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "number of samples x")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--in", in, "dimension of x")
-      ->check(CLI::Range(1, 16))
-      ->capture_default_str();
+  app.add_option("--in", in, "dimension of x")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--hidden", hidden, "width of each hidden layer")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -97,8 +95,8 @@ int main(int argc, char** argv) {
     // Gradient check of both, with a random cotangent over the per-sample energies.
     for (auto* p : f.parameters()) p->zero_grad();
     GradcheckReport rep = gradcheck(
-        [&f](Tape<double>& tt, std::span<const Var<double>> v) { return energy(f, tt, v[0]); }, {x0},
-        f.parameters());
+        [&f](Tape<double>& tt, std::span<const Var<double>> v) { return energy(f, tt, v[0]); },
+        {x0}, f.parameters());
     fmt::print("\n{}\n", rep.str());
     fmt::print("tape: {} nodes, {} forward GEMMs, {} backward GEMMs\n", t.size(),
                t.stats.gemm_forward, t.stats.gemm_backward);

@@ -433,7 +433,8 @@ int main(int argc, char** argv) {
       if (t == "qed" || t == "logp")
         target_names.push_back(t);
       else if (t != "none")
-        throw FlagError(fmt::format("--targets: unknown target '{}' (expected qed, logp, none)", t));
+        throw FlagError(
+            fmt::format("--targets: unknown target '{}' (expected qed, logp, none)", t));
       else if (targets_listed.size() > 1)
         throw FlagError("--targets: 'none' stands alone");
     for (const std::string& p : parse_list("--parts", f.parts)) {
@@ -442,7 +443,8 @@ int main(int argc, char** argv) {
       else if (p == "community")
         do_comm = true;
       else
-        throw FlagError(fmt::format("--parts: unknown part '{}' (expected molecules, community)", p));
+        throw FlagError(
+            fmt::format("--parts: unknown part '{}' (expected molecules, community)", p));
     }
     {  // the largest arrays at once: the replay buffer and the batches through the R-GCN
       const double row = 9 * 5 + 9 * 9 * 4;  // a QM9 graph's one-hot X and A (community: 20x20)

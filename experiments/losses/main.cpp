@@ -248,9 +248,8 @@ int main(int argc, char** argv) {
   app.add_flag("--smoke", f.smoke, "a few steps of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
   if (f.smoke)
-    SmokeSizes{app}("--seeds", f.seeds, 2)("--epochs", f.epochs, 2)("--study-steps", f.study_steps,
-                                                                     20)("--infer-steps",
-                                                                         f.infer_steps, 50);
+    SmokeSizes{app}("--seeds", f.seeds, 2)("--epochs", f.epochs, 2)(
+        "--study-steps", f.study_steps, 20)("--infer-steps", f.infer_steps, 50);
   if (f.grid < 2 * f.exclude + 2) {
     fmt::print(
         stderr,

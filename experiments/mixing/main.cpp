@@ -163,13 +163,14 @@ std::vector<Target> make_targets(const Flags& f) {
       dataset = j.at("dataset").get<std::string>();
       box = j.at("box").get<double>();
     } catch (const nlohmann::json::exception& e) {
-      throw FlagError(fmt::format("--learned {}: not a toy2d checkpoint ({})", f.learned, e.what()));
+      throw FlagError(
+          fmt::format("--learned {}: not a toy2d checkpoint ({})", f.learned, e.what()));
     }
     // the ranges of toy2d's own flags: anything else was not written by toy2d
     if (layers < 1 || layers > 16 || hidden < 1 || hidden > 65536 || !(box >= 1e-3 && box <= 1e3))
-      throw FlagError(fmt::format(
-          "--learned {}: not a toy2d checkpoint (layers {}, hidden {}, box {})", f.learned, layers,
-          hidden, box));
+      throw FlagError(
+          fmt::format("--learned {}: not a toy2d checkpoint (layers {}, hidden {}, box {})",
+                      f.learned, layers, hidden, box));
     Rng rng(0);
     auto mlp = std::make_shared<MlpEnergy<T>>(2, std::vector<std::size_t>(layers, hidden),
                                               parse_activation(activation), rng);
@@ -381,8 +382,10 @@ int main(int argc, char** argv) {
              "ess_per_second", "tail_ess", "rhat", "error", "seconds"});
     json results = json::array();
     std::string md =
-        "| target | sampler | acceptance | ∇E evals / chain | bulk-ESS | ESS / 1000 evals | ESS / s "
-        "| tail-ESS | R̂ | error¹ | time |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        "| target | sampler | acceptance | ∇E evals / chain | bulk-ESS | ESS / 1000 evals | ESS / "
+        "s "
+        "| tail-ESS | R̂ | error¹ | time "
+        "|\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     std::string legend = "\n¹ error:";
     Progress bar("mixing", long(targets.size() * samplers.size()));
     int status = 0;

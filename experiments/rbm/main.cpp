@@ -73,8 +73,8 @@ Method parse_method(const std::string& s, std::size_t pt_levels) {
       std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   const int k = ok && !digits.empty() ? std::stoi(digits) : 1;
   if (!ok || k < 1)
-    throw FlagError(
-        fmt::format("--methods: unknown method '{}' (expected cd<k>, pcd[<k>] or ppt[<k>], k >= 1)", s));
+    throw FlagError(fmt::format(
+        "--methods: unknown method '{}' (expected cd<k>, pcd[<k>] or ppt[<k>], k >= 1)", s));
   std::vector<double> betas;
   if (tempered)
     for (std::size_t l = 0; l < pt_levels; ++l)

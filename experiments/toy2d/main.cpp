@@ -291,11 +291,10 @@ int main(int argc, char** argv) {
     f.alpha =
         (f.dataset == "rings" || f.dataset == "moons" || f.dataset == "2spirals") ? 0.1 : 0.01;
   if (f.smoke)
-    SmokeSizes{app}("--steps", f.steps, 30)("--hidden", f.hidden, 32)("--eval-every",
-                                                                        f.eval_every, 15)(
-        "--grid", f.grid, 40)("--train-size", f.train_size, 2000)("--test-size", f.test_size, 500)(
-        "--eval-samples", f.eval_samples, 200)("--sample-steps", f.sample_steps, 50)(
-        "--buffer", f.buffer, 500);
+    SmokeSizes{app}("--steps", f.steps, 30)("--hidden", f.hidden, 32)(
+        "--eval-every", f.eval_every, 15)("--grid", f.grid, 40)("--train-size", f.train_size, 2000)(
+        "--test-size", f.test_size, 500)("--eval-samples", f.eval_samples, 200)(
+        "--sample-steps", f.sample_steps, 50)("--buffer", f.buffer, 500);
 
   try {
     if (f.batch % std::size_t(ranks) != 0 || f.buffer < std::size_t(ranks))

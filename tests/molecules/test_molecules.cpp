@@ -150,9 +150,9 @@ TEST_CASE("valences are checked as MoFlow checks them: C-N(=O)=O is invalid, the
   auto nitro = [](int second_bond) {
     MolGraph g = empty_molecule(9);
     g.nodes[0] = 0, g.nodes[1] = 1, g.nodes[2] = 2, g.nodes[3] = 2;  // C, N, O, O
-    g.set_edge(0, 1, 0);                                              // C-N
-    g.set_edge(1, 2, 1);                                              // N=O
-    g.set_edge(1, 3, second_bond);                                    // N=O or N-O
+    g.set_edge(0, 1, 0);                                             // C-N
+    g.set_edge(1, 2, 1);                                             // N=O
+    g.set_edge(1, 3, second_bond);                                   // N=O or N-O
     return g;
   };
   for (const int second : {1, 0}) {  // C-N(=O)=O (valence 5) and C-N(=O)-O (valence 4)
