@@ -108,25 +108,32 @@ void check_labeled(const LabeledData& d) {
   for (std::size_t y : d.y) REQUIRE(y < d.classes);
 }
 
-}  // namespace
-
-TEST_CASE("fuzz: the digits CSV reader loads valid data or throws one IoError", "[fuzz]") {
-  const fs::path dir = scratch(), path = dir / "digits.csv.gz";
-  const std::string seed = digits_seed();
-  Rng rng(2024);
+// Writes kInputsPerLoader mutations of `seed` (gzip) to `path` and loads each with `load`, which
+// checks what it loaded; each must load or throw IoError. Both outcomes must occur, so the
+// mutations reach past the first check and the test can fail.
+template <class Load>
+void fuzz_gzip_file(const std::string& seed, const fs::path& path, Rng& rng, Load load) {
   int loaded = 0, refused = 0;
   for (int i = 0; i < kInputsPerLoader; ++i) {
     write_gzip(path, mutate(seed, rng));
     try {
-      check_labeled(load_digits_csv(path));
+      load(path);
       ++loaded;
     } catch (const IoError&) {
       ++refused;
     }
   }
-  // both outcomes occur, so the mutations reach past the first check and the test can fail
   CHECK(loaded > 0);
   CHECK(refused > 0);
+}
+
+}  // namespace
+
+TEST_CASE("fuzz: the digits CSV reader loads valid data or throws one IoError", "[fuzz]") {
+  const fs::path dir = scratch(), path = dir / "digits.csv.gz";
+  Rng rng(2024);
+  fuzz_gzip_file(digits_seed(), path, rng,
+                 [](const fs::path& p) { check_labeled(load_digits_csv(p)); });
   fs::remove_all(dir);
 }
 
@@ -199,23 +206,14 @@ TEST_CASE("fuzz: the SMILES reader returns clean SMILES or throws one IoError", 
   const fs::path dir = scratch(), path = dir / "qm9.csv.gz";
   const std::string seed = "smiles\nC\nCC(=O)O\nC1CC1\nN#CC#N\nOC1=CC=CC=C1\n";
   Rng rng(11);
-  int loaded = 0, refused = 0;
-  for (int i = 0; i < kInputsPerLoader; ++i) {
-    write_gzip(path, mutate(seed, rng));
-    try {
-      for (const std::string& s : read_smiles_csv(path)) {
-        REQUIRE(!s.empty());
-        for (char ch : s)
-          REQUIRE((static_cast<unsigned char>(ch) > 0x20 && static_cast<unsigned char>(ch) < 0x7f &&
-                   ch != ','));
-      }
-      ++loaded;
-    } catch (const IoError&) {
-      ++refused;
+  fuzz_gzip_file(seed, path, rng, [](const fs::path& p) {
+    for (const std::string& s : read_smiles_csv(p)) {
+      REQUIRE(!s.empty());
+      for (char ch : s)
+        REQUIRE((static_cast<unsigned char>(ch) > 0x20 && static_cast<unsigned char>(ch) < 0x7f &&
+                 ch != ','));
     }
-  }
-  CHECK(loaded > 0);
-  CHECK(refused > 0);
+  });
   fs::remove_all(dir);
 }
 
