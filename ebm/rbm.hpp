@@ -429,8 +429,9 @@ struct AisResult {
       0;  ///< the estimate: log Z_A + log mean w (forward), log Z_A − log mean w (reverse)
   /// its standard error (delta method on the mean of the weights). NOTE: with heavy-tailed
   /// weights and few runs this underestimates the spread: for reverse AIS at 50 runs it came out
-  /// about 20% below the standard deviation of log_z across independent replicates (issue 31's
-  /// independent check); run more runs, or replicate, before trusting a small difference.
+  /// about 20% below the standard deviation of log_z across independent replicates (measured by an
+  /// independent reimplementation); run more runs, or replicate, before trusting a small
+  /// difference.
   double std_err = 0;
   /// The bound in expectation: log Z_A + mean log w (forward: E ≤ log Z) or log Z_A − mean log w
   /// (reverse: E ≥ log Z), whose gap to log Z is the KL divergence between the annealing's
