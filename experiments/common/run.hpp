@@ -136,8 +136,9 @@ class SmokeSizes {
   const CLI::App& app_;
 };
 
-/// The items of a comma-separated list flag. An empty list, an empty item ("a,,b", ",") or a repeated item is refused
-/// with one line naming the flag: a run that would do nothing, or one thing twice, is a typo.
+/// The items of a comma-separated list flag. An empty list, an empty item ("a,,b", ",") or a
+/// repeated item is refused with one line naming the flag: a run that would do nothing, or one
+/// thing twice, is a typo.
 inline std::vector<std::string> parse_list(const std::string& flag, const std::string& value) {
   std::vector<std::string> items;
   if (value.empty()) throw FlagError(fmt::format("{}: the list is empty", flag));
@@ -166,22 +167,6 @@ inline void require_fits_memory(double bytes, const std::string& what) {
                                 bytes / 1e9, total / 1e9));
 }
 
-/// The names of the non-finite numbers in a results document (NaN and ±inf, which JSON cannot
-/// hold and nlohmann writes as null), as paths like "cd1.test_ll": a run whose results hold one
-/// must not end with status 0 as if all were well.
-template <class Json>
-void find_nonfinite(const Json& j, const std::string& path, std::vector<std::string>& found) {
-  if (j.is_number_float()) {
-    if (!std::isfinite(j.template get<double>())) found.push_back(path.empty() ? "(root)" : path);
-  } else if (j.is_object()) {
-    for (const auto& [k, v] : j.items())
-      find_nonfinite(v, path.empty() ? k : path + "." + k, found);
-  } else if (j.is_array()) {
-    for (std::size_t i = 0; i < j.size(); ++i)
-      find_nonfinite(j[i], fmt::format("{}[{}]", path, i), found);
-  }
-}
-
 /// The one line an error ends a run with: its message, except for an allocation that failed,
 /// whose message ("std::bad_alloc") would not say what to do.
 inline std::string error_line(const std::exception& e) {
@@ -204,9 +189,25 @@ inline double mlp_bytes(const std::vector<double>& widths, double rows, double s
   return scalar_bytes * (4 * params + 4 * acts);
 }
 
+/// The names of the non-finite numbers in a results document (NaN and ±inf, which JSON cannot
+/// hold and nlohmann writes as null), as paths like "cd1.test_ll": a run whose results hold one
+/// must not end with status 0 as if all were well.
+template <class Json>
+void find_nonfinite(const Json& j, const std::string& path, std::vector<std::string>& found) {
+  if (j.is_number_float()) {
+    if (!std::isfinite(j.template get<double>())) found.push_back(path.empty() ? "(root)" : path);
+  } else if (j.is_object()) {
+    for (const auto& [k, v] : j.items())
+      find_nonfinite(v, path.empty() ? k : path + "." + k, found);
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i)
+      find_nonfinite(j[i], fmt::format("{}[{}]", path, i), found);
+  }
+}
+
 /// A run's results checked before they are written: if they hold a non-finite number, they get
-/// (if an object) a "non_finite" entry listing where, one line goes to stderr, and the exit status becomes 3 (as a
-/// divergence). Otherwise `status` is returned and the results are untouched.
+/// (if an object) a "non_finite" entry listing where, one line goes to stderr, and the exit status
+/// becomes 3 (as a divergence). Otherwise `status` is returned and the results are untouched.
 template <class Json>
 int check_finite(const std::string& program, Json& results, int status = 0) {
   std::vector<std::string> found;

@@ -345,6 +345,8 @@ int main(int argc, char** argv) {
     if (!f.resume.empty()) {
       // every checkpoint of this run in the folder is read and checked now (configuration, data
       // order, epoch, generator), so that a refused one leaves no run folder behind
+      // NOTE: each is read again when its model's turn comes; keeping them all (replay buffers
+      // of up to 10,000 images each) would cost more memory than the second read costs time
       for (const Data& d : sets) {
         const std::size_t epochs = d.name == "digits" ? f.digits_epochs : f.fashion_epochs;
         for (const bool generative : {false, true})
