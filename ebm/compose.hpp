@@ -62,6 +62,53 @@ class FunctionEnergy : public Energy<T> {
   std::function<Var<T>(Tape<T>&, Var<T>)> f_;
 };
 
+/// An energy given as a black box: a function that fills E(x) [n] and ∇x E(x) [n, d] for a batch
+/// x [n, d] (a model written in another framework, a simulator, a Python callable). On the tape it
+/// is one op, "external_energy", whose VJP is gx[i] += gy[i] ∇x E(x_i) from the gradient the
+/// function returned, so every sampler and every ∇x computation can use it. It has no parameters
+/// (∇θ belongs to whoever owns them) and no differentiable VJP: gradients of gradients through it
+/// (score matching, higher_order.hpp) fail with an error that names the op.
+template <class T>
+class ExternalEnergy : public Energy<T> {
+ public:
+  using Fn = std::function<void(const Array<T>& x, Array<T>& energy, Array<T>& grad)>;
+  explicit ExternalEnergy(Fn f) : f_(std::move(f)) {}
+  Var<T> operator()(Tape<T>& t, Var<T> x) override {
+    if (x.tape != &t || x.shape().size() != 2)
+      throw ShapeError(fmt::format("external_energy: x must be a [n, d] batch on this tape, got {}",
+                                   shape_str(x.shape())));
+    const Shape xs = x.shape();
+    std::size_t i = t.push("external_energy", {x.id}, [](Tape<T>& tp, std::size_t self) {
+      const std::size_t a = tp.in(self, 0);
+      if (!tp.needs(a)) return;
+      const Array<T>& g = tp.node_(self).aux;  // ∇x E, [n, d]
+      const Array<T>& gy = tp.gy(self);        // [n]
+      const std::size_t n = g.shape()[0], d = n ? g.size() / n : 0;
+      T beta;
+      T* ga = tp.grad_for_gemm(a, beta).data();
+      const bool add = beta != T(0);  // (the buffer is uninitialised on the first contribution)
+      for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t c = 0; c < d; ++c) {
+          const T v = gy.data()[r] * g.data()[r * d + c];
+          ga[r * d + c] = add ? ga[r * d + c] + v : v;
+        }
+    });
+    auto& nd = t.node_(i);
+    f_(x.value(), t.out(i), nd.aux);
+    if (t.out(i).shape() != Shape{xs[0]} || nd.aux.shape() != xs)
+      throw ShapeError(fmt::format(
+          "external_energy: for x {} the function must return energies [{}] and gradients {}, "
+          "got {} and {}",
+          shape_str(xs), xs[0], shape_str(xs), shape_str(t.out(i).shape()),
+          shape_str(nd.aux.shape())));
+    return {&t, i};
+  }
+  std::vector<Parameter<T>*> parameters() override { return {}; }
+
+ private:
+  Fn f_;
+};
+
 namespace compose_detail {
 template <class T>
 std::vector<Parameter<T>*> union_of(const std::vector<EnergyPtr<T>>& parts) {

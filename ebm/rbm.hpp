@@ -21,6 +21,7 @@
 #include <xtensor/xmath.hpp>
 
 #include "autodiff/blas.hpp"
+#include "autodiff/interrupt.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/optim.hpp"
 #include "autodiff/random.hpp"
@@ -295,6 +296,7 @@ void tempered_gibbs(const Rbm<T>& m, GibbsChains<T>& chains, const std::vector<d
   };
   for (std::size_t k = 0; k < K; ++k)
     for (int s = 0; s < sweeps; ++s) {
+      poll_interrupt();
       m.hidden_probs(level_v(k), level_h(k), T(betas[k]));
       sample_bernoulli(level_h(k), rng);
       m.visible_probs(level_h(k), level_v(k), T(betas[k]));
@@ -356,6 +358,7 @@ void rbm_train_step(Rbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos, GibbsCh
   } else {
     const std::size_t n = chains.v.shape()[0];
     for (int s = 0; s < o.k; ++s) {
+      poll_interrupt();
       if (s > 0 || chains.h.size() != n * m.hidden()) {  // (the first step of fresh chains draws h)
         m.hidden_probs(chains.v, chains.h);
         sample_bernoulli(chains.h, rng);

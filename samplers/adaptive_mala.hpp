@@ -51,6 +51,7 @@ class AdaptiveMala {
     double window_accept = 0;
     int window_count = 0;
     for (int i = 0; i < opt_.adapt.warmup; ++i) {
+      poll_interrupt();
       const double a = step(x, eps, rng, nullptr);
       ++evals;
       window_accept += a;
@@ -75,6 +76,7 @@ class AdaptiveMala {
     // draws: a fixed kernel from here on
     ChainStats stats;
     for (int t = 0; t < opt_.steps; ++t) {
+      poll_interrupt();
       stats.record(e_, g_);
       step(x, eps, rng, &stats);
       ++evals;

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/interrupt.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/parallel.hpp"
 #include "autodiff/random.hpp"

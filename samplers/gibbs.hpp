@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "autodiff/interrupt.hpp"
 #include "autodiff/random.hpp"
 
 namespace ebl {
@@ -39,6 +40,7 @@ void sample_bernoulli(Array<T>& p, Rng& rng) {
 template <class T, class Model>
 void block_gibbs(const Model& m, Array<T>& v, Array<T>& h, int sweeps, Rng& rng) {
   for (int s = 0; s < sweeps; ++s) {
+    poll_interrupt();
     m.hidden_probs(v, h);
     sample_bernoulli(h, rng);
     m.visible_probs(h, v);

@@ -34,6 +34,7 @@ class Hmc {
     eval_(x, e_, g_);
     ++stats.gradient_evals;
     for (int it = 0; it < opt_.steps; ++it) {
+      poll_interrupt();
       stats.record(e_, g_);
       p_.resize(x.shape());
       for (auto& v : p_) v = T(rng.normal());

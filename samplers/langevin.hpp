@@ -135,6 +135,7 @@ class Langevin {
   ChainStats chain(Array<T>& x, Rng& rng, Buffers& bf, const Observer<T>& observe) const {
     ChainStats stats;
     for (int t = 0; t < opt_.steps; ++t) {
+      poll_interrupt();
       bf.eval(x, bf.energy, bf.grad);
       ++stats.gradient_evals;
       if (opt_.trace_energies) {

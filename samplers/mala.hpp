@@ -34,6 +34,7 @@ class Mala {
     ++stats.gradient_evals;
     y_.resize(x.shape());
     for (int t = 0; t < opt_.steps; ++t) {
+      poll_interrupt();
       stats.record(e_, g_);
       for (std::size_t k = 0; k < x.size(); ++k)
         y_.data()[k] = T(double(x.data()[k]) - eps * double(g_.data()[k]) + noise * rng.normal());

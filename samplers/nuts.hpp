@@ -74,6 +74,7 @@ class Nuts {
     WarmupSchedule schedule(opt_.adapt.warmup, opt_.adapt.adapt_metric);
     VarianceEstimator var(d_);
     for (int i = 0; i < opt_.adapt.warmup; ++i) {
+      poll_interrupt();
       const double a = iteration(x, eps, rng);
       if (opt_.adapt.adapt_step_size) eps = da.update(a);
       if (schedule.in_slow_window(i))
@@ -94,6 +95,7 @@ class Nuts {
     leapfrog_total_ = 0;
     divergences_ = 0;
     for (int t = 0; t < opt_.steps; ++t) {
+      poll_interrupt();
       stats.record(e_, g_);
       accept += iteration(x, eps, rng, true);
       if (observe) observe(x, e_);

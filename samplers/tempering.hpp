@@ -83,6 +83,7 @@ class ParallelTempering {
     level_.resize(K * n);
     for (std::size_t r = 0; r < K * n; ++r) level_[r] = r / n;
     for (int t = 0; t < opt_.steps; ++t) {
+      poll_interrupt();
       mala_move(rng, stats);
       ++evals;
       swap_sweep(rng);

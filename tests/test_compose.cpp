@@ -5,6 +5,7 @@
 // composite's parameters are its parts' union, and a bare negation is refused.
 #include <cmath>
 
+#include "autodiff/higher_order.hpp"
 #include "ebm/boltzmann.hpp"
 #include "ebm/compose.hpp"
 #include "samplers/mala.hpp"
@@ -219,4 +220,43 @@ TEST_CASE("a grid of several concepts indexes one conditional output per combina
   for (std::size_t i = 0; i < g.size(); ++i) CHECK(g.index(g.values(i)) == i);
   CHECK_THROWS_WITH(g.index({3}), Catch::Contains("1 values for 2 concepts"));
   CHECK_THROWS_WITH(g.index({3, 4}), Catch::Contains("value 4 of concept 1 has only 4"));
+}
+
+TEST_CASE("an external (black-box) energy samples and differentiates like the energy it wraps",
+          "[compose]") {
+  TwoGaussians g;
+  // the black box: E and ∇x E of Gaussian a, computed on a tape of its own
+  ExternalEnergy<double> ext([&](const Array<double>& x, Array<double>& e, Array<double>& grad) {
+    TD t;
+    V xv = t.input(x, true);
+    V ev = (*g.a)(t, xv);
+    t.backward(sum(ev), {xv});
+    e = ev.value();
+    grad = t.grad(xv);
+  });
+  CHECK(ext.parameters().empty());
+  // ∇x through the op: weighted rows, against the closed form
+  expect_gradients([&](TD& t, In in) { return sum(ext(t, in[0]) * in[1]); },
+                   {randn({5, 2}, 31), randn({5}, 32)});
+  // MALA on the wrapper draws exactly the chains it draws on the energy itself
+  Mala<double> m1(fn(borrow<double>(ext)), {.steps = 50, .step_size = 0.2});
+  Mala<double> m2(fn(g.a), {.steps = 50, .step_size = 0.2});
+  Array<double> x1 = randn({6, 2}, 33), x2 = x1;
+  Rng r1(34), r2(34);
+  m1.run(x1, r1);
+  m2.run(x2, r2);
+  CHECK(same(x1, x2));
+
+  // a function that returns the wrong shapes is named in the error; so is the op in a
+  // gradient of a gradient, which it does not have
+  ExternalEnergy<double> bad([](const Array<double>& x, Array<double>& e, Array<double>& grad) {
+    e = Array<double>::from_shape({x.shape()[0] + 1});
+    grad = x;
+  });
+  TD t;
+  CHECK_THROWS_WITH(bad(t, t.input(randn({3, 2}, 35))),
+                    Catch::Contains("external_energy") && Catch::Contains("[3]"));
+  t.clear();
+  V x = t.input(randn({3, 2}, 36), true);
+  CHECK_THROWS_WITH(gradients(sum(ext(t, x)), {x}), Catch::Contains("external_energy"));
 }
