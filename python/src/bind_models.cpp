@@ -63,10 +63,9 @@ EPtr<T> external_energy(py::function fn) {
       [holder](const Array<T>& x, Array<T>& e, Array<T>& g) {
         py::gil_scoped_acquire gil;
         py::object r = (*holder)(to_numpy(x));
-        py::tuple pair;
         try {
-          pair = r.cast<py::tuple>();
-          if (pair.size() != 2) throw py::cast_error();
+          if (!py::isinstance<py::sequence>(r) || py::len(r) != 2) throw py::cast_error();
+          py::sequence pair = r.cast<py::sequence>();
           to_array<T>(pair[0].cast<NpIn<T>>(), e);
           to_array<T>(pair[1].cast<NpIn<T>>(), g);
         } catch (const py::cast_error&) {
