@@ -7,7 +7,9 @@
 #  3. compile and run a program with the flags of the installed ebl.pc (pkg-config);
 #  4. run the installed ebl-rbm binary; then spoil the installed digits file and check that the
 #     binary read it from <prefix>/share/ebl (the error names that file), and that EBL_DATA_DIR
-#     points it elsewhere.
+#     points it elsewhere;
+#  5. when the Python module was built: import the installed package (no build folder on the path)
+#     and run a small sampling and gradient check with it.
 # Usage: check_install.sh <build-dir> <source-dir> <scratch-dir>
 set -euo pipefail
 build=$1 src=$2 scratch=$3
@@ -77,4 +79,18 @@ grep -q "$prefix/share/ebl/digits.csv.gz" "$scratch/err" || fail "unexpected err
 mkdir -p "$scratch/elsewhere" && cp "$scratch/digits.csv.gz" "$scratch/elsewhere/"
 EBL_DATA_DIR="$scratch/elsewhere" "$prefix/bin/ebl-rbm" --smoke --out "$scratch/runs" >/dev/null 2>&1 ||
   fail "EBL_DATA_DIR did not point ebl-rbm at the data"
+# 5
+if [ -e "$build/python/ebl/__init__.py" ]; then
+  python=$(sed -n 's/^Python_EXECUTABLE:[A-Z]*=//p' "$build/CMakeCache.txt")
+  site=$(ls -d "$prefix"/lib/python3*/dist-packages)
+  [ -e "$site/ebl/__init__.py" ] || fail "the Python package is not installed under $prefix/lib"
+  (cd "$scratch" && PYTHONPATH="$site" "$python" - "$prefix" <<'PY') || fail "the installed Python package does not work"
+import sys, numpy as np, ebl
+assert ebl.__file__.startswith(sys.argv[1]), ebl.__file__
+e = ebl.MlpEnergy(2, [8], seed=0)
+x, stats = ebl.MALA(e, steps=10).run(np.zeros((3, 2)), ebl.Rng(0))
+assert ebl.gradcheck(lambda t, v: e(t, v), [np.ones((2, 2))]).ok
+print("ebl", ebl.__version__, "imported from", ebl.__file__)
+PY
+fi
 echo "install checks passed"

@@ -92,13 +92,13 @@ program seeded alike gets, so a Python run can share its numbers with a binary's
   bind_for<float>(m);
   bind_for<double>(m);
 
-  py::class_<CalibrationBin>(m, "CalibrationBin")
+  py::class_<CalibrationBin>(m, "CalibrationBin", "One reliability bin [lo, hi): mean confidence, accuracy, count.")
       .def_readonly("lo", &CalibrationBin::lo)
       .def_readonly("hi", &CalibrationBin::hi)
       .def_readonly("confidence", &CalibrationBin::confidence)
       .def_readonly("accuracy", &CalibrationBin::accuracy)
       .def_readonly("count", &CalibrationBin::count);
-  py::class_<Calibration>(m, "Calibration")
+  py::class_<Calibration>(m, "Calibration", "Expected and maximum calibration error, and the bins.")
       .def_readonly("ece", &Calibration::ece)
       .def_readonly("mce", &Calibration::mce)
       .def_readonly("bins", &Calibration::bins);
@@ -114,7 +114,7 @@ program seeded alike gets, so a Python run can share its numbers with a binary's
       },
       py::arg("confidence"), py::arg("correct"), py::arg("bins") = 15,
       "Expected and maximum calibration error over equal-width confidence bins (np.histogram's).");
-  py::class_<Auroc>(m, "Auroc").def_readonly("auroc", &Auroc::auroc).def_readonly("std_err", &Auroc::std_err);
+  py::class_<Auroc>(m, "Auroc", "The AUROC and its standard error.").def_readonly("auroc", &Auroc::auroc).def_readonly("std_err", &Auroc::std_err);
   m.def(
       "auroc",
       [](const NpIn<double>& in, const NpIn<double>& out) {

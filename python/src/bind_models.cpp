@@ -197,7 +197,8 @@ no second derivatives (score matching through it raises an error naming the op).
 template <class T>
 void bind_training(py::module_& m) {
   using Opt = Optimizer<T>;
-  py::class_<Opt, std::shared_ptr<Opt>>(m, typed<T>("Optimizer").c_str())
+  py::class_<Opt, std::shared_ptr<Opt>>(m, typed<T>("Optimizer").c_str(),
+                                      "An optimizer over a list of Parameters (their .grad in, their .value updated).")
       .def("step", [](Opt& o) { o.step(); }, "One update from the parameters' .grad.")
       .def("zero_grad", &Opt::zero_grad)
       .def_property_readonly("steps", [](Opt& o) { return o.steps(); });
@@ -391,7 +392,8 @@ variance-reduced if asked) or "ed" (energy discrepancy with t, m, w).)")
 }  // namespace
 
 void bind_models(py::module_& m) {
-  py::class_<CdStepStats>(m, "CdStepStats")
+  py::class_<CdStepStats>(m, "CdStepStats",
+                          "One CD step: L, mean E(x+), mean E(x-), ||grad_theta L|| and the dream chain's ChainStats.")
       .def_readonly("loss", &CdStepStats::loss)
       .def_readonly("e_pos", &CdStepStats::e_pos)
       .def_readonly("e_neg", &CdStepStats::e_neg)

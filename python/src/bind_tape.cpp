@@ -339,7 +339,8 @@ void bind_tape(py::module_& m) {
   bind_for<float>(m);
   bind_for<double>(m);
 
-  py::class_<GradcheckReport>(m, "GradcheckReport")
+  py::class_<GradcheckReport>(m, "GradcheckReport",
+                               "The gradient check's verdict: elements checked, the worst element and its error/tolerance.")
       .def_readonly("ok", &GradcheckReport::ok)
       .def_readonly("checked", &GradcheckReport::checked)
       .def_readonly("worst_ratio", &GradcheckReport::worst_ratio)

@@ -56,6 +56,10 @@ PYBIND11_MODULE(_ebl, m) {
   static py::exception<ebl::ShapeError> shape_error(m, "ShapeError", PyExc_ValueError);
   static py::exception<ebl::DivergenceError> divergence(m, "DivergenceError", PyExc_RuntimeError);
   static py::exception<ebl::IoError> io_error(m, "IoError", PyExc_OSError);
+  shape_error.attr("__doc__") = "Arrays an op cannot combine; the message names the op and the shapes.";
+  divergence.attr("__doc__") =
+      "A training run whose loss or energies stopped being finite (raised before any state changes).";
+  io_error.attr("__doc__") = "A file that cannot be read or written, or a corrupt checkpoint.";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

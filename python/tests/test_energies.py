@@ -89,6 +89,11 @@ def test_gaussian_log_z_by_quadrature_equals_the_closed_form():
     assert abs(ebl.nll(g, grid, data) - (g.energy(data).mean() + g.log_z())) < 1e-9
     p = ebl.density(g, grid)
     assert abs(p.sum() * np.exp(grid.log_cell) - 1) < 1e-9
+    # 1-D: the standard normal's log Z on a grid of midpoints
+    std = ebl.GaussianEnergy(np.zeros(1), np.eye(1))
+    g1 = ebl.grid_1d(-10, 10, 2000)
+    assert g1.points.shape == (2000, 1) and abs(g1.log_cell - np.log(0.01)) < 1e-12
+    assert abs(ebl.log_partition(std, g1) - 0.5 * np.log(2 * np.pi)) < 1e-9
     # at beta = 2: log Z(2) = log Z(1) - (d/2) log 2
     assert abs(ebl.log_partition(g, grid, beta=2.0) - g.log_z(2.0)) < 1e-9
     # on an enumerable set: log Z is a log-sum-exp

@@ -57,6 +57,13 @@ def test_exact_samplers_draw_the_gaussian(make):
     assert 0.3 < stats.acceptance <= 1 and stats.gradient_evals > 0
 
 
+def test_tempering_ladder():
+    t = ebl.geometric_ladder(4, 8.0)
+    np.testing.assert_allclose(t, [1, 2, 4, 8])
+    s = ebl.ParallelTempering(gaussian(), steps=10)
+    assert len(s.temperatures) == 8 and s.temperatures[-1] == 30  # the default ladder
+
+
 def test_langevin_has_its_known_bias():
     # 1-D N(0, s^2): ULA's stationary variance is T s^2 / (1 - eps / (2 s^2))
     s2, eps = 1.0, 0.4
