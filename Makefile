@@ -35,6 +35,7 @@ bench: build
 	bench/compare_layers.py $(BUILD)/bench/bench_layers
 	bench/mpi_scaling.py $(BUILD)/bench/bench_mpi
 	$(BUILD)/bench/bench_higher_order
+	bench/python_bench.py $(BUILD)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

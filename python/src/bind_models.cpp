@@ -59,20 +59,19 @@ EPtr<T> external_energy(py::function fn) {
     py::gil_scoped_acquire gil;
     delete p;
   });
-  return std::make_shared<ExternalEnergy<T>>(
-      [holder](const Array<T>& x, Array<T>& e, Array<T>& g) {
-        py::gil_scoped_acquire gil;
-        py::object r = (*holder)(to_numpy(x));
-        try {
-          if (!py::isinstance<py::sequence>(r) || py::len(r) != 2) throw py::cast_error();
-          py::sequence pair = r.cast<py::sequence>();
-          to_array<T>(pair[0].cast<NpIn<T>>(), e);
-          to_array<T>(pair[1].cast<NpIn<T>>(), g);
-        } catch (const py::cast_error&) {
-          throw std::invalid_argument(
-              "external_energy: the function must return (energies, gradients) as arrays");
-        }
-      });
+  return std::make_shared<ExternalEnergy<T>>([holder](const Array<T>& x, Array<T>& e, Array<T>& g) {
+    py::gil_scoped_acquire gil;
+    py::object r = (*holder)(to_numpy(x));
+    try {
+      if (!py::isinstance<py::sequence>(r) || py::len(r) != 2) throw py::cast_error();
+      py::sequence pair = r.cast<py::sequence>();
+      to_array<T>(pair[0].cast<NpIn<T>>(), e);
+      to_array<T>(pair[1].cast<NpIn<T>>(), g);
+    } catch (const py::cast_error&) {
+      throw std::invalid_argument(
+          "external_energy: the function must return (energies, gradients) as arrays");
+    }
+  });
 }
 
 // The energy of a batch, its gradient in x and in theta, on a tape made for the call.
@@ -86,8 +85,9 @@ Array<T> energies_of(Energy<T>& e, const Array<T>& x) {
 template <class T>
 void bind_energies(py::module_& m) {
   const std::string dt = dtype_name<T>();
-  py::class_<Energy<T>, EPtr<T>>(m, typed<T>("Energy").c_str(),
-                                 R"(E_theta(x): one energy per row of a batch x [n, d]. The density at inverse
+  py::class_<Energy<T>, EPtr<T>>(
+      m, typed<T>("Energy").c_str(),
+      R"(E_theta(x): one energy per row of a batch x [n, d]. The density at inverse
 temperature beta is p(x) = exp(-beta E(x)) / Z.)")
       .def(
           "__call__",
@@ -115,7 +115,8 @@ temperature beta is p(x) = exp(-beta E(x)) / Z.)")
             });
             return py::make_tuple(to_numpy(en), to_numpy(g));
           },
-          py::arg("x"), "(E(x) [n], grad_x E(x) [n, d]); only grad_x is computed (no weight gradients).")
+          py::arg("x"),
+          "(E(x) [n], grad_x E(x) [n, d]); only grad_x is computed (no weight gradients).")
       .def(
           "grad_theta",
           [](Energy<T>& e, const NpIn<T>& x) {
@@ -131,25 +132,29 @@ temperature beta is p(x) = exp(-beta E(x)) / Z.)")
             return out;
           },
           py::arg("x"),
-          "The gradients of sum_i E(x_i) in the parameters, in parameters() order (p.grad untouched).")
+          "The gradients of sum_i E(x_i) in the parameters, in parameters() order (p.grad "
+          "untouched).")
       .def("parameters", &Energy<T>::parameters, py::return_value_policy::reference_internal,
            "The parameters (read and set their .value).")
       .def_property_readonly("dtype", [dt](const Energy<T>&) { return dt; });
 
   py::class_<MlpEnergy<T>, Energy<T>, std::shared_ptr<MlpEnergy<T>>>(
-      m, typed<T>("MlpEnergy").c_str(), "E_theta(x) = MLP(x), the network ending in one output unit.")
-      .def(py::init([](std::size_t dim, const std::vector<std::size_t>& hidden,
-                       const std::string& act, std::uint64_t seed) {
-             Rng rng(seed);
-             return std::make_shared<MlpEnergy<T>>(dim, hidden, parse_activation(act), rng);
-           }),
-           py::arg("dim"), py::arg("hidden"), py::arg("activation") = "silu", py::arg("seed") = 0,
-           R"(An MLP dim -> hidden... -> 1 with the given activation (relu, leaky_relu, tanh, sigmoid,
+      m, typed<T>("MlpEnergy").c_str(),
+      "E_theta(x) = MLP(x), the network ending in one output unit.")
+      .def(
+          py::init([](std::size_t dim, const std::vector<std::size_t>& hidden,
+                      const std::string& act, std::uint64_t seed) {
+            Rng rng(seed);
+            return std::make_shared<MlpEnergy<T>>(dim, hidden, parse_activation(act), rng);
+          }),
+          py::arg("dim"), py::arg("hidden"), py::arg("activation") = "silu", py::arg("seed") = 0,
+          R"(An MLP dim -> hidden... -> 1 with the given activation (relu, leaky_relu, tanh, sigmoid,
 softplus, silu/swish), weights initialised from Rng(seed) as the C++ binaries do.)");
 
   py::class_<GaussianEnergy<T>, Energy<T>, std::shared_ptr<GaussianEnergy<T>>>(
       m, typed<T>("GaussianEnergy").c_str(),
-      "E(x) = 1/2 ||A (x - mu)||^2: at beta = 1 the Gaussian N(mu, (A^T A)^-1), with its exact log Z.")
+      "E(x) = 1/2 ||A (x - mu)||^2: at beta = 1 the Gaussian N(mu, (A^T A)^-1), with its exact log "
+      "Z.")
       .def(py::init([](const NpIn<T>& mu, const NpIn<T>& a) {
              return std::make_shared<GaussianEnergy<T>>(to_array<T>(mu), to_array<T>(a));
            }),
@@ -179,39 +184,48 @@ no second derivatives (score matching through it raises an error naming the op).
            py::arg("fn"));
 
   // composition (ebm/compose.hpp): composites share their parts
-  m.def("And", [](std::vector<EPtr<T>> parts, std::vector<double> w) {
-          return And<T>(std::move(parts), std::vector<T>(w.begin(), w.end()));
-        },
-        py::arg("parts"), py::arg("weights") = std::vector<double>{},
-        "sum_i w_i E_i: the product of experts prod_i p_i^w_i (weights default to 1).");
+  m.def(
+      "And",
+      [](std::vector<EPtr<T>> parts, std::vector<double> w) {
+        return And<T>(std::move(parts), std::vector<T>(w.begin(), w.end()));
+      },
+      py::arg("parts"), py::arg("weights") = std::vector<double>{},
+      "sum_i w_i E_i: the product of experts prod_i p_i^w_i (weights default to 1).");
   m.def("Or", &Or<T>, py::arg("parts"), py::arg("s") = 1.0,
         "-(1/s) log sum_i exp(-s E_i): at s = 1 the mixture weighted by the parts' Z_i.");
-  m.def("Mixture", &Mixture<T>, py::arg("parts"), py::arg("weights"), py::arg("log_z"),
-        "-log sum_i pi_i exp(-E_i - log Z_i): the mixture with chosen weights (needs each log Z_i).");
-  m.def("Not", [](EPtr<T> a, EPtr<T> b, double w) { return Not<T>(a, b, T(w)); }, py::arg("base"),
-        py::arg("negated"), py::arg("w") = 1.0, "E_a - w E_b: p_a / p_b^w (only with a base).");
-  m.def("Temper", [](EPtr<T> e, double beta) { return Temper<T>(e, T(beta)); }, py::arg("energy"),
-        py::arg("beta"), "beta E: p^beta.");
+  m.def(
+      "Mixture", &Mixture<T>, py::arg("parts"), py::arg("weights"), py::arg("log_z"),
+      "-log sum_i pi_i exp(-E_i - log Z_i): the mixture with chosen weights (needs each log Z_i).");
+  m.def(
+      "Not", [](EPtr<T> a, EPtr<T> b, double w) { return Not<T>(a, b, T(w)); }, py::arg("base"),
+      py::arg("negated"), py::arg("w") = 1.0, "E_a - w E_b: p_a / p_b^w (only with a base).");
+  m.def(
+      "Temper", [](EPtr<T> e, double beta) { return Temper<T>(e, T(beta)); }, py::arg("energy"),
+      py::arg("beta"), "beta E: p^beta.");
 }
 
 template <class T>
 void bind_training(py::module_& m) {
   using Opt = Optimizer<T>;
-  py::class_<Opt, std::shared_ptr<Opt>>(m, typed<T>("Optimizer").c_str(),
-                                      "An optimizer over a list of Parameters (their .grad in, their .value updated).")
-      .def("step", [](Opt& o) { o.step(); }, "One update from the parameters' .grad.")
+  py::class_<Opt, std::shared_ptr<Opt>>(
+      m, typed<T>("Optimizer").c_str(),
+      "An optimizer over a list of Parameters (their .grad in, their .value updated).")
+      .def(
+          "step", [](Opt& o) { o.step(); }, "One update from the parameters' .grad.")
       .def("zero_grad", &Opt::zero_grad)
       .def_property_readonly("steps", [](Opt& o) { return o.steps(); });
   py::class_<Adam<T>, Opt, std::shared_ptr<Adam<T>>>(
       m, typed<T>("Adam").c_str(),
-      "Adam: m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2; theta <- theta - lr m_hat / (sqrt(v_hat) + eps).")
+      "Adam: m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2; theta <- theta - lr m_hat / "
+      "(sqrt(v_hat) + eps).")
       .def(py::init([](std::vector<Parameter<T>*> ps, double lr, double b1, double b2, double eps,
                        double wd) {
-             return std::make_shared<Adam<T>>(
-                 std::move(ps), typename Adam<T>::Options{lr, b1, b2, eps, wd});
+             return std::make_shared<Adam<T>>(std::move(ps),
+                                              typename Adam<T>::Options{lr, b1, b2, eps, wd});
            }),
-           py::arg("params"), py::arg("lr") = 1e-3, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
-           py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0, py::keep_alive<1, 2>())
+           py::arg("params"), py::arg("lr") = 1e-3, py::arg("beta1") = 0.9,
+           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
+           py::keep_alive<1, 2>())
       .def_property(
           "lr", [](Adam<T>& o) { return o.options().lr; },
           [](Adam<T>& o, double lr) { o.options().lr = lr; });
@@ -234,20 +248,21 @@ void bind_training(py::module_& m) {
     Array<T> x;
   };
   const CdOptions cdd{};
-  py::class_<Cd, std::shared_ptr<Cd>>(m, typed<T>("CD").c_str(),
-                                      R"(Maximum likelihood by contrastive divergence (the seed's Algorithm 1). A step draws
+  py::class_<Cd, std::shared_ptr<Cd>>(
+      m, typed<T>("CD").c_str(),
+      R"(Maximum likelihood by contrastive divergence (the seed's Algorithm 1). A step draws
 negatives x- with the dream sampler (Langevin, MALA or parallel tempering) started at the data
 (init="data", CD-k), at uniform noise in [noise_lo, noise_hi] ("noise") or at persistent chains
 from a replay buffer ("persistent", restarted from noise with probability restart_prob), and
 descends L = mean E(x+) - mean E(x-) + alpha (mean E(x+)^2 + mean E(x-)^2). kl_weight > 0 adds
 improved CD's KL term. A step whose loss is non-finite or beyond loss_bound raises DivergenceError
 before any state changes.)")
-      .def(py::init([](EPtr<T> energy, std::shared_ptr<Opt> opt, std::size_t dim, std::uint64_t seed,
-                       const std::string& init, int steps, double step_size, double temperature,
-                       double grad_clip, int threads, const std::string& sampler,
-                       std::vector<double> ladder, double alpha, double noise_lo, double noise_hi,
-                       std::size_t buffer_size, double restart_prob, double loss_bound,
-                       double kl_weight) {
+      .def(py::init([](EPtr<T> energy, std::shared_ptr<Opt> opt, std::size_t dim,
+                       std::uint64_t seed, const std::string& init, int steps, double step_size,
+                       double temperature, double grad_clip, int threads,
+                       const std::string& sampler, std::vector<double> ladder, double alpha,
+                       double noise_lo, double noise_hi, std::size_t buffer_size,
+                       double restart_prob, double loss_bound, double kl_weight) {
              CdOptions o;
              o.init = parse_chain_init(init);
              o.langevin.steps = steps;
@@ -272,7 +287,8 @@ before any state changes.)")
            }),
            py::arg("energy"), py::arg("optimizer"), py::arg("dim"), py::arg("seed") = 0,
            py::arg("init") = "persistent", py::arg("steps") = cdd.langevin.steps,
-           py::arg("step_size") = cdd.langevin.step_size, py::arg("temperature") = cdd.langevin.temperature,
+           py::arg("step_size") = cdd.langevin.step_size,
+           py::arg("temperature") = cdd.langevin.temperature,
            py::arg("grad_clip") = cdd.langevin.grad_clip, py::arg("threads") = cdd.langevin.threads,
            py::arg("sampler") = "langevin", py::arg("tempering_ladder") = std::vector<double>{},
            py::arg("alpha") = cdd.alpha, py::arg("noise_lo") = cdd.noise_lo,
@@ -286,17 +302,23 @@ before any state changes.)")
             return long_call([&] { return c.cd->step(c.x); });
           },
           py::arg("x"), "One step on a data batch x+ [n, d]; returns its CdStepStats.")
-      .def("checkpoint", [](Cd& c) { return c.cd->checkpoint(); },
-           "Everything needed to continue the run exactly (parameters, optimizer, chains, generator).")
-      .def("restore", [](Cd& c, const Checkpoint& k) { c.cd->restore(k); }, py::arg("checkpoint"))
-      .def("restore_parameters", [](Cd& c, const Checkpoint& k) { c.cd->restore_parameters(k); },
-           py::arg("checkpoint"), "Only the energy's parameters (a new run that starts from them).")
-      .def_property_readonly("rng", [](Cd& c) -> Rng& { return c.cd->rng(); },
-                             py::return_value_policy::reference_internal,
-                             "The trainer's generator (the binaries draw their batches from it).")
+      .def(
+          "checkpoint", [](Cd& c) { return c.cd->checkpoint(); },
+          "Everything needed to continue the run exactly (parameters, optimizer, chains, "
+          "generator).")
+      .def(
+          "restore", [](Cd& c, const Checkpoint& k) { c.cd->restore(k); }, py::arg("checkpoint"))
+      .def(
+          "restore_parameters", [](Cd& c, const Checkpoint& k) { c.cd->restore_parameters(k); },
+          py::arg("checkpoint"), "Only the energy's parameters (a new run that starts from them).")
+      .def_property_readonly(
+          "rng", [](Cd& c) -> Rng& { return c.cd->rng(); },
+          py::return_value_policy::reference_internal,
+          "The trainer's generator (the binaries draw their batches from it).")
       .def_property_readonly("steps_done", [](Cd& c) { return c.cd->steps_done(); })
-      .def_property_readonly("negatives", [](Cd& c) { return to_numpy(c.cd->last_negatives()); },
-                             "The last step's x-.");
+      .def_property_readonly(
+          "negatives", [](Cd& c) { return to_numpy(c.cd->last_negatives()); },
+          "The last step's x-.");
 
   struct Obj {
     EPtr<T> energy;
@@ -305,8 +327,9 @@ before any state changes.)")
     Array<T> x;
   };
   const ObjectiveOptions od{};
-  py::class_<Obj, std::shared_ptr<Obj>>(m, typed<T>("ObjectiveTrainer").c_str(),
-                                        R"(The MCMC-free objectives: kind = "sm" (exact score matching), "dsm" (denoising, one
+  py::class_<Obj, std::shared_ptr<Obj>>(
+      m, typed<T>("ObjectiveTrainer").c_str(),
+      R"(The MCMC-free objectives: kind = "sm" (exact score matching), "dsm" (denoising, one
 level per sigma in dsm_sigmas), "ssm" (sliced, ssm_projections Rademacher or Gaussian projections,
 variance-reduced if asked) or "ed" (energy discrepancy with t, m, w).)")
       .def(py::init([](EPtr<T> energy, std::shared_ptr<Opt> opt, const std::string& kind,
@@ -314,14 +337,24 @@ variance-reduced if asked) or "ed" (energy discrepancy with t, m, w).)")
                        const std::string& projection, bool vr, double ed_t, std::size_t ed_m,
                        double ed_w, double loss_bound) {
              ObjectiveOptions o;
-             if (kind == "sm") o.kind = ObjectiveKind::ScoreMatching;
-             else if (kind == "dsm") o.kind = ObjectiveKind::Denoising;
-             else if (kind == "ssm") o.kind = ObjectiveKind::Sliced;
-             else if (kind == "ed") o.kind = ObjectiveKind::EnergyDiscrepancy;
-             else throw std::invalid_argument("unknown objective '" + kind + "' (expected sm, dsm, ssm, ed)");
-             if (projection == "rademacher") o.ssm_projection = Projection::Rademacher;
-             else if (projection == "gaussian") o.ssm_projection = Projection::Gaussian;
-             else throw std::invalid_argument("unknown projection '" + projection + "' (expected rademacher, gaussian)");
+             if (kind == "sm")
+               o.kind = ObjectiveKind::ScoreMatching;
+             else if (kind == "dsm")
+               o.kind = ObjectiveKind::Denoising;
+             else if (kind == "ssm")
+               o.kind = ObjectiveKind::Sliced;
+             else if (kind == "ed")
+               o.kind = ObjectiveKind::EnergyDiscrepancy;
+             else
+               throw std::invalid_argument("unknown objective '" + kind +
+                                           "' (expected sm, dsm, ssm, ed)");
+             if (projection == "rademacher")
+               o.ssm_projection = Projection::Rademacher;
+             else if (projection == "gaussian")
+               o.ssm_projection = Projection::Gaussian;
+             else
+               throw std::invalid_argument("unknown projection '" + projection +
+                                           "' (expected rademacher, gaussian)");
              o.dsm_sigmas = std::move(sigmas);
              o.ssm_projections = projections;
              o.ssm_variance_reduced = vr;
@@ -347,14 +380,18 @@ variance-reduced if asked) or "ed" (energy discrepancy with t, m, w).)")
           },
           py::arg("x"), "One step on a batch; returns (loss, gradient norm).")
       .def("checkpoint", [](Obj& o) { return o.trainer->checkpoint(); })
-      .def("restore", [](Obj& o, const Checkpoint& k) { o.trainer->restore(k); }, py::arg("checkpoint"))
-      .def_property_readonly("rng", [](Obj& o) -> Rng& { return o.trainer->rng(); },
-                             py::return_value_policy::reference_internal)
+      .def(
+          "restore", [](Obj& o, const Checkpoint& k) { o.trainer->restore(k); },
+          py::arg("checkpoint"))
+      .def_property_readonly(
+          "rng", [](Obj& o) -> Rng& { return o.trainer->rng(); },
+          py::return_value_policy::reference_internal)
       .def_property_readonly("steps_done", [](Obj& o) { return o.trainer->steps_done(); });
 
   // exact Boltzmann–Gibbs quantities on grids and enumerable sets
-  py::class_<Domain<T>>(m, typed<T>("Domain").c_str(),
-                        "Points [m, d] of a grid (with the log volume of a cell) or of a finite set.")
+  py::class_<Domain<T>>(
+      m, typed<T>("Domain").c_str(),
+      "Points [m, d] of a grid (with the log volume of a cell) or of a finite set.")
       .def_property_readonly("points", [](const Domain<T>& d) { return to_numpy(d.points); })
       .def_readonly("log_cell", &Domain<T>::log_cell)
       .def("__len__", &Domain<T>::size);
@@ -362,50 +399,59 @@ variance-reduced if asked) or "ed" (energy discrepancy with t, m, w).)")
   m.def(typed<T>("grid_2d").c_str(), &grid_2d<T>, py::arg("lo0"), py::arg("hi0"), py::arg("n0"),
         py::arg("lo1"), py::arg("hi1"), py::arg("n1"));
   m.def(typed<T>("binary_cube").c_str(), &binary_cube<T>, py::arg("dim"));
-  m.def("log_partition",
-        [](Energy<T>& e, const Domain<T>& d, double beta) {
-          return long_call([&] { return log_partition(e, d, beta); });
-        },
-        py::arg("energy"), py::arg("domain"), py::arg("beta") = 1.0,
-        "log Z(beta) by quadrature on a grid (midpoint rule) or by enumeration of a finite set.");
-  m.def("nll",
-        [](Energy<T>& e, const Domain<T>& d, const NpIn<T>& data, double beta) {
-          Array<T> x = to_array<T>(data);
-          return long_call([&] { return nll(e, d, x, beta); });
-        },
-        py::arg("energy"), py::arg("domain"), py::arg("data"), py::arg("beta") = 1.0,
-        "The exact NLL per sample, beta mean E(data) + log Z(beta).");
-  m.def("density",
-        [](Energy<T>& e, const Domain<T>& d, double beta) {
-          return to_numpy(long_call([&] { return density(e, d, beta); }));
-        },
-        py::arg("energy"), py::arg("domain"), py::arg("beta") = 1.0,
-        "p(x) = exp(-beta E(x)) / Z at the domain's points.");
-  m.def("mean_energy",
-        [](Energy<T>& e, const NpIn<T>& data) {
-          Array<T> x = to_array<T>(data);
-          return long_call([&] { return mean_energy(e, x); });
-        },
-        py::arg("energy"), py::arg("data"));
+  m.def(
+      "log_partition",
+      [](Energy<T>& e, const Domain<T>& d, double beta) {
+        return long_call([&] { return log_partition(e, d, beta); });
+      },
+      py::arg("energy"), py::arg("domain"), py::arg("beta") = 1.0,
+      "log Z(beta) by quadrature on a grid (midpoint rule) or by enumeration of a finite set.");
+  m.def(
+      "nll",
+      [](Energy<T>& e, const Domain<T>& d, const NpIn<T>& data, double beta) {
+        Array<T> x = to_array<T>(data);
+        return long_call([&] { return nll(e, d, x, beta); });
+      },
+      py::arg("energy"), py::arg("domain"), py::arg("data"), py::arg("beta") = 1.0,
+      "The exact NLL per sample, beta mean E(data) + log Z(beta).");
+  m.def(
+      "density",
+      [](Energy<T>& e, const Domain<T>& d, double beta) {
+        return to_numpy(long_call([&] { return density(e, d, beta); }));
+      },
+      py::arg("energy"), py::arg("domain"), py::arg("beta") = 1.0,
+      "p(x) = exp(-beta E(x)) / Z at the domain's points.");
+  m.def(
+      "mean_energy",
+      [](Energy<T>& e, const NpIn<T>& data) {
+        Array<T> x = to_array<T>(data);
+        return long_call([&] { return mean_energy(e, x); });
+      },
+      py::arg("energy"), py::arg("data"));
 }
 
 }  // namespace
 
 void bind_models(py::module_& m) {
-  py::class_<CdStepStats>(m, "CdStepStats",
-                          "One CD step: L, mean E(x+), mean E(x-), ||grad_theta L|| and the dream chain's ChainStats.")
+  py::class_<CdStepStats>(
+      m, "CdStepStats",
+      "One CD step: L, mean E(x+), mean E(x-), ||grad_theta L|| and the dream chain's ChainStats.")
       .def_readonly("loss", &CdStepStats::loss)
       .def_readonly("e_pos", &CdStepStats::e_pos)
       .def_readonly("e_neg", &CdStepStats::e_neg)
       .def_readonly("grad_norm", &CdStepStats::grad_norm)
       .def_readonly("chain", &CdStepStats::chain);
 
-  py::class_<Checkpoint>(m, "Checkpoint",
-                         R"(A run's state, in the file format of the C++ binaries (io/checkpoint.hpp): named
+  py::class_<Checkpoint>(
+      m, "Checkpoint",
+      R"(A run's state, in the file format of the C++ binaries (io/checkpoint.hpp): named
 arrays, integers and strings. save() writes atomically; load() checks the file whole.)")
       .def(py::init<>())
-      .def("save", [](const Checkpoint& c, const std::string& path) { c.save(path); }, py::arg("path"))
-      .def_static("load", [](const std::string& path) { return Checkpoint::load(path); }, py::arg("path"))
+      .def(
+          "save", [](const Checkpoint& c, const std::string& path) { c.save(path); },
+          py::arg("path"))
+      .def_static(
+          "load", [](const std::string& path) { return Checkpoint::load(path); }, py::arg("path"))
       .def_property_readonly("arrays",
                              [](const Checkpoint& c) {
                                py::dict d;
@@ -414,10 +460,12 @@ arrays, integers and strings. save() writes atomically; load() checks the file w
                              })
       .def_readwrite("integers", &Checkpoint::integers)
       .def_readwrite("strings", &Checkpoint::strings)
-      .def("put", [](Checkpoint& c, const std::string& k, const NpIn<double>& a) {
-             c.put(k, to_array<double>(a));
-           },
-           py::arg("name"), py::arg("array"));
+      .def(
+          "put",
+          [](Checkpoint& c, const std::string& k, const NpIn<double>& a) {
+            c.put(k, to_array<double>(a));
+          },
+          py::arg("name"), py::arg("array"));
 
   bind_energies<float>(m);
   bind_energies<double>(m);

@@ -4,6 +4,7 @@
 // iteration (KeyboardInterrupt; the array passed in is left as it was). trace="energy" or "x"
 // records every draw for the diagnostics (samplers/diagnostics.hpp), bound here too.
 #include "ebm/energy.hpp"
+#include "python/src/common.hpp"
 #include "samplers/adaptive_mala.hpp"
 #include "samplers/diagnostics.hpp"
 #include "samplers/hmc.hpp"
@@ -11,7 +12,6 @@
 #include "samplers/mala.hpp"
 #include "samplers/nuts.hpp"
 #include "samplers/tempering.hpp"
-#include "python/src/common.hpp"
 
 namespace ebl::py_bind {
 
@@ -29,15 +29,18 @@ EnergyFn<T> fn_of(EPtr<T> e) {
 template <class T>
 struct Trace {
   enum Kind { None, Energy, State } kind = None;
-  std::vector<std::vector<double>> energies;   // chains × draws
-  std::vector<std::vector<double>> states;     // chains × (draws · d)
+  std::vector<std::vector<double>> energies;  // chains × draws
+  std::vector<std::vector<double>> states;    // chains × (draws · d)
   std::size_t d = 0;
 
   explicit Trace(const std::optional<std::string>& what) {
     if (!what) return;
-    if (*what == "energy") kind = Energy;
-    else if (*what == "x") kind = State;
-    else throw std::invalid_argument("trace: expected None, 'energy' or 'x', got '" + *what + "'");
+    if (*what == "energy")
+      kind = Energy;
+    else if (*what == "x")
+      kind = State;
+    else
+      throw std::invalid_argument("trace: expected None, 'energy' or 'x', got '" + *what + "'");
   }
   Observer<T> observer() {
     if (kind == None) return {};
@@ -84,7 +87,8 @@ void def_run(Cls& cls) {
       [](Sampler<T, S>& smp, const NpIn<T>& x0, Rng& rng, std::optional<std::string> trace) {
         to_array<T>(x0, smp.x);
         if (smp.x.dimension() != 2)
-          throw ShapeError("run: x must be a batch of chains [n, d], got " + shape_str(smp.x.shape()));
+          throw ShapeError("run: x must be a batch of chains [n, d], got " +
+                           shape_str(smp.x.shape()));
         Trace<T> tr(trace);
         ChainStats stats = long_call([&] { return smp.s.run(smp.x, rng, tr.observer()); });
         if (tr.kind == Trace<T>::None) return py::make_tuple(to_numpy(smp.x), stats);
@@ -110,8 +114,9 @@ void bind_for(py::module_& m) {
   {
     using S = Sampler<T, Langevin<T>>;
     const LangevinOptions d{};
-    auto cls = py::class_<S, std::shared_ptr<S>>(m, typed<T>("Langevin").c_str(),
-                                                 R"(Unadjusted Langevin dynamics: x <- x - eps grad E(x) + sqrt(2 eps T) xi. Biased at finite
+    auto cls = py::class_<S, std::shared_ptr<S>>(
+        m, typed<T>("Langevin").c_str(),
+        R"(Unadjusted Langevin dynamics: x <- x - eps grad E(x) + sqrt(2 eps T) xi. Biased at finite
 step (MALA is not). schedule "constant", "linear" or "geometric" from step_size to
 final_step_size; clamp=(lo, hi) clamps x after each step; threads > 1 splits the chains.)");
     cls.def(py::init([](EPtr<T> e, int steps, double step_size, double temperature, double clip,
@@ -121,10 +126,14 @@ final_step_size; clamp=(lo, hi) clamps x after each step; threads > 1 splits the
               o.steps = steps, o.step_size = step_size, o.temperature = temperature;
               o.grad_clip = clip, o.threads = threads, o.trace_energies = trace_energies;
               if (clamp) o.clamp = true, o.lo = clamp->first, o.hi = clamp->second;
-              if (sched == "constant") o.schedule = StepSchedule::Constant;
-              else if (sched == "linear") o.schedule = StepSchedule::Linear;
-              else if (sched == "geometric") o.schedule = StepSchedule::Geometric;
-              else throw std::invalid_argument("Langevin: unknown schedule '" + sched + "'");
+              if (sched == "constant")
+                o.schedule = StepSchedule::Constant;
+              else if (sched == "linear")
+                o.schedule = StepSchedule::Linear;
+              else if (sched == "geometric")
+                o.schedule = StepSchedule::Geometric;
+              else
+                throw std::invalid_argument("Langevin: unknown schedule '" + sched + "'");
               o.final_step_size = final_step;
               return std::make_shared<S>(e, fn_of<T>(e), o);
             }),
@@ -139,32 +148,38 @@ final_step_size; clamp=(lo, hi) clamps x after each step; threads > 1 splits the
     using S = Sampler<T, Mala<T>>;
     const MalaOptions d{};
     auto cls = py::class_<S, std::shared_ptr<S>>(m, typed<T>("MALA").c_str(),
-                                                 "Metropolis-adjusted Langevin: the Langevin step as a proposal, accepted by Metropolis-Hastings.");
-    cls.def(py::init([](EPtr<T> e, int steps, double step_size, double temperature) {
-              return std::make_shared<S>(e, fn_of<T>(e), MalaOptions{steps, step_size, temperature});
-            }),
-            py::arg("energy"), py::arg("steps") = d.steps, py::arg("step_size") = d.step_size,
-            py::arg("temperature") = d.temperature);
+                                                 "Metropolis-adjusted Langevin: the Langevin step "
+                                                 "as a proposal, accepted by Metropolis-Hastings.");
+    cls.def(
+        py::init([](EPtr<T> e, int steps, double step_size, double temperature) {
+          return std::make_shared<S>(e, fn_of<T>(e), MalaOptions{steps, step_size, temperature});
+        }),
+        py::arg("energy"), py::arg("steps") = d.steps, py::arg("step_size") = d.step_size,
+        py::arg("temperature") = d.temperature);
     def_run<T, Mala<T>>(cls);
   }
   {
     using S = Sampler<T, Hmc<T>>;
     const HmcOptions d{};
-    auto cls = py::class_<S, std::shared_ptr<S>>(m, typed<T>("HMC").c_str(),
-                                                 "Hamiltonian Monte Carlo: L leapfrog steps of size eps, then a Metropolis correction.");
+    auto cls = py::class_<S, std::shared_ptr<S>>(
+        m, typed<T>("HMC").c_str(),
+        "Hamiltonian Monte Carlo: L leapfrog steps of size eps, then a Metropolis correction.");
     cls.def(py::init([](EPtr<T> e, int steps, int leapfrog, double step_size, double temperature) {
-              return std::make_shared<S>(e, fn_of<T>(e), HmcOptions{steps, leapfrog, step_size, temperature});
+              return std::make_shared<S>(e, fn_of<T>(e),
+                                         HmcOptions{steps, leapfrog, step_size, temperature});
             }),
-            py::arg("energy"), py::arg("steps") = d.steps, py::arg("leapfrog_steps") = d.leapfrog_steps,
-            py::arg("step_size") = d.step_size, py::arg("temperature") = d.temperature);
+            py::arg("energy"), py::arg("steps") = d.steps,
+            py::arg("leapfrog_steps") = d.leapfrog_steps, py::arg("step_size") = d.step_size,
+            py::arg("temperature") = d.temperature);
     def_run<T, Hmc<T>>(cls);
   }
   const AdaptOptions ad{};
   {
     using S = Sampler<T, Nuts<T>>;
     const NutsOptions d{};
-    auto cls = py::class_<S, std::shared_ptr<S>>(m, typed<T>("NUTS").c_str(),
-                                                 R"(The No-U-Turn Sampler (multinomial, generalised U-turn criterion, Stan's warm-up: dual
+    auto cls = py::class_<S, std::shared_ptr<S>>(
+        m, typed<T>("NUTS").c_str(),
+        R"(The No-U-Turn Sampler (multinomial, generalised U-turn criterion, Stan's warm-up: dual
 averaging of the step size to target_accept (0: 0.8) and a diagonal metric in windows). The chains
 advance in lockstep, one batched evaluation per leapfrog step.)");
     cls.def(py::init([](EPtr<T> e, int steps, double step_size, double temperature, int max_depth,
@@ -178,18 +193,21 @@ advance in lockstep, one batched evaluation per leapfrog step.)");
             py::arg("energy"), py::arg("steps") = d.steps, py::arg("step_size") = d.step_size,
             py::arg("temperature") = d.temperature, py::arg("max_depth") = d.max_depth,
             py::arg("warmup") = ad.warmup, py::arg("target_accept") = ad.target_accept,
-            py::arg("adapt_step_size") = ad.adapt_step_size, py::arg("adapt_metric") = ad.adapt_metric);
+            py::arg("adapt_step_size") = ad.adapt_step_size,
+            py::arg("adapt_metric") = ad.adapt_metric);
     def_run<T, Nuts<T>>(cls);
     cls.def_property_readonly("adaptation", [](S& s) { return s.s.adaptation(); })
         .def_property_readonly("depth_histogram", [](S& s) { return s.s.depth_histogram(); })
-        .def_property_readonly("mean_leapfrog_steps", [](S& s) { return s.s.mean_leapfrog_steps(); })
+        .def_property_readonly("mean_leapfrog_steps",
+                               [](S& s) { return s.s.mean_leapfrog_steps(); })
         .def_property_readonly("divergences", [](S& s) { return s.s.divergences(); });
   }
   {
     using S = Sampler<T, AdaptiveMala<T>>;
     const AdaptiveMalaOptions d{};
-    auto cls = py::class_<S, std::shared_ptr<S>>(m, typed<T>("AdaptiveMALA").c_str(),
-                                                 "MALA with Stan's warm-up: step size to target_accept (0: 0.574) and a diagonal metric.");
+    auto cls = py::class_<S, std::shared_ptr<S>>(
+        m, typed<T>("AdaptiveMALA").c_str(),
+        "MALA with Stan's warm-up: step size to target_accept (0: 0.574) and a diagonal metric.");
     cls.def(py::init([](EPtr<T> e, int steps, double step_size, double temperature, int warmup,
                         double target, bool adapt_step, bool adapt_metric) {
               AdaptiveMalaOptions o;
@@ -200,15 +218,17 @@ advance in lockstep, one batched evaluation per leapfrog step.)");
             py::arg("energy"), py::arg("steps") = d.steps, py::arg("step_size") = d.step_size,
             py::arg("temperature") = d.temperature, py::arg("warmup") = ad.warmup,
             py::arg("target_accept") = ad.target_accept,
-            py::arg("adapt_step_size") = ad.adapt_step_size, py::arg("adapt_metric") = ad.adapt_metric);
+            py::arg("adapt_step_size") = ad.adapt_step_size,
+            py::arg("adapt_metric") = ad.adapt_metric);
     def_run<T, AdaptiveMala<T>>(cls);
     cls.def_property_readonly("adaptation", [](S& s) { return s.s.adaptation(); });
   }
   {
     using S = Sampler<T, ParallelTempering<T>>;
     const TemperingOptions d{};
-    auto cls = py::class_<S, std::shared_ptr<S>>(m, typed<T>("ParallelTempering").c_str(),
-                                                 R"(Parallel tempering: a MALA move at every level of a temperature ladder, then swaps
+    auto cls = py::class_<S, std::shared_ptr<S>>(
+        m, typed<T>("ParallelTempering").c_str(),
+        R"(Parallel tempering: a MALA move at every level of a temperature ladder, then swaps
 between neighbours (even/odd). x is the T1 level; the hotter levels persist between runs.
 temperatures default to geometric_ladder(8, 30).)");
     cls.def(py::init([](EPtr<T> e, int steps, std::vector<double> temps, double step_size,
@@ -230,17 +250,20 @@ temperatures default to geometric_ladder(8, 30).)");
 
 void bind_samplers(py::module_& m) {
   py::class_<ChainStats>(m, "ChainStats", "Diagnostics of one sampler run.")
-      .def_property_readonly("mean_energy", [](const ChainStats& s) { return to_numpy(s.mean_energy); },
-                             "per step: the mean energy over the chains")
-      .def_property_readonly("mean_grad_norm", [](const ChainStats& s) { return to_numpy(s.mean_grad_norm); },
-                             "per step: the mean ||grad_x E|| over the chains")
+      .def_property_readonly(
+          "mean_energy", [](const ChainStats& s) { return to_numpy(s.mean_energy); },
+          "per step: the mean energy over the chains")
+      .def_property_readonly(
+          "mean_grad_norm", [](const ChainStats& s) { return to_numpy(s.mean_grad_norm); },
+          "per step: the mean ||grad_x E|| over the chains")
       .def_readonly("acceptance", &ChainStats::acceptance, "the acceptance rate (1 for Langevin)")
       .def_readonly("proposals", &ChainStats::proposals)
       .def_readonly("accepted", &ChainStats::accepted)
       .def_readonly("gradient_evals", &ChainStats::gradient_evals,
                     "evaluations of E and grad_x E per chain: the cost ESS is divided by")
-      .def_property_readonly("energy_traces", [](const ChainStats& s) { return to_numpy(s.energy_traces); },
-                             "Langevin with trace_energies: E of every chain at every step");
+      .def_property_readonly(
+          "energy_traces", [](const ChainStats& s) { return to_numpy(s.energy_traces); },
+          "Langevin with trace_energies: E of every chain at every step");
   py::class_<Adaptation>(m, "Adaptation", "What an adaptive sampler chose in warm-up.")
       .def_readonly("step_size", &Adaptation::step_size)
       .def_readonly("inverse_metric", &Adaptation::inverse_metric)
@@ -254,7 +277,8 @@ void bind_samplers(py::module_& m) {
 
   // diagnostics on [chains, draws] arrays (Vehtari, Gelman, Simpson, Carpenter, Bürkner 2021)
   auto diag = [&](const char* name, double (*f)(const Traces&), const char* doc) {
-    m.def(name, [f](const NpIn<double>& a) { return f(to_traces(a)); }, py::arg("traces"), doc);
+    m.def(
+        name, [f](const NpIn<double>& a) { return f(to_traces(a)); }, py::arg("traces"), doc);
   };
   diag("ess_basic", &ess_basic,
        "ESS of the draws as they are (Geyer's initial monotone sequence over the chains).");
@@ -263,9 +287,10 @@ void bind_samplers(py::module_& m) {
   diag("effective_sample_size", &effective_sample_size, "= bulk_ess.");
   diag("split_rhat", &split_rhat,
        "Rank-normalised split-R-hat, the larger of the bulk and the folded (tail) one.");
-  m.def("autocorrelation",
-        [](const NpIn<double>& a, std::size_t lag) { return autocorrelation(to_traces(a), lag); },
-        py::arg("traces"), py::arg("max_lag"), "The chains' mean autocorrelation up to max_lag.");
+  m.def(
+      "autocorrelation",
+      [](const NpIn<double>& a, std::size_t lag) { return autocorrelation(to_traces(a), lag); },
+      py::arg("traces"), py::arg("max_lag"), "The chains' mean autocorrelation up to max_lag.");
 }
 
 }  // namespace ebl::py_bind

@@ -40,8 +40,9 @@ template <class T>
 void bind_for(py::module_& m) {
   const std::string dt = dtype_name<T>();
 
-  py::class_<Parameter<T>>(m, typed<T>("Parameter").c_str(),
-                                                          R"(A model parameter: a named array that persists across tapes, with the gradient
+  py::class_<Parameter<T>>(
+      m, typed<T>("Parameter").c_str(),
+      R"(A model parameter: a named array that persists across tapes, with the gradient
 that backward passes add into. Put it on a tape with tape.param(p).)")
       .def(py::init([](std::string name, const NpIn<T>& value) {
              return new Parameter<T>(std::move(name), to_array<T>(value));
@@ -73,8 +74,9 @@ that backward passes add into. Put it on a tape with tape.param(p).)")
       });
 
   using Tp = PyTape<T>;
-  py::class_<Tp, std::shared_ptr<Tp>>(m, typed<T>("Tape").c_str(),
-                                      R"(A reverse-mode tape: records every op as a node, in creation order; backward is one
+  py::class_<Tp, std::shared_ptr<Tp>>(
+      m, typed<T>("Tape").c_str(),
+      R"(A reverse-mode tape: records every op as a node, in creation order; backward is one
 reverse loop over the nodes. clear() forgets the nodes (Vars made before it become invalid) and
 keeps their memory for the next graph.)")
       .def(py::init<>())
@@ -144,13 +146,14 @@ parameters; nothing else is computed. Parameters' gradients are added into p.gra
                                const Shape& s = v.get().shape();
                                return std::vector<std::size_t>(s.begin(), s.end());
                              })
-      .def("item", [](const PV<T>& v) {
-        Var<T> x = v.get();
-        if (x.size() != 1)
-          throw ShapeError("item: the variable has shape " + shape_str(x.shape()) +
-                           ", not one element");
-        return double(x.item());
-      })
+      .def("item",
+           [](const PV<T>& v) {
+             Var<T> x = v.get();
+             if (x.size() != 1)
+               throw ShapeError("item: the variable has shape " + shape_str(x.shape()) +
+                                ", not one element");
+             return double(x.item());
+           })
       .def_property_readonly("dtype", [dt](const PV<T>&) { return dt; })
       .def("__repr__", [dt](const PV<T>& v) {
         return "Var(shape=" + shape_str(v.get().shape()) + ", " + dt + ")";
@@ -166,19 +169,38 @@ parameters; nothing else is computed. Parameters' gradients are added into p.gra
       .def("__truediv__", bin([](Var<T> a, Var<T> b) { return a / b; }), py::is_operator())
       .def("__matmul__", bin([](Var<T> a, Var<T> b) { return matmul(a, b); }), py::is_operator())
       .def("__neg__", [](const PV<T>& a) { return a.wrap(-a.get()); })
-      .def("__add__", [](const PV<T>& a, double s) { return a.wrap(a.get() + T(s)); }, py::is_operator())
-      .def("__radd__", [](const PV<T>& a, double s) { return a.wrap(T(s) + a.get()); }, py::is_operator())
-      .def("__sub__", [](const PV<T>& a, double s) { return a.wrap(a.get() - T(s)); }, py::is_operator())
-      .def("__rsub__", [](const PV<T>& a, double s) { return a.wrap(T(s) - a.get()); }, py::is_operator())
-      .def("__mul__", [](const PV<T>& a, double s) { return a.wrap(a.get() * T(s)); }, py::is_operator())
-      .def("__rmul__", [](const PV<T>& a, double s) { return a.wrap(T(s) * a.get()); }, py::is_operator())
-      .def("__truediv__", [](const PV<T>& a, double s) { return a.wrap(a.get() / T(s)); }, py::is_operator())
-      .def("__rtruediv__", [](const PV<T>& a, double s) { return a.wrap(T(s) / a.get()); }, py::is_operator())
-      .def("__pow__", [](const PV<T>& a, double p) { return a.wrap(pow(a.get(), T(p))); }, py::is_operator());
+      .def(
+          "__add__", [](const PV<T>& a, double s) { return a.wrap(a.get() + T(s)); },
+          py::is_operator())
+      .def(
+          "__radd__", [](const PV<T>& a, double s) { return a.wrap(T(s) + a.get()); },
+          py::is_operator())
+      .def(
+          "__sub__", [](const PV<T>& a, double s) { return a.wrap(a.get() - T(s)); },
+          py::is_operator())
+      .def(
+          "__rsub__", [](const PV<T>& a, double s) { return a.wrap(T(s) - a.get()); },
+          py::is_operator())
+      .def(
+          "__mul__", [](const PV<T>& a, double s) { return a.wrap(a.get() * T(s)); },
+          py::is_operator())
+      .def(
+          "__rmul__", [](const PV<T>& a, double s) { return a.wrap(T(s) * a.get()); },
+          py::is_operator())
+      .def(
+          "__truediv__", [](const PV<T>& a, double s) { return a.wrap(a.get() / T(s)); },
+          py::is_operator())
+      .def(
+          "__rtruediv__", [](const PV<T>& a, double s) { return a.wrap(T(s) / a.get()); },
+          py::is_operator())
+      .def(
+          "__pow__", [](const PV<T>& a, double p) { return a.wrap(pow(a.get(), T(p))); },
+          py::is_operator());
 
   // ---- the op table -----------------------------------------------------------------------------
   auto un = [&](const char* name, Var<T> (*f)(Var<T>), const char* doc) {
-    m.def(name, [f](const PV<T>& a) { return a.wrap(f(a.get())); }, py::arg("a"), doc);
+    m.def(
+        name, [f](const PV<T>& a) { return a.wrap(f(a.get())); }, py::arg("a"), doc);
   };
   un("neg", &neg<T>, "-a");
   un("exp", &exp<T>, "e^a");
@@ -193,144 +215,191 @@ parameters; nothing else is computed. Parameters' gradients are added into p.gra
   un("silu", &silu<T>, "a sigmoid(a)");
   un("transpose", &transpose<T>, "a^T (2-D)");
   auto two = [&](const char* name, Var<T> (*f)(Var<T>, Var<T>), const char* doc) {
-    m.def(name, [f](const PV<T>& a, const PV<T>& b) { return a.wrap(f(a.get(), b.get())); },
-          py::arg("a"), py::arg("b"), doc);
+    m.def(
+        name, [f](const PV<T>& a, const PV<T>& b) { return a.wrap(f(a.get(), b.get())); },
+        py::arg("a"), py::arg("b"), doc);
   };
   two("add", &add<T>, "a + b (numpy broadcasting)");
   two("sub", &sub<T>, "a - b");
   two("mul", &mul<T>, "a * b");
   two("div", &div<T>, "a / b");
-  m.def("affine", [](const PV<T>& a, double s, double t) { return a.wrap(affine(a.get(), T(s), T(t))); },
-        py::arg("a"), py::arg("scale"), py::arg("shift"), "scale * a + shift");
-  m.def("rdiv", [](double s, const PV<T>& a) { return a.wrap(rdiv(T(s), a.get())); }, py::arg("s"),
-        py::arg("a"), "s / a");
-  m.def("pow", [](const PV<T>& a, double p) { return a.wrap(pow(a.get(), T(p))); }, py::arg("a"),
-        py::arg("p"), "a^p for a scalar p");
-  m.def("leaky_relu", [](const PV<T>& a, double s) { return a.wrap(leaky_relu(a.get(), T(s))); },
-        py::arg("a"), py::arg("slope") = 0.01);
-  m.def("clamp", [](const PV<T>& a, double lo, double hi) { return a.wrap(clamp(a.get(), T(lo), T(hi))); },
-        py::arg("a"), py::arg("lo"), py::arg("hi"));
-  m.def("matmul",
-        [](const PV<T>& a, const PV<T>& b, bool ta, bool tb) { return a.wrap(matmul(a.get(), b.get(), ta, tb)); },
-        py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
-        "op(a) op(b), op = transpose where flagged");
-  m.def("linear",
-        [](const PV<T>& x, const PV<T>& w, const PV<T>& b) { return x.wrap(linear(x.get(), w.get(), b.get())); },
-        py::arg("x"), py::arg("w"), py::arg("b"), "x W + b (x [n, i], W [i, o], b [o])");
-  m.def("bmm",
-        [](const PV<T>& a, const PV<T>& b, bool ta, bool tb) { return a.wrap(bmm(a.get(), b.get(), ta, tb)); },
-        py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
-        "batched products y[p] = op(a[p]) op(b[p])");
+  m.def(
+      "affine",
+      [](const PV<T>& a, double s, double t) { return a.wrap(affine(a.get(), T(s), T(t))); },
+      py::arg("a"), py::arg("scale"), py::arg("shift"), "scale * a + shift");
+  m.def(
+      "rdiv", [](double s, const PV<T>& a) { return a.wrap(rdiv(T(s), a.get())); }, py::arg("s"),
+      py::arg("a"), "s / a");
+  m.def(
+      "pow", [](const PV<T>& a, double p) { return a.wrap(pow(a.get(), T(p))); }, py::arg("a"),
+      py::arg("p"), "a^p for a scalar p");
+  m.def(
+      "leaky_relu", [](const PV<T>& a, double s) { return a.wrap(leaky_relu(a.get(), T(s))); },
+      py::arg("a"), py::arg("slope") = 0.01);
+  m.def(
+      "clamp",
+      [](const PV<T>& a, double lo, double hi) { return a.wrap(clamp(a.get(), T(lo), T(hi))); },
+      py::arg("a"), py::arg("lo"), py::arg("hi"));
+  m.def(
+      "matmul",
+      [](const PV<T>& a, const PV<T>& b, bool ta, bool tb) {
+        return a.wrap(matmul(a.get(), b.get(), ta, tb));
+      },
+      py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+      "op(a) op(b), op = transpose where flagged");
+  m.def(
+      "linear",
+      [](const PV<T>& x, const PV<T>& w, const PV<T>& b) {
+        return x.wrap(linear(x.get(), w.get(), b.get()));
+      },
+      py::arg("x"), py::arg("w"), py::arg("b"), "x W + b (x [n, i], W [i, o], b [o])");
+  m.def(
+      "bmm",
+      [](const PV<T>& a, const PV<T>& b, bool ta, bool tb) {
+        return a.wrap(bmm(a.get(), b.get(), ta, tb));
+      },
+      py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+      "batched products y[p] = op(a[p]) op(b[p])");
   // reductions: over everything (axis=None) or one axis; mean also over several axes
-  m.def("sum",
-        [](const PV<T>& a, std::optional<long long> axis, bool kd) {
-          return a.wrap(axis ? sum(a.get(), std::ptrdiff_t(*axis), kd) : sum(a.get()));
-        },
-        py::arg("a"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
-  m.def("mean",
-        [](const PV<T>& a, std::optional<long long> axis, bool kd) {
-          return a.wrap(axis ? mean(a.get(), std::ptrdiff_t(*axis), kd) : mean(a.get()));
-        },
-        py::arg("a"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
-  m.def("mean",
-        [](const PV<T>& a, const std::vector<long long>& axes, bool kd) {
-          auto ax = signed_list(axes);
-          return a.wrap(mean(a.get(), std::span<const std::ptrdiff_t>(ax), kd));
-        },
-        py::arg("a"), py::arg("axis"), py::arg("keepdims") = false);
+  m.def(
+      "sum",
+      [](const PV<T>& a, std::optional<long long> axis, bool kd) {
+        return a.wrap(axis ? sum(a.get(), std::ptrdiff_t(*axis), kd) : sum(a.get()));
+      },
+      py::arg("a"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
+  m.def(
+      "mean",
+      [](const PV<T>& a, std::optional<long long> axis, bool kd) {
+        return a.wrap(axis ? mean(a.get(), std::ptrdiff_t(*axis), kd) : mean(a.get()));
+      },
+      py::arg("a"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
+  m.def(
+      "mean",
+      [](const PV<T>& a, const std::vector<long long>& axes, bool kd) {
+        auto ax = signed_list(axes);
+        return a.wrap(mean(a.get(), std::span<const std::ptrdiff_t>(ax), kd));
+      },
+      py::arg("a"), py::arg("axis"), py::arg("keepdims") = false);
   auto axis_op = [&](const char* name, Var<T> (*f)(Var<T>, std::ptrdiff_t, bool)) {
-    m.def(name, [f](const PV<T>& a, long long axis, bool kd) { return a.wrap(f(a.get(), axis, kd)); },
-          py::arg("a"), py::arg("axis"), py::arg("keepdims") = false);
+    m.def(
+        name, [f](const PV<T>& a, long long axis, bool kd) { return a.wrap(f(a.get(), axis, kd)); },
+        py::arg("a"), py::arg("axis"), py::arg("keepdims") = false);
   };
   axis_op("logsumexp", &logsumexp<T>);
   axis_op("max", &max<T>);
   axis_op("min", &min<T>);
-  m.def("log_softmax", [](const PV<T>& a, long long axis) { return a.wrap(log_softmax(a.get(), axis)); },
-        py::arg("a"), py::arg("axis"));
-  m.def("softmax", [](const PV<T>& a, long long axis) { return a.wrap(softmax(a.get(), axis)); },
-        py::arg("a"), py::arg("axis"));
-  m.def("reshape",
-        [](const PV<T>& a, const std::vector<long long>& shape) {
-          auto s = signed_list(shape);
-          return a.wrap(reshape(a.get(), std::span<const std::ptrdiff_t>(s)));
-        },
-        py::arg("a"), py::arg("shape"), "same data, new shape (one -1 allowed)");
-  m.def("rows",
-        [](const PV<T>& a, const std::vector<long long>& idx) {
-          auto i = index_list(idx, "rows");
-          return a.wrap(rows(a.get(), std::span<const std::size_t>(i)));
-        },
-        py::arg("a"), py::arg("idx"), "a[idx, :]");
-  m.def("cols",
-        [](const PV<T>& a, const std::vector<long long>& idx) {
-          auto i = index_list(idx, "cols");
-          return a.wrap(cols(a.get(), std::span<const std::size_t>(i)));
-        },
-        py::arg("a"), py::arg("idx"), "a[:, idx]");
-  m.def("gather",
-        [](const PV<T>& a, const std::vector<long long>& idx) {
-          auto i = index_list(idx, "gather");
-          return a.wrap(gather(a.get(), std::span<const std::size_t>(i)));
-        },
-        py::arg("a"), py::arg("idx"), "y[r] = a[r, idx[r]]");
-  m.def("permute",
-        [](const PV<T>& a, const std::vector<long long>& axes) {
-          auto i = index_list(axes, "permute");
-          return a.wrap(permute(a.get(), std::span<const std::size_t>(i)));
-        },
-        py::arg("a"), py::arg("axes"), "numpy's transpose(a, axes)");
-  m.def("concat",
-        [](const std::vector<PV<T>>& parts, long long axis) {
-          if (parts.empty()) throw std::invalid_argument("concat: needs at least one part");
-          auto ps = unwrap(parts);
-          return parts[0].wrap(concat(std::span<const Var<T>>(ps), std::ptrdiff_t(axis)));
-        },
-        py::arg("parts"), py::arg("axis"));
-  m.def("conv2d",
-        [](const PV<T>& x, const PV<T>& w, const PV<T>& b, std::size_t s, std::size_t p) {
-          return x.wrap(conv2d(x.get(), w.get(), b.get(), s, p));
-        },
-        py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride") = 1, py::arg("padding") = 0,
-        "2-D convolution (cross-correlation) on NCHW: x [n,c,h,w], w [o,c,kh,kw], b [o]");
-  m.def("avg_pool2d",
-        [](const PV<T>& x, std::size_t k, std::size_t s) { return x.wrap(avg_pool2d(x.get(), k, s)); },
-        py::arg("x"), py::arg("kernel"), py::arg("stride") = 0, "average pooling (stride 0: = kernel)");
-  m.def("conv2d_input_grad",
-        [](const PV<T>& gy, const PV<T>& w, std::size_t h, std::size_t wd, std::size_t s, std::size_t p) {
-          return gy.wrap(conv2d_input_grad(gy.get(), w.get(), h, wd, s, p));
-        },
-        py::arg("gy"), py::arg("w"), py::arg("h"), py::arg("width"), py::arg("stride"), py::arg("padding"));
-  m.def("conv2d_weight_grad",
-        [](const PV<T>& x, const PV<T>& gy, std::size_t kh, std::size_t kw, std::size_t s, std::size_t p) {
-          return x.wrap(conv2d_weight_grad(x.get(), gy.get(), kh, kw, s, p));
-        },
-        py::arg("x"), py::arg("gy"), py::arg("kh"), py::arg("kw"), py::arg("stride"), py::arg("padding"));
-  m.def("avg_pool2d_grad",
-        [](const PV<T>& gy, std::size_t h, std::size_t w, std::size_t k, std::size_t s) {
-          return gy.wrap(avg_pool2d_grad(gy.get(), h, w, k, s));
-        },
-        py::arg("gy"), py::arg("h"), py::arg("w"), py::arg("kernel"), py::arg("stride"));
+  m.def(
+      "log_softmax",
+      [](const PV<T>& a, long long axis) { return a.wrap(log_softmax(a.get(), axis)); },
+      py::arg("a"), py::arg("axis"));
+  m.def(
+      "softmax", [](const PV<T>& a, long long axis) { return a.wrap(softmax(a.get(), axis)); },
+      py::arg("a"), py::arg("axis"));
+  m.def(
+      "reshape",
+      [](const PV<T>& a, const std::vector<long long>& shape) {
+        auto s = signed_list(shape);
+        return a.wrap(reshape(a.get(), std::span<const std::ptrdiff_t>(s)));
+      },
+      py::arg("a"), py::arg("shape"), "same data, new shape (one -1 allowed)");
+  m.def(
+      "rows",
+      [](const PV<T>& a, const std::vector<long long>& idx) {
+        auto i = index_list(idx, "rows");
+        return a.wrap(rows(a.get(), std::span<const std::size_t>(i)));
+      },
+      py::arg("a"), py::arg("idx"), "a[idx, :]");
+  m.def(
+      "cols",
+      [](const PV<T>& a, const std::vector<long long>& idx) {
+        auto i = index_list(idx, "cols");
+        return a.wrap(cols(a.get(), std::span<const std::size_t>(i)));
+      },
+      py::arg("a"), py::arg("idx"), "a[:, idx]");
+  m.def(
+      "gather",
+      [](const PV<T>& a, const std::vector<long long>& idx) {
+        auto i = index_list(idx, "gather");
+        return a.wrap(gather(a.get(), std::span<const std::size_t>(i)));
+      },
+      py::arg("a"), py::arg("idx"), "y[r] = a[r, idx[r]]");
+  m.def(
+      "permute",
+      [](const PV<T>& a, const std::vector<long long>& axes) {
+        auto i = index_list(axes, "permute");
+        return a.wrap(permute(a.get(), std::span<const std::size_t>(i)));
+      },
+      py::arg("a"), py::arg("axes"), "numpy's transpose(a, axes)");
+  m.def(
+      "concat",
+      [](const std::vector<PV<T>>& parts, long long axis) {
+        if (parts.empty()) throw std::invalid_argument("concat: needs at least one part");
+        auto ps = unwrap(parts);
+        return parts[0].wrap(concat(std::span<const Var<T>>(ps), std::ptrdiff_t(axis)));
+      },
+      py::arg("parts"), py::arg("axis"));
+  m.def(
+      "conv2d",
+      [](const PV<T>& x, const PV<T>& w, const PV<T>& b, std::size_t s, std::size_t p) {
+        return x.wrap(conv2d(x.get(), w.get(), b.get(), s, p));
+      },
+      py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride") = 1, py::arg("padding") = 0,
+      "2-D convolution (cross-correlation) on NCHW: x [n,c,h,w], w [o,c,kh,kw], b [o]");
+  m.def(
+      "avg_pool2d",
+      [](const PV<T>& x, std::size_t k, std::size_t s) {
+        return x.wrap(avg_pool2d(x.get(), k, s));
+      },
+      py::arg("x"), py::arg("kernel"), py::arg("stride") = 0,
+      "average pooling (stride 0: = kernel)");
+  m.def(
+      "conv2d_input_grad",
+      [](const PV<T>& gy, const PV<T>& w, std::size_t h, std::size_t wd, std::size_t s,
+         std::size_t p) { return gy.wrap(conv2d_input_grad(gy.get(), w.get(), h, wd, s, p)); },
+      py::arg("gy"), py::arg("w"), py::arg("h"), py::arg("width"), py::arg("stride"),
+      py::arg("padding"));
+  m.def(
+      "conv2d_weight_grad",
+      [](const PV<T>& x, const PV<T>& gy, std::size_t kh, std::size_t kw, std::size_t s,
+         std::size_t p) { return x.wrap(conv2d_weight_grad(x.get(), gy.get(), kh, kw, s, p)); },
+      py::arg("x"), py::arg("gy"), py::arg("kh"), py::arg("kw"), py::arg("stride"),
+      py::arg("padding"));
+  m.def(
+      "avg_pool2d_grad",
+      [](const PV<T>& gy, std::size_t h, std::size_t w, std::size_t k, std::size_t s) {
+        return gy.wrap(avg_pool2d_grad(gy.get(), h, w, k, s));
+      },
+      py::arg("gy"), py::arg("h"), py::arg("w"), py::arg("kernel"), py::arg("stride"));
 
   // ---- gradients of gradients ---------------------------------------------------------------------
-  m.def("gradients",
-        [](const PV<T>& y, const std::vector<PV<T>>& wrt) {
-          auto w = unwrap(wrt);
-          std::vector<PV<T>> out;
-          for (Var<T> g : gradients(y.get(), std::span<const Var<T>>(w))) out.push_back(y.wrap(g));
-          return out;
-        },
-        py::arg("y"), py::arg("wrt"),
-        R"(dy/dx for every x in wrt, as Vars on y's tape (the backward pass recorded with
+  m.def(
+      "gradients",
+      [](const PV<T>& y, const std::vector<PV<T>>& wrt) {
+        auto w = unwrap(wrt);
+        std::vector<PV<T>> out;
+        for (Var<T> g : gradients(y.get(), std::span<const Var<T>>(w))) out.push_back(y.wrap(g));
+        return out;
+      },
+      py::arg("y"), py::arg("wrt"),
+      R"(dy/dx for every x in wrt, as Vars on y's tape (the backward pass recorded with
 differentiable VJPs), so that they can be differentiated again. y must have one element.)");
-  m.def("grad_x", [](const PV<T>& e, const PV<T>& x) { return e.wrap(grad_x(e.get(), x.get())); },
-        py::arg("energies"), py::arg("x"), "the score's negative, grad_x sum(E), recorded");
-  m.def("grad_norm_sq", [](const PV<T>& e, const PV<T>& x) { return e.wrap(grad_norm_sq(e.get(), x.get())); },
-        py::arg("energies"), py::arg("x"), "per row ||grad_x E||^2, recorded");
-  m.def("hvp",
-        [](const PV<T>& e, const PV<T>& x, const NpIn<T>& v) { return e.wrap(hvp(e.get(), x.get(), to_array<T>(v))); },
-        py::arg("energies"), py::arg("x"), py::arg("v"), "Hessian-vector products per row, recorded");
-  m.def("laplacian", [](const PV<T>& e, const PV<T>& x) { return e.wrap(laplacian(e.get(), x.get())); },
-        py::arg("energies"), py::arg("x"), "per row the exact trace of the Hessian, recorded");
+  m.def(
+      "grad_x", [](const PV<T>& e, const PV<T>& x) { return e.wrap(grad_x(e.get(), x.get())); },
+      py::arg("energies"), py::arg("x"), "the score's negative, grad_x sum(E), recorded");
+  m.def(
+      "grad_norm_sq",
+      [](const PV<T>& e, const PV<T>& x) { return e.wrap(grad_norm_sq(e.get(), x.get())); },
+      py::arg("energies"), py::arg("x"), "per row ||grad_x E||^2, recorded");
+  m.def(
+      "hvp",
+      [](const PV<T>& e, const PV<T>& x, const NpIn<T>& v) {
+        return e.wrap(hvp(e.get(), x.get(), to_array<T>(v)));
+      },
+      py::arg("energies"), py::arg("x"), py::arg("v"), "Hessian-vector products per row, recorded");
+  m.def(
+      "laplacian",
+      [](const PV<T>& e, const PV<T>& x) { return e.wrap(laplacian(e.get(), x.get())); },
+      py::arg("energies"), py::arg("x"), "per row the exact trace of the Hessian, recorded");
 }
 
 }  // namespace
@@ -339,8 +408,9 @@ void bind_tape(py::module_& m) {
   bind_for<float>(m);
   bind_for<double>(m);
 
-  py::class_<GradcheckReport>(m, "GradcheckReport",
-                               "The gradient check's verdict: elements checked, the worst element and its error/tolerance.")
+  py::class_<GradcheckReport>(
+      m, "GradcheckReport",
+      "The gradient check's verdict: elements checked, the worst element and its error/tolerance.")
       .def_readonly("ok", &GradcheckReport::ok)
       .def_readonly("checked", &GradcheckReport::checked)
       .def_readonly("worst_ratio", &GradcheckReport::worst_ratio)
@@ -364,7 +434,8 @@ void bind_tape(py::module_& m) {
       } catch (const py::cast_error&) {
         throw std::invalid_argument("gradcheck: the function must return a float64 Var");
       }
-      if (y.tape != &t) throw std::invalid_argument("gradcheck: the result is not on the given tape");
+      if (y.tape != &t)
+        throw std::invalid_argument("gradcheck: the result is not on the given tape");
       return y;
     };
   };
@@ -376,8 +447,8 @@ void bind_tape(py::module_& m) {
   m.def(
       "gradcheck",
       [wrap_fn, to_opts](py::function f, const std::vector<NpIn<double>>& inputs,
-                         const std::vector<Parameter<double>*>& params, double eps,
-                         double rtol, double atol, std::uint64_t seed) {
+                         const std::vector<Parameter<double>*>& params, double eps, double rtol,
+                         double atol, std::uint64_t seed) {
         std::vector<Array<double>> xs;
         for (const auto& a : inputs) xs.push_back(to_array<double>(a));
         return gradcheck(wrap_fn(f), std::move(xs), params, to_opts(eps, rtol, atol, seed));

@@ -17,7 +17,9 @@ void bind_data(py::module_& m);
 namespace {
 std::size_t active_calls = 0;  // long calls in progress (changed with the GIL held)
 PyOS_sighandler_t saved_handler = nullptr;
-extern "C" void on_sigint(int) { request_interrupt(); }
+extern "C" void on_sigint(int) {
+  request_interrupt();
+}
 }  // namespace
 
 LongCall::LongCall() {
@@ -56,9 +58,11 @@ PYBIND11_MODULE(_ebl, m) {
   static py::exception<ebl::ShapeError> shape_error(m, "ShapeError", PyExc_ValueError);
   static py::exception<ebl::DivergenceError> divergence(m, "DivergenceError", PyExc_RuntimeError);
   static py::exception<ebl::IoError> io_error(m, "IoError", PyExc_OSError);
-  shape_error.attr("__doc__") = "Arrays an op cannot combine; the message names the op and the shapes.";
+  shape_error.attr("__doc__") =
+      "Arrays an op cannot combine; the message names the op and the shapes.";
   divergence.attr("__doc__") =
-      "A training run whose loss or energies stopped being finite (raised before any state changes).";
+      "A training run whose loss or energies stopped being finite (raised before any state "
+      "changes).";
   io_error.attr("__doc__") = "A file that cannot be read or written, or a corrupt checkpoint.";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
