@@ -100,6 +100,7 @@ MlpEnergy = _by_dtype("MlpEnergy")
 GaussianEnergy = _by_dtype("GaussianEnergy")
 TapeEnergy = _by_dtype("TapeEnergy")
 ExternalEnergy = _by_dtype("ExternalEnergy")
+DiscreteAnswerEnergy = _by_dtype("DiscreteAnswerEnergy")
 # samplers and trainers, by their energy's dtype
 Langevin = _by_energy("Langevin")
 MALA = _by_energy("MALA")
@@ -137,5 +138,5 @@ def toy2d_sample(name, n, rng, dtype="float64"):
 __all__ += [
     "Tape", "Parameter", "MlpEnergy", "GaussianEnergy", "TapeEnergy", "ExternalEnergy", "Langevin",
     "MALA", "HMC", "NUTS", "AdaptiveMALA", "ParallelTempering", "Adam", "SGD", "CD",
-    "ObjectiveTrainer", "grid_1d", "grid_2d", "binary_cube", "toy2d_sample",
+    "ObjectiveTrainer", "DiscreteAnswerEnergy", "grid_1d", "grid_2d", "binary_cube", "toy2d_sample",
 ]
