@@ -79,6 +79,8 @@ grep -q "$prefix/share/ebl/digits.csv.gz" "$scratch/err" || fail "unexpected err
 mkdir -p "$scratch/elsewhere" && cp "$scratch/digits.csv.gz" "$scratch/elsewhere/"
 EBL_DATA_DIR="$scratch/elsewhere" "$prefix/bin/ebl-rbm" --smoke --out "$scratch/runs" >/dev/null 2>&1 ||
   fail "EBL_DATA_DIR did not point ebl-rbm at the data"
+mv "$scratch/digits.csv.gz" "$prefix/share/ebl/digits.csv.gz"  # (unspoiled again)
+
 # 5
 if [ -e "$build/python/ebl/__init__.py" ]; then
   python=$(sed -n 's/^Python_EXECUTABLE:[A-Z]*=//p' "$build/CMakeCache.txt")
@@ -90,6 +92,8 @@ assert ebl.__file__.startswith(sys.argv[1]), ebl.__file__
 e = ebl.MlpEnergy(2, [8], seed=0)
 x, stats = ebl.MALA(e, steps=10).run(np.zeros((3, 2)), ebl.Rng(0))
 assert ebl.gradcheck(lambda t, v: e(t, v), [np.ones((2, 2))]).ok
+assert ebl.digits_path() == sys.argv[1] + "/share/ebl/digits.csv.gz", ebl.digits_path()
+assert ebl.load_digits()[0].shape == (1797, 64)
 print("ebl", ebl.__version__, "imported from", ebl.__file__)
 PY
 fi

@@ -115,6 +115,31 @@ CD = _by_energy("CD")
 ObjectiveTrainer = _by_energy("ObjectiveTrainer")
 
 
+def _installed_data_dir():
+    """<prefix>/share/ebl when this package is installed under <prefix>/lib/python3.X/...: where
+    `make install` put the digits (the library's own lookup knows the running program's prefix,
+    which for Python is the interpreter's, not ours)."""
+    import os
+    import pathlib
+
+    if os.environ.get("EBL_DATA_DIR"):
+        return ""
+    d = pathlib.Path(__file__).resolve().parents[4] / "share" / "ebl"
+    return str(d) if (d / "digits.csv.gz").is_file() else ""
+
+
+def digits_path(data_dir=""):
+    """The digits file load_digits(data_dir) reads."""
+    return _ebl.digits_path(data_dir or _installed_data_dir())
+
+
+def load_digits(data_dir=""):
+    """The 8x8 digits (1,797 images, pixels in [0, 1]) carried with the library: (x [n, 64] float32,
+    labels, classes). Read from data_dir if given, else $EBL_DATA_DIR, else the installed copy
+    (<prefix>/share/ebl), else the source tree's datasets/data."""
+    return _ebl.load_digits(data_dir or _installed_data_dir())
+
+
 def grid_1d(lo, hi, n, dtype="float64"):
     """Midpoints of n equal cells of [lo, hi] (a Domain, for log_partition and nll)."""
     return getattr(_ebl, f"grid_1d_{_dtype_name(dtype)}")(lo, hi, n)
@@ -138,5 +163,5 @@ def toy2d_sample(name, n, rng, dtype="float64"):
 __all__ += [
     "Tape", "Parameter", "MlpEnergy", "GaussianEnergy", "TapeEnergy", "ExternalEnergy", "Langevin",
     "MALA", "HMC", "NUTS", "AdaptiveMALA", "ParallelTempering", "Adam", "SGD", "CD",
-    "ObjectiveTrainer", "DiscreteAnswerEnergy", "grid_1d", "grid_2d", "binary_cube", "toy2d_sample",
+    "ObjectiveTrainer", "DiscreteAnswerEnergy", "digits_path", "load_digits", "grid_1d", "grid_2d", "binary_cube", "toy2d_sample",
 ]

@@ -334,6 +334,11 @@ void bind_classic(py::module_& m) {
       R"(The 8x8 digits (1,797 images, pixels in [0, 1]) carried with the library: (x [n, 64] float32,
 labels, classes). data_dir, or $EBL_DATA_DIR, names where to read digits.csv.gz from.)");
   m.def(
+      "digits_path",
+      [](const std::string& data_dir) { return default_digits_path(data_dir).string(); },
+      py::arg("data_dir") = "",
+      "The digits file load_digits(data_dir) reads (see datasets/data_dir.hpp for the lookup).");
+  m.def(
       "split_labeled",
       [](const NpIn<float>& x, const NpIn<long long>& y, std::size_t classes, std::size_t test,
          std::uint64_t seed) {

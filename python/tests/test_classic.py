@@ -65,6 +65,7 @@ def test_the_loss_table_matches_its_formulas():
 def test_a_classifier_trained_on_the_digits():
     x, y, classes = ebl.load_digits()
     assert x.shape == (1797, 64) and x.dtype == np.float32 and classes == 10
+    assert ebl.digits_path().endswith("datasets/data/digits.csv.gz")  # the source tree's, here
     assert 0 <= x.min() and x.max() <= 1
     xtr, ytr, xte, yte = ebl.split_labeled(x, y, classes, 500, 0)
     assert len(xtr) == 1297 and len(xte) == 500
