@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/conv_layers.hpp"
 #include "autodiff/layers.hpp"
 #include "samplers/common.hpp"
 
@@ -72,6 +73,25 @@ class MlpEnergy : public Energy<T> {
     return s;
   }
   MLP<T> mlp_;
+};
+
+/// E_θ(x) = CNN(x): images as flat rows x [n, c·h·w] (the samplers move them as [n, d]) through
+/// the convolution blocks and the linear layers of a Cnn ending in one output unit.
+template <class T>
+class CnnEnergy : public Energy<T> {
+ public:
+  CnnEnergy(CnnSpec spec, Activation act, Rng& rng)
+      : cnn_(with_one_output(std::move(spec)), act, rng) {}
+  Var<T> operator()(Tape<T>& t, Var<T> x) override { return reshape(cnn_(t, x), {-1}); }
+  std::vector<Parameter<T>*> parameters() override { return cnn_.parameters(); }
+  Cnn<T>& cnn() { return cnn_; }
+
+ private:
+  static CnnSpec with_one_output(CnnSpec s) {
+    s.outputs = 1;
+    return s;
+  }
+  Cnn<T> cnn_;
 };
 
 /// E(x) = ½ ||A (x - μ)||²: at β = 1 the Gaussian N(μ, (AᵀA)⁻¹), so

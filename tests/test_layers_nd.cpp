@@ -8,6 +8,7 @@
 #include "autodiff/conv_layers.hpp"
 #include "autodiff/graph_layers.hpp"
 #include "autodiff/spectral_norm.hpp"
+#include "ebm/energy.hpp"
 #include "tests/helpers.hpp"
 
 using namespace ebl;
@@ -45,6 +46,22 @@ TEST_CASE("a Cnn's gradients in x and in every parameter pass the gradient check
   Array<double> x4 = x;
   x4.reshape({2, 2, 7, 6});
   CHECK(same(net(t, t.constant(x)).value(), net(t, t.constant(x4)).value()));
+}
+
+TEST_CASE("a CNN energy is its network with one output, one energy per image", "[layers][cnn]") {
+  Rng r1(5), r2(5);
+  CnnEnergy<double> e(small_cnn(), Activation::Silu, r1);  // (the spec's 3 outputs become 1)
+  CnnSpec one = small_cnn();
+  one.outputs = 1;
+  Cnn<double> net(one, Activation::Silu, r2);
+  Array<double> x = randn({3, 2 * 7 * 6}, 6);
+  TD t;
+  Var<double> y = e(t, t.constant(x));
+  CHECK(y.shape() == Shape{3});
+  Array<double> ref = net(t, t.constant(x)).value();
+  ref.reshape({3});
+  CHECK(same(y.value(), ref));
+  expect_gradients([&](TD& tp, In v) { return e(tp, v[0]); }, {x}, e.parameters());
 }
 
 TEST_CASE("a ∇x-only pass through a Cnn runs no weight-gradient product", "[layers][cnn][prune]") {

@@ -101,6 +101,17 @@ GaussianEnergy = _by_dtype("GaussianEnergy")
 TapeEnergy = _by_dtype("TapeEnergy")
 ExternalEnergy = _by_dtype("ExternalEnergy")
 DiscreteAnswerEnergy = _by_dtype("DiscreteAnswerEnergy")
+CnnEnergy = _by_dtype("CnnEnergy")
+GraphEnergy = _by_dtype("GraphEnergy")
+ClassifierEbm = _by_dtype("ClassifierEbm")
+
+
+def CnnClassifierEbm(*args, dtype="float64", **kwargs):
+    """A CNN classifier read as an EBM (ClassifierEbm_<dtype>.cnn)."""
+    return getattr(_ebl, f"ClassifierEbm_{_dtype_name(dtype)}").cnn(*args, **kwargs)
+
+
+JemTrainer = _by_energy("JemTrainer")
 # samplers and trainers, by their energy's dtype
 Langevin = _by_energy("Langevin")
 MALA = _by_energy("MALA")
@@ -163,5 +174,6 @@ def toy2d_sample(name, n, rng, dtype="float64"):
 __all__ += [
     "Tape", "Parameter", "MlpEnergy", "GaussianEnergy", "TapeEnergy", "ExternalEnergy", "Langevin",
     "MALA", "HMC", "NUTS", "AdaptiveMALA", "ParallelTempering", "Adam", "SGD", "CD",
-    "ObjectiveTrainer", "DiscreteAnswerEnergy", "digits_path", "load_digits", "grid_1d", "grid_2d", "binary_cube", "toy2d_sample",
+    "ObjectiveTrainer", "DiscreteAnswerEnergy", "CnnEnergy", "GraphEnergy", "ClassifierEbm",
+    "CnnClassifierEbm", "JemTrainer", "digits_path", "load_digits", "grid_1d", "grid_2d", "binary_cube", "toy2d_sample",
 ]

@@ -14,6 +14,7 @@ void bind_models(py::module_& m);
 void bind_samplers(py::module_& m);
 void bind_data(py::module_& m);
 void bind_classic(py::module_& m);
+void bind_deep(py::module_& m);
 
 namespace {
 std::size_t active_calls = 0;  // long calls in progress (changed with the GIL held)
@@ -84,4 +85,5 @@ PYBIND11_MODULE(_ebl, m) {
   bind_samplers(m);
   bind_data(m);
   bind_classic(m);
+  bind_deep(m);
 }
