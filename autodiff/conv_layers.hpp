@@ -71,6 +71,11 @@ class Cnn {
     convs_.reserve(spec.blocks.size());
     for (std::size_t k = 0; k < spec.blocks.size(); ++k) {
       const ConvBlock& bl = spec.blocks[k];
+      if (bl.channels == 0 || bl.kernel == 0 || bl.stride == 0 || bl.pool == 0)
+        throw std::invalid_argument(fmt::format(
+            "Cnn: block {} needs channels, kernel, stride and pool of at least 1 (got {}, {}, {}, "
+            "{})",
+            k, bl.channels, bl.kernel, bl.stride, bl.pool));
       if (h + 2 * bl.padding < bl.kernel || w + 2 * bl.padding < bl.kernel)
         throw std::invalid_argument(fmt::format("Cnn: block {} has a {}x{} kernel for {}x{} maps",
                                                 k, bl.kernel, bl.kernel, h, w));

@@ -510,9 +510,18 @@ inline void summarise_weights(const std::vector<double>& log_w, double sign, Ais
 }
 
 // The log-weights of `runs` forward annealing runs from exact draws of the base model.
+inline void check_base(const Rbm<double>& m, const Array<double>& base_bias,
+                       std::size_t temperatures) {
+  if (base_bias.dimension() != 1 || base_bias.size() != m.visible())
+    throw std::invalid_argument(fmt::format("AIS: base biases {} for {} visible units",
+                                            shape_str(base_bias.shape()), m.visible()));
+  if (temperatures < 1) throw std::invalid_argument("AIS: needs at least one temperature");
+}
+
 inline std::vector<double> forward_log_weights(const Rbm<double>& m, const Array<double>& base_bias,
                                                std::size_t runs, std::size_t temperatures,
                                                Rng& rng) {
+  check_base(m, base_bias, temperatures);
   const std::size_t nv = m.visible();
   Array<double> v(Shape{runs, nv});
   for (std::size_t r = 0; r < runs; ++r)
@@ -533,13 +542,14 @@ inline double base_log_z(const Rbm<double>& m, const Array<double>& base_bias) {
 inline std::vector<double> reverse_log_weights(const Rbm<double>& m, const Array<double>& base_bias,
                                                Array<double> v, std::size_t temperatures,
                                                Rng& rng) {
+  check_base(m, base_bias, temperatures);
   std::vector<double> betas(temperatures + 1);
   for (std::size_t k = 0; k <= temperatures; ++k) betas[k] = 1 - double(k) / double(temperatures);
   return rbm_anneal(m, base_bias, v, betas, rng);
 }
 
 inline void check_start_states(const Rbm<double>& m, const Array<double>& v_start) {
-  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible())
+  if (v_start.dimension() != 2 || v_start.shape()[1] != m.visible() || v_start.shape()[0] < 1)
     throw std::invalid_argument(fmt::format("rbm_reverse_ais: start states {} for {} visible units",
                                             shape_str(v_start.shape()), m.visible()));
 }
@@ -564,6 +574,7 @@ inline AisResult ais_result(const Rbm<double>& m, const Array<double>& base_bias
 /// stochastic lower bound (it underestimates log Z, overestimates the log-likelihood). In double.
 inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, std::size_t runs,
                          std::size_t temperatures, Rng& rng) {
+  if (runs < 1) throw std::invalid_argument("AIS: needs at least one run");
   return detail::ais_result(m, base_bias, temperatures,
                             detail::forward_log_weights(m, base_bias, runs, temperatures, rng),
                             1.0);
@@ -574,6 +585,7 @@ inline AisResult rbm_ais(const Rbm<double>& m, const Array<double>& base_bias, s
 /// estimate over all `runs`, the same on every rank. Collective; with one rank, rbm_ais.
 inline AisResult rbm_ais(Comm& comm, const Rbm<double>& m, const Array<double>& base_bias,
                          std::size_t runs, std::size_t temperatures, Rng& rng) {
+  if (runs < 1) throw std::invalid_argument("AIS: needs at least one run");
   if (comm.size() == 1) return rbm_ais(m, base_bias, runs, temperatures, rng);
   const std::vector<double> mine =
       detail::forward_log_weights(m, base_bias, row_block(runs, comm).size(), temperatures, rng);

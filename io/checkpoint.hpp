@@ -164,6 +164,9 @@ struct Checkpoint {
   }
   /// A checkpoint file's bytes, unchecked (parse checks them).
   static std::string read_bytes(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))  // (a directory opens, then fails to read)
+      throw IoError(fmt::format("cannot read checkpoint {}: it is a directory", path.string()));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw IoError(fmt::format("cannot read checkpoint {}", path.string()));
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

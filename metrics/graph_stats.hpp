@@ -34,13 +34,27 @@
 #include <stdexcept>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "metrics/bins.hpp"
 
 namespace ebl {
 
 using AdjacencyLists = std::vector<std::vector<int>>;
 
+/// Throws std::invalid_argument unless every neighbour index lies in [0, nodes) and no node lists
+/// itself: the graph functions below index with them (a bad list read out of bounds before).
+inline void check_adjacency(const AdjacencyLists& g) {
+  const auto n = long(g.size());
+  for (long v = 0; v < n; ++v)
+    for (int u : g[std::size_t(v)])
+      if (u < 0 || u >= n || u == v)
+        throw std::invalid_argument(fmt::format(
+            "graph: node {} lists neighbour {} (nodes are 0 to {}, no self-loops)", v, u, n - 1));
+}
+
 inline std::vector<double> degree_histogram(const AdjacencyLists& g) {
+  check_adjacency(g);
   std::vector<double> h;
   for (const auto& nb : g) {
     if (nb.size() >= h.size()) h.resize(nb.size() + 1, 0.0);
@@ -51,6 +65,7 @@ inline std::vector<double> degree_histogram(const AdjacencyLists& g) {
 
 /// Number of connected components (an isolated node is one; no node: 0).
 inline std::size_t connected_components(const AdjacencyLists& g) {
+  check_adjacency(g);
   std::vector<char> seen(g.size(), 0);
   std::vector<int> stack;
   std::size_t count = 0;
@@ -79,6 +94,7 @@ inline std::vector<std::vector<char>> matrix(const AdjacencyLists& g) {
 }  // namespace graph_detail
 
 inline std::vector<double> clustering_coefficients(const AdjacencyLists& g) {
+  check_adjacency(g);
   const auto m = graph_detail::matrix(g);
   std::vector<double> c(g.size(), 0.0);
   for (std::size_t v = 0; v < g.size(); ++v) {
@@ -110,6 +126,7 @@ inline std::vector<double> clustering_histogram(const AdjacencyLists& g, std::si
 
 /// Per node, its counts in the 15 orbits (see the file's comment).
 inline std::vector<std::array<double, 15>> orbit_counts(const AdjacencyLists& g) {
+  check_adjacency(g);
   const std::size_t n = g.size();
   const auto m = graph_detail::matrix(g);
   std::vector<std::array<double, 15>> o(n);

@@ -162,6 +162,18 @@ TEST_CASE("connected components", "[graphs][metrics]") {
   CHECK(connected_components(lists(4, {{0, 1}, {1, 2}, {2, 3}})) == 1);
 }
 
+TEST_CASE("a neighbour outside the graph or a self-loop is refused by every graph statistic",
+          "[graphs][metrics]") {
+  for (const AdjacencyLists& bad :
+       {AdjacencyLists{{5}}, AdjacencyLists{{-1}}, AdjacencyLists{{1}, {1}}}) {
+    CHECK_THROWS_WITH(degree_histogram(bad), Catch::Contains("lists neighbour"));
+    CHECK_THROWS_AS(clustering_coefficients(bad), std::invalid_argument);
+    CHECK_THROWS_AS(connected_components(bad), std::invalid_argument);
+    CHECK_THROWS_AS(orbit_counts(bad), std::invalid_argument);
+    CHECK_THROWS_AS(graph_mmd({bad}, {AdjacencyLists{{}}}), std::invalid_argument);
+  }
+}
+
 TEST_CASE("orbit counts agree with closed-form graph counts on random graphs",
           "[graphs][metrics]") {
   Rng rng(3);

@@ -37,6 +37,7 @@ TEST_CASE("checkpoint files: round trip and clear errors for bad files", "[io]")
   CHECK_THROWS_WITH(d.get("f", wrong), Contains("shape [4], expected [5]"));
 
   CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_no_such_file"), Contains("cannot read checkpoint"));
+  CHECK_THROWS_WITH(Checkpoint::load(dir), Contains("it is a directory"));
   write_file_atomic(dir / "ebl_bad.bin", "NOTACKPTxxxxxxxx");
   CHECK_THROWS_WITH(Checkpoint::load(dir / "ebl_bad.bin"), Contains("not an ebl checkpoint"));
   std::string full;

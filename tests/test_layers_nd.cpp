@@ -48,6 +48,16 @@ TEST_CASE("a Cnn's gradients in x and in every parameter pass the gradient check
   CHECK(same(net(t, t.constant(x)).value(), net(t, t.constant(x4)).value()));
 }
 
+TEST_CASE("a Cnn refuses blocks of zero channels, kernel, stride or pool", "[layers][cnn]") {
+  for (int k = 0; k < 4; ++k) {
+    CnnSpec s = small_cnn();
+    ConvBlock& b = s.blocks[1];
+    (k == 0 ? b.channels : k == 1 ? b.kernel : k == 2 ? b.stride : b.pool) = 0;
+    Rng rng(1);
+    CHECK_THROWS_WITH(Cnn<double>(s, Activation::Silu, rng), Catch::Contains("block 1 needs"));
+  }
+}
+
 TEST_CASE("a CNN energy is its network with one output, one energy per image", "[layers][cnn]") {
   Rng r1(5), r2(5);
   CnnEnergy<double> e(small_cnn(), Activation::Silu, r1);  // (the spec's 3 outputs become 1)

@@ -291,6 +291,19 @@ TEST_CASE("exact samples of a small RBM follow p(v) = exp(-F(v)) / Z", "[rbm]") 
   }
 }
 
+TEST_CASE("AIS refuses base biases of the wrong size, no runs, no temperatures", "[rbm]") {
+  Rng rng(1);
+  Rbm<double> m(3, 2, rng, 0.5);
+  const Array<double> good(Shape{3}, 0.0), bad(Shape{5}, 0.0);
+  CHECK_THROWS_WITH(rbm_ais(m, bad, 10, 10, rng), Catch::Contains("base biases [5] for 3"));
+  CHECK_THROWS_AS(rbm_ais(m, good, 0, 10, rng), std::invalid_argument);
+  CHECK_THROWS_AS(rbm_ais(m, good, 10, 0, rng), std::invalid_argument);
+  const Array<double> none = Array<double>::from_shape({0, 3}), one(Shape{1, 3}, 1.0);
+  CHECK_THROWS_AS(rbm_reverse_ais(m, good, none, 10, rng), std::invalid_argument);
+  CHECK_THROWS_AS(rbm_reverse_ais(m, bad, one, 10, rng), std::invalid_argument);
+  CHECK(std::isfinite(rbm_ais(m, good, 1, 1, rng).log_z));
+}
+
 TEST_CASE("forward and reverse AIS bracket the exact log Z of small RBMs", "[rbm]") {
   // Per run, E[log w_forward] = log Z − log Z_A − KL(forward path ‖ backward path) and
   // E[log w_reverse] = log Z_A − log Z − KL(backward ‖ forward): the mean log-weights bound log Z

@@ -10,6 +10,17 @@
 namespace ebl::py_bind {
 
 namespace {
+// A shape for a new array, refused if its element count overflows or exceeds 2^40 (no allocator
+// would grant it; std::vector's own message says nothing useful).
+Shape checked_shape(const std::vector<std::size_t>& shape) {
+  std::size_t n = 1;
+  for (std::size_t d : shape) {
+    if (d != 0 && n > (std::size_t(1) << 40) / d)
+      throw std::invalid_argument("Rng: an array of shape " + shape_str(shape) + " is too large");
+    n *= d;
+  }
+  return Shape(shape.begin(), shape.end());
+}
 
 template <class T>
 void bind_for(py::module_& m) {
@@ -65,7 +76,7 @@ program seeded alike gets, so a Python run can share its numbers with a binary's
           "normal_array",
           [](Rng& r, const std::vector<std::size_t>& shape, double mean, double sd,
              const std::string& dt) -> py::object {
-            Shape s(shape.begin(), shape.end());
+            const Shape s = checked_shape(shape);
             if (dt == "float32") return to_numpy(r.normal_array<float>(s, mean, sd));
             if (dt == "float64") return to_numpy(r.normal_array<double>(s, mean, sd));
             throw std::invalid_argument("dtype must be float32 or float64");
@@ -76,7 +87,7 @@ program seeded alike gets, so a Python run can share its numbers with a binary's
           "uniform_array",
           [](Rng& r, const std::vector<std::size_t>& shape, double lo, double hi,
              const std::string& dt) -> py::object {
-            Shape s(shape.begin(), shape.end());
+            const Shape s = checked_shape(shape);
             if (dt == "float32") return to_numpy(r.uniform_array<float>(s, lo, hi));
             if (dt == "float64") return to_numpy(r.uniform_array<double>(s, lo, hi));
             throw std::invalid_argument("dtype must be float32 or float64");

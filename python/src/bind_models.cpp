@@ -79,6 +79,10 @@ template <class T>
 Array<T> energies_of(Energy<T>& e, const Array<T>& x) {
   Tape<T> t;
   Var<T> y = e(t, t.input_ref(x));
+  if (y.shape().size() != 1 || x.dimension() < 1 || y.shape()[0] != x.shape()[0])
+    throw ShapeError("energy: the energies of a batch " + shape_str(x.shape()) +
+                     " must have shape [" + std::to_string(x.dimension() ? x.shape()[0] : 0) +
+                     "], got " + shape_str(y.shape()));
   return y.value();
 }
 
