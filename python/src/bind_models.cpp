@@ -462,8 +462,19 @@ arrays, integers and strings. save() writes atomically; load() checks the file w
                                for (const auto& [k, v] : c.arrays) d[py::str(k)] = to_numpy(v);
                                return d;
                              })
-      .def_readwrite("integers", &Checkpoint::integers)
-      .def_readwrite("strings", &Checkpoint::strings)
+      .def_readwrite("integers", &Checkpoint::integers,
+                     "A copy of the named integers (assign a whole dict to replace them).")
+      .def_readwrite("strings", &Checkpoint::strings,
+                     "A copy of the named strings (assign a whole dict to replace them).")
+      .def(
+          "put_text",
+          [](Checkpoint& c, const std::string& k, const std::string& v) { c.strings[k] = v; },
+          py::arg("name"), py::arg("text"),
+          "Stores a string, e.g. put_text('config', json) so that a binary can --resume the run.")
+      .def(
+          "put_integer",
+          [](Checkpoint& c, const std::string& k, std::uint64_t v) { c.integers[k] = v; },
+          py::arg("name"), py::arg("value"))
       .def(
           "put",
           [](Checkpoint& c, const std::string& k, const NpIn<double>& a) {

@@ -13,8 +13,9 @@ import ebl
 from conftest import build_dir
 
 
-def toy2d_in_python(cfg, eval_every):
-    """experiments/toy2d/main.cpp's CD loop (serial), from its config.json."""
+def toy2d_in_python(cfg, eval_every, stop_after=None):
+    """experiments/toy2d/main.cpp's CD loop (serial), from its config.json (stopped after
+    stop_after steps of the run's schedule, if given)."""
     data_rng = ebl.Rng(cfg["seed"])
     train = ebl.toy2d_sample(cfg["dataset"], cfg["train_size"], data_rng, dtype="float32")
     test = ebl.toy2d_sample(cfg["dataset"], cfg["test_size"], data_rng, dtype="float32")
@@ -30,7 +31,7 @@ def toy2d_in_python(cfg, eval_every):
     grid = ebl.grid_2d(-box, box, n, -box, box, n, dtype="float32")
     steps, lr0, lr1 = cfg["steps"], cfg["lr"], cfg["lr_final"]
     nlls = []
-    for s in range(steps):
+    for s in range(steps if stop_after is None else stop_after):
         batch = train[cd.rng.below(len(train), size=cfg["batch"])]
         opt.lr = lr0 + (lr1 - lr0) * s / max(1, steps - 1)
         cd.step(batch)
@@ -41,8 +42,9 @@ def toy2d_in_python(cfg, eval_every):
 
 def run_toy2d(tmp_path, *flags):
     exe = os.path.join(build_dir(), "experiments", "toy2d")
-    subprocess.run([exe, "--smoke", "--out", str(tmp_path), *flags], check=True,
-                   capture_output=True)
+    p = subprocess.run([exe, "--smoke", "--out", str(tmp_path), *flags], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
     (run,) = (tmp_path / "toy2d").iterdir()
     cfg = json.loads((run / "config.json").read_text())
     rows = [l.split(",") for l in (run / "eval.csv").read_text().split()[1:]]
@@ -65,6 +67,33 @@ def test_the_toy2d_cd_loop_from_python_reaches_the_binary_s_nll(tmp_path):
     for p, q in zip(fresh.parameters(), energy.parameters()):
         np.testing.assert_array_equal(p.value, q.value)
     assert cd2.rng.state == cd.rng.state
+
+
+def test_the_binary_resumes_a_run_python_started(tmp_path):
+    """Python trains half the smoke run and saves its checkpoint with the run's configuration;
+    the C++ binary resumes it and ends where an uninterrupted binary run ends."""
+    _, cfg, whole = run_toy2d(tmp_path / "whole")
+    energy, cd, _ = toy2d_in_python(cfg, cfg["eval_every"], stop_after=cfg["steps"] // 2)
+    c = cd.checkpoint()
+    c.put_text("config", json.dumps(cfg))
+    assert json.loads(c.strings["config"]) == cfg
+    path = tmp_path / "from_python.bin"
+    c.save(str(path))
+    _, _, resumed = run_toy2d(tmp_path / "resumed", "--resume", str(path))
+    assert resumed[-1][0] == whole[-1][0] and resumed[-1][1] == whole[-1][1], (resumed, whole)
+
+
+@pytest.mark.parametrize("sampler", ["mala", "pt"])
+def test_cd_with_the_other_dream_samplers(sampler):
+    data = ebl.toy2d_sample("8gaussians", 1000, ebl.Rng(0), dtype="float32")
+    e = ebl.MlpEnergy(2, [16], seed=1, dtype="float32")
+    cd = ebl.CD(e, ebl.Adam(e.parameters()), dim=2, sampler=sampler, steps=5, step_size=0.01,
+                tempering_ladder=[1, 2, 4] if sampler == "pt" else [], buffer_size=200)
+    st = cd.step(data[:64])
+    # Metropolis-adjusted: proposals counted (unadjusted Langevin counts none)
+    assert st.chain.proposals > 0 and 0 < st.chain.acceptance <= 1 and st.chain.gradient_evals >= 5
+    c = cd.checkpoint()
+    assert ("dream/replicas" in c.arrays) == (sampler == "pt")
 
 
 def test_checkpoints_round_trip_and_resume_exactly(tmp_path):
