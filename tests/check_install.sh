@@ -9,7 +9,9 @@
 #     binary read it from <prefix>/share/ebl (the error names that file), and that EBL_DATA_DIR
 #     points it elsewhere;
 #  5. when the Python module was built: import the installed package (no build folder on the path)
-#     and run a small sampling and gradient check with it.
+#     and run a small sampling and gradient check with it;
+#  6. every C++ block of README.md and docs/ (tests/tools/doc_programs.py assembles them into
+#     programs): compiled against the prefix alone and run, each must exit 0.
 # Usage: check_install.sh <build-dir> <source-dir> <scratch-dir>
 set -euo pipefail
 build=$1 src=$2 scratch=$3
@@ -97,4 +99,13 @@ assert ebl.load_digits()[0].shape == (1797, 64)
 print("ebl", ebl.__version__, "imported from", ebl.__file__)
 PY
 fi
+# 6
+/usr/bin/python3 "$src/tests/tools/doc_programs.py" "$src" "$scratch/docs"
+cmake -S "$scratch/docs" -B "$scratch/docs/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$scratch/docs/build" -j "$jobs" >/dev/null || fail "a program of the docs does not build"
+while read -r p; do
+  (cd "$scratch" && "$scratch/docs/build/$p" >"$scratch/docs/$p.out" 2>&1) ||
+    fail "the docs' program $p failed: $(tail -3 "$scratch/docs/$p.out")"
+  echo "docs program $p: $(tail -1 "$scratch/docs/$p.out")"
+done <"$scratch/docs/programs.txt"
 echo "install checks passed"
