@@ -1,14 +1,14 @@
 # Thin wrapper over CMake. The two quick-start commands:
 #   make run    install what is missing, build (Release), run the main job
 #   make test   install what is missing, build (Release), run the whole test suite
-# Also: make sanitize (ASan+UBSan build of the tests), make bench, make format,
+# Also: make sanitize (ASan+UBSan build of the tests), make bench, make docs (API reference), make format,
 #       make install PREFIX=<dir> (headers, library, CMake package, pkg-config file, data, binaries).
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 
-.PHONY: deps build run test sanitize bench format install clean
+.PHONY: deps build run test sanitize bench docs format install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -36,6 +36,10 @@ bench: build
 	bench/mpi_scaling.py $(BUILD)/bench/bench_mpi
 	$(BUILD)/bench/bench_higher_order
 	bench/python_bench.py $(BUILD)
+
+docs: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DEBL_WERROR=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) --target docs
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -18,13 +18,17 @@ using Shape = xt::svector<std::size_t, 4>;
 /// every allocation the library makes (xsimd's aligned allocator calls posix_memalign directly).
 template <class T>
 struct AlignedAllocator {
-  using value_type = T;
-  static constexpr std::align_val_t alignment{64};
+  using value_type = T;                             ///< the element type
+  static constexpr std::align_val_t alignment{64};  ///< a cache line (and an AVX-512 register)
   AlignedAllocator() noexcept = default;
+  /// Allocators of every element type are interchangeable.
   template <class U>
   AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
+  /// n elements, 64-byte aligned, through the global aligned operator new.
   T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
+  /// Frees what allocate() returned.
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, alignment); }
+  /// Always equal: any instance frees what another allocated.
   template <class U>
   bool operator==(const AlignedAllocator<U>&) const noexcept {
     return true;

@@ -20,6 +20,7 @@ namespace ebl {
 template <class T>
 class Conv2d {
  public:
+  /// A k×k convolution from `in` to `out` maps with He-uniform weights from rng.
   Conv2d(std::size_t in, std::size_t out, std::size_t kernel, Rng& rng, std::size_t stride = 1,
          std::size_t padding = 0, const std::string& name = "conv")
       : stride_(stride), padding_(padding) {
@@ -28,14 +29,19 @@ class Conv2d {
                      rng.uniform_array<T>(Shape{out, in, kernel, kernel}, -bound, bound));
     b = Parameter<T>(name + ".b", rng.uniform_array<T>(Shape{out}, -bound, bound));
   }
+  /// conv2d(x, W, b) on the tape: x [n, in, h, w].
   Var<T> operator()(Tape<T>& t, Var<T> x) {
     return conv2d(x, t.param(W), t.param(b), stride_, padding_);
   }
+  /// W and b.
   std::vector<Parameter<T>*> parameters() { return {&W, &b}; }
+  /// The stride.
   std::size_t stride() const { return stride_; }
+  /// The zero padding.
   std::size_t padding() const { return padding_; }
 
-  Parameter<T> W, b;
+  Parameter<T> W;  ///< filters [out, in, k, k]
+  Parameter<T> b;  ///< biases [out]
 
  private:
   std::size_t stride_, padding_;
@@ -44,14 +50,19 @@ class Conv2d {
 /// One block of a Cnn: a convolution to `channels` maps, the activation, then average pooling
 /// over pool×pool windows (pool = 1: none).
 struct ConvBlock {
-  std::size_t channels;
-  std::size_t kernel = 3, stride = 1, padding = 1, pool = 1;
+  std::size_t channels;     ///< output maps
+  std::size_t kernel = 3;   ///< k of the k×k filters
+  std::size_t stride = 1;   ///< the convolution's stride
+  std::size_t padding = 1;  ///< zero padding on each side
+  std::size_t pool = 1;     ///< average pooling window (1: none)
 };
 
 /// The shape of a Cnn: its input images, its blocks, and the linear layers after them.
 struct CnnSpec {
-  std::size_t channels = 1, height = 28, width = 28;  ///< input images [channels, height, width]
-  std::vector<ConvBlock> blocks;
+  std::size_t channels = 1;         ///< input images' channels
+  std::size_t height = 28;          ///< input images' height
+  std::size_t width = 28;           ///< input images' width
+  std::vector<ConvBlock> blocks;    ///< the convolution blocks, in order
   std::vector<std::size_t> hidden;  ///< widths of the hidden linear layers
   std::size_t outputs = 1;          ///< of the last linear layer (no activation after it)
   /// Average each map over its positions before the linear layers (global average pooling):
@@ -65,6 +76,7 @@ struct CnnSpec {
 template <class T>
 class Cnn {
  public:
+  /// The blocks and linear layers of `spec`, parameters named NAME.convK and NAME.fcL.
   Cnn(const CnnSpec& spec, Activation act, Rng& rng, const std::string& name = "cnn")
       : spec_(spec), act_(act) {
     std::size_t c = spec.channels, h = spec.height, w = spec.width;
@@ -99,6 +111,7 @@ class Cnn {
     head_ = std::make_unique<MLP<T>>(sizes, act, rng, name + ".fc");
   }
 
+  /// x [n, c·h·w] or [n, c, h, w] -> [n, outputs].
   Var<T> operator()(Tape<T>& t, Var<T> x) {
     const auto n = std::ptrdiff_t(x.shape()[0]);
     if (x.shape().size() == 2)
@@ -111,6 +124,7 @@ class Cnn {
     if (spec_.global_pool) return (*head_)(t, mean(x, {2, 3}));  // [n, c]
     return (*head_)(t, x);  // linear reads the maps [n, c, h, w] as rows [n, c·h·w]: no copy
   }
+  /// Every convolution's and linear layer's parameters.
   std::vector<Parameter<T>*> parameters() {
     std::vector<Parameter<T>*> ps;
     for (auto& c : convs_)
@@ -118,7 +132,9 @@ class Cnn {
     for (auto* p : head_->parameters()) ps.push_back(p);
     return ps;
   }
+  /// c·h·w, the length of a flat input row.
   std::size_t input_size() const { return spec_.channels * spec_.height * spec_.width; }
+  /// Features entering the first linear layer.
   std::size_t flat_features() const { return flat_; }
 
  private:

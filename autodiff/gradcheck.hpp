@@ -28,6 +28,7 @@
 
 namespace ebl {
 
+/// The gradient checker's steps and tolerances.
 struct GradcheckOptions {
   double eps = 1e-6;          ///< relative finite-difference step
   double rtol = 1e-5;         ///< relative tolerance
@@ -35,14 +36,17 @@ struct GradcheckOptions {
   std::uint64_t seed = 1234;  ///< seed of the random cotangent
 };
 
+/// The gradient checker's verdict.
 struct GradcheckReport {
-  bool ok = true;
+  bool ok = true;           ///< every element within tolerance
   std::size_t checked = 0;  ///< number of elements compared
   double worst_ratio =
       0;  ///< max over elements of |a - n| / (atol + rtol max(|a|,|n|)); ≤ 1 passes
   std::string worst_where;  ///< "input 0 [3,1]" or "param 'W1' [0,2]"
-  double analytic = 0, numeric = 0;
+  double analytic = 0;      ///< the worst element's gradient from the tape
+  double numeric = 0;       ///< and from central differences
 
+  /// One line: passed or FAILED, the element count, the worst element and its values.
   std::string str() const {
     return fmt::format(
         "gradcheck {}: {} elements, worst {} analytic {:.10g} numeric {:.10g} "

@@ -23,10 +23,12 @@
 
 namespace ebl {
 
+/// A relational graph convolution (Schlichtkrull et al. 2018, GraphEBM's layer; see the top of
+/// this file): H' = Σ_r A_r H W_r + H W_self + b.
 template <class T>
 class RelationalGraphConv {
  public:
-  static constexpr std::size_t kMaxRelations = 16;
+  static constexpr std::size_t kMaxRelations = 16;  ///< the most relations a layer takes
   /// Weights U(-1/√in, 1/√in), as Linear; with spectral_norm each of W_1..W_R and W_self is used
   /// divided by its largest singular value.
   RelationalGraphConv(std::size_t in, std::size_t out, std::size_t relations, Rng& rng,
@@ -69,6 +71,7 @@ class RelationalGraphConv {
     return reshape(agg + self, {B, N, Fo});
   }
 
+  /// Every relation's weight, the self weight and the bias.
   std::vector<Parameter<T>*> parameters() {
     std::vector<Parameter<T>*> ps;
     for (auto& w : weights_) ps.push_back(&w.weight);
@@ -77,7 +80,7 @@ class RelationalGraphConv {
   }
   std::vector<SpectralNorm<T>>& weights() { return weights_; }  ///< W_1..W_R, then W_self
 
-  Parameter<T> b;
+  Parameter<T> b;  ///< bias [out]
 
  private:
   Var<T> weight(Tape<T>& t, std::size_t r, bool update_sn) {

@@ -68,6 +68,7 @@ Var<T> activate(Var<T> x, Activation a) {
 template <class T>
 class Linear {
  public:
+  /// A dense layer in -> out, weights and biases uniform in ±1/√in from rng, named NAME.W and NAME.b.
   Linear(std::size_t in, std::size_t out, Rng& rng, const std::string& name = "linear") {
     const double bound = 1 / std::sqrt(double(in));
     Shape ws(2), bs(1);
@@ -78,12 +79,17 @@ class Linear {
     b = Parameter<T>(name + ".b", rng.uniform_array<T>(bs, -bound, bound));
   }
 
+  /// x W + b (the fused linear op).
   Var<T> operator()(Tape<T>& t, Var<T> x) { return linear(x, t.param(W), t.param(b)); }
+  /// W and b.
   std::vector<Parameter<T>*> parameters() { return {&W, &b}; }
+  /// in.
   std::size_t in_features() const { return W.value.shape()[0]; }
+  /// out.
   std::size_t out_features() const { return W.value.shape()[1]; }
 
-  Parameter<T> W, b;
+  Parameter<T> W;  ///< weights [in, out]
+  Parameter<T> b;  ///< biases [out]
 };
 
 /// Linear layers of the given sizes with an activation between them (none after the last).
@@ -100,6 +106,7 @@ class MLP {
       layers_.emplace_back(sizes[l], sizes[l + 1], rng, fmt::format("{}{}", name, l));
   }
 
+  /// The layers with the activation between them (none after the last).
   Var<T> operator()(Tape<T>& t, Var<T> x) {
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       x = layers_[l](t, x);
@@ -107,13 +114,16 @@ class MLP {
     }
     return x;
   }
+  /// Every layer's W and b, in order.
   std::vector<Parameter<T>*> parameters() {
     std::vector<Parameter<T>*> ps;
     for (auto& l : layers_)
       for (auto* p : l.parameters()) ps.push_back(p);
     return ps;
   }
+  /// The layers.
   std::vector<Linear<T>>& layers() { return layers_; }
+  /// The activation between the layers.
   Activation activation() const { return act_; }
 
  private:

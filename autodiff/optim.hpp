@@ -16,10 +16,12 @@
 namespace ebl {
 
 /// What a training loop needs of an optimizer; state() exposes its buffers for checkpoints.
+/// Updates a list of parameters from their accumulated gradients (Parameter::grad).
 template <class T>
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
+  /// One update of every parameter from its .grad.
   virtual void step() = 0;
   /// The same update with every parameter's elements split into `parts` ranges, one per thread of
   /// `pool`. SGD's and Adam's updates are element-wise, so the result is step()'s, bit for bit;
@@ -29,9 +31,11 @@ class Optimizer {
     (void)pool, (void)parts;
     step();
   }
+  /// Zeroes every parameter's .grad (before the backward pass of the next step).
   virtual void zero_grad() = 0;
   /// Named state arrays (momenta) and the step counter, for saving and restoring.
   virtual std::vector<std::pair<std::string, Array<T>*>> state() = 0;
+  /// The number of steps taken (settable, for restoring: Adam's bias correction reads it).
   virtual long& steps() = 0;
 };
 
@@ -40,6 +44,7 @@ class Optimizer {
 template <class T>
 class ElementwiseOptimizer : public Optimizer<T> {
  public:
+  /// One update of every element of every parameter, on the calling thread.
   void step() override {
     ++t_;
     for (std::size_t k = 0; k < params_.size(); ++k) update(k, 0, params_[k]->value.size());
@@ -53,26 +58,34 @@ class ElementwiseOptimizer : public Optimizer<T> {
       }
     });
   }
+  /// Zeroes every parameter's .grad.
   void zero_grad() override {
     for (auto* p : params_) p->zero_grad();
   }
+  /// The step counter t.
   long& steps() override { return t_; }
 
  protected:
+  /// An optimizer over `params` (referenced: they must outlive it).
   explicit ElementwiseOptimizer(std::vector<Parameter<T>*> params) : params_(std::move(params)) {}
   /// Elements [lo, hi) of parameter k, at step t_ (already counted).
   virtual void update(std::size_t k, std::size_t lo, std::size_t hi) = 0;
 
-  std::vector<Parameter<T>*> params_;
-  long t_ = 0;
+  std::vector<Parameter<T>*> params_;  ///< the parameters updated, in the order given
+  long t_ = 0;                         ///< steps taken
 };
 
+/// Stochastic gradient descent with momentum and weight decay (the formula at the top).
 template <class T>
 class SGD : public ElementwiseOptimizer<T> {
  public:
+  /// SGD's hyperparameters.
   struct Options {
-    double lr = 1e-2, momentum = 0, weight_decay = 0;
+    double lr = 1e-2;         ///< learning rate
+    double momentum = 0;      ///< μ (0: plain SGD)
+    double weight_decay = 0;  ///< λ, added to the gradient as λθ
   };
+  /// SGD over `params` (referenced: they must outlive it).
   SGD(std::vector<Parameter<T>*> params, Options opt)
       : ElementwiseOptimizer<T>(std::move(params)), opt_(opt) {
     for (auto* p : params_) velocity_.emplace_back(Array<T>(p->value.shape(), T(0)));
@@ -83,6 +96,7 @@ class SGD : public ElementwiseOptimizer<T> {
       s.emplace_back(params_[k]->name + ".velocity", &velocity_[k]);
     return s;
   }
+  /// The hyperparameters (the learning rate may be changed between steps: a schedule).
   Options& options() { return opt_; }
 
  private:
@@ -107,12 +121,19 @@ class SGD : public ElementwiseOptimizer<T> {
   Options opt_;
 };
 
+/// Adam (Kingma & Ba 2015) with bias correction (the formula at the top).
 template <class T>
 class Adam : public ElementwiseOptimizer<T> {
  public:
+  /// Adam's hyperparameters (Kingma & Ba's defaults).
   struct Options {
-    double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+    double lr = 1e-3;         ///< learning rate
+    double beta1 = 0.9;       ///< decay of the first moment
+    double beta2 = 0.999;     ///< decay of the second moment
+    double eps = 1e-8;        ///< added to √v̂
+    double weight_decay = 0;  ///< λ, added to the gradient as λθ (L2, not decoupled)
   };
+  /// Adam over `params` (referenced: they must outlive it).
   Adam(std::vector<Parameter<T>*> params, Options opt)
       : ElementwiseOptimizer<T>(std::move(params)), opt_(opt) {
     for (auto* p : params_) {
@@ -128,6 +149,7 @@ class Adam : public ElementwiseOptimizer<T> {
     }
     return s;
   }
+  /// The hyperparameters (the learning rate may be changed between steps: a schedule).
   Options& options() { return opt_; }
 
  private:

@@ -34,9 +34,10 @@ inline std::size_t block_start(std::size_t n, std::size_t b, std::size_t parts) 
   return n * b / parts;
 }
 
+/// A fork-join pool of threads kept for its whole life (see the top of this file).
 class WorkerPool {
  public:
-  static constexpr std::chrono::microseconds kSpin{100};
+  static constexpr std::chrono::microseconds kSpin{100};  ///< the default spin before sleeping
 
   /// A pool for sections of up to `parts` parts: parts - 1 worker threads, each spinning for up
   /// to `spin` after a section before it sleeps (the caller likewise, waiting for the parts).
@@ -45,6 +46,7 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
+  /// The most parts a section can have (the workers plus the caller).
   std::size_t max_parts() const { return threads_.size() + 1; }
 
   /// fn(k) for k = 0 .. parts-1, k = 0 on this thread; returns when all are done.

@@ -27,14 +27,18 @@ struct ZigguratTables {
 extern const ZigguratTables kZiggurat;
 }  // namespace detail
 
+/// The library's generator: xoshiro256** (Blackman & Vigna), seeded through splitmix64, with
+/// ziggurat normals. Every run takes an explicit, seeded Rng: the same seed, the same stream.
 class Rng {
  public:
+  /// The stream of `seed` (its four words filled by splitmix64).
   explicit Rng(std::uint64_t seed = 0);
 
   /// 64 random bits (xoshiro256++). Inline: samplers call it once per coordinate.
   std::uint64_t next_u64() { return next(s_); }
   /// Uniform on [0, 1), 53 random bits.
   double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+  /// Uniform in [lo, hi).
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Uniform integer in [0, n), unbiased (Lemire's multiply-and-reject).
   std::uint64_t below(std::uint64_t n);
@@ -52,7 +56,9 @@ class Rng {
     double z;
     return normal_fast(bits, z) ? z : normal_slow(bits);
   }
+  /// Normal with the given mean and standard deviation.
   double normal(double mean, double stddev) { return mean + stddev * normal(); }
+  /// True with probability p.
   bool bernoulli(double p) { return uniform() < p; }
 
   /// Arrays of draws.
@@ -62,6 +68,7 @@ class Rng {
     for (auto& v : a) v = static_cast<T>(normal(mean, stddev));
     return a;
   }
+  /// An array of the given shape, uniform in [lo, hi), filled in element order.
   template <class T>
   Array<T> uniform_array(const Shape& shape, double lo = 0, double hi = 1) {
     Array<T> a(shape);
@@ -94,8 +101,9 @@ class Rng {
 
   /// The complete state, for checkpoints: restoring it continues the stream exactly.
   struct State {
-    std::uint64_t s[4];
+    std::uint64_t s[4];  ///< xoshiro256**'s four words
   };
+  /// The current state.
   State state() const { return {{s_[0], s_[1], s_[2], s_[3]}}; }
   /// Refuses the all-zero state: xoshiro256** never leaves it (every draw would be 0).
   void set_state(const State& st) {

@@ -17,6 +17,8 @@
 
 namespace ebl {
 
+/// A weight divided by its largest singular value, estimated by power iteration (Miyato et al.
+/// 2018; see the top of this file).
 template <class T>
 class SpectralNorm {
  public:
@@ -74,11 +76,14 @@ class SpectralNorm {
         s += double(u_.data()[r]) * double(W[r * cols_ + c]) * double(v_.data()[c]);
     return s;
   }
+  /// The left singular vector estimate.
   const Array<T>& u() const { return u_; }
+  /// The right singular vector estimate.
   const Array<T>& v() const { return v_; }
+  /// The raw weight (the only parameter).
   std::vector<Parameter<T>*> parameters() { return {&weight}; }
 
-  Parameter<T> weight;
+  Parameter<T> weight;  ///< W before normalisation
 
  private:
   void normalise(Array<T>& a) const {

@@ -35,29 +35,34 @@
 namespace ebl {
 
 template <class T>
-class Tape;
+class Tape;  // (defined below)
 
 /// A model parameter: a named array that persists across tapes, with its accumulated gradient.
 template <class T>
 struct Parameter {
-  std::string name;
-  Array<T> value;
-  Array<T> grad;  ///< same shape as value; backward() adds into it, zero_grad() resets it
+  std::string name;  ///< unique within a model: checkpoints store it as "param/<name>"
+  Array<T> value;    ///< read in place by every tape it is put on (Tape::param)
+  Array<T> grad;     ///< same shape as value; backward() adds into it, zero_grad() resets it
 
   Parameter() = default;
+  /// A parameter named `name_` holding `value_`, with a zero gradient of the same shape.
   Parameter(std::string name_, Array<T> value_)
       : name(std::move(name_)), value(std::move(value_)), grad(value.shape(), T(0)) {}
+  /// grad = 0 (optimizers call it before each backward pass).
   void zero_grad() { std::fill(grad.begin(), grad.end(), T(0)); }
 };
 
 /// A cheap handle to a node of a tape: the tape's address and the node's index.
 template <class T>
 struct Var {
-  Tape<T>* tape = nullptr;
-  std::size_t id = 0;
+  Tape<T>* tape = nullptr;  ///< the tape the node is on
+  std::size_t id = 0;       ///< the node's index on it (its position in creation order)
 
+  /// The node's value (valid until the tape is cleared).
   const Array<T>& value() const;
+  /// The value's shape.
   const Shape& shape() const { return value().shape(); }
+  /// The value's number of elements.
   std::size_t size() const { return value().size(); }
   /// The value of a one-element node (a loss, a summed energy).
   T item() const;
@@ -70,9 +75,12 @@ struct TapeStats {
   std::size_t gemm_backward = 0;  ///< matrix products in VJPs (input or weight gradients)
 };
 
+/// The reverse-mode tape (see the top of this file): records a computation as nodes in creation
+/// order and runs backward passes over them, computing only the gradients asked for.
 template <class T>
 class Tape {
  public:
+  /// A node's vector-Jacobian product: reads gy(self) and adds into its inputs' gradients.
   using VjpFn = void (*)(Tape<T>&, std::size_t self);
 
   Tape() = default;
@@ -84,6 +92,7 @@ class Tape {
   Var<T> param(Parameter<T>& p);
   /// An input leaf: x is copied onto the tape (into a reused buffer).
   Var<T> input(const Array<T>& x, bool requires_grad = false);
+  /// An input leaf from an xtensor expression, evaluated into the tape's buffer (no temporary).
   template <class E>
   Var<T> input(const xt::xexpression<E>& x, bool requires_grad = false) {
     std::size_t i = push_leaf("input", requires_grad);
@@ -95,6 +104,7 @@ class Tape {
   Var<T> input_ref(const Array<T>& x, bool requires_grad = false);
   /// A constant: an input that never wants a gradient.
   Var<T> constant(const Array<T>& x) { return input(x, false); }
+  /// A one-element constant.
   Var<T> scalar(T v);
 
   // ---- backward -------------------------------------------------------------------------------
@@ -104,6 +114,7 @@ class Tape {
   /// Gradients with respect to exactly the given leaves (inputs or parameter leaves) and the given
   /// parameters. Nothing else is computed.
   void backward(Var<T> y, std::span<const Var<T>> wrt, std::span<Parameter<T>* const> params = {});
+  /// backward(y, wrt, params) with the leaves given as a braced list.
   void backward(Var<T> y, std::initializer_list<Var<T>> wrt,
                 std::span<Parameter<T>* const> params = {}) {
     backward(y, std::span<const Var<T>>(wrt.begin(), wrt.size()), params);
@@ -128,11 +139,14 @@ class Tape {
   /// how a term such as improved CD's E_θ̄(x) evaluates an energy at fixed parameters while its
   /// input still depends on them. Off by default; clear() does not change it.
   void set_params_frozen(bool frozen) { params_frozen_ = frozen; }
+  /// Whether param(p) records constants (set_params_frozen).
   bool params_frozen() const { return params_frozen_; }
 
+  /// Forget the nodes (their memory is kept for the next graph); every Var made so far is stale.
   void clear() { size_ = 0; }
+  /// The number of nodes recorded since the last clear().
   std::size_t size() const { return size_; }
-  TapeStats stats;
+  TapeStats stats;  ///< work counters, accumulated over the tape's life (tests read them)
 
   /// Threads for ops that split their work by sample: conv2d runs its images on `n` threads, bmm
   /// its batch, matmul and linear their rows, the elementwise ops their elements, each block with
@@ -140,36 +154,48 @@ class Tape {
   /// to pay). 1, the default, runs everything on the calling thread. Values agree with one
   /// thread's up to rounding (the weight gradient is summed per block, then over blocks).
   void set_threads(std::size_t n) { pool_ = n > 1 ? std::make_unique<WorkerPool>(n) : nullptr; }
+  /// The number of threads set (1: none but the caller's).
   std::size_t threads() const { return pool_ ? pool_->max_parts() : 1; }
+  /// The tape's worker pool, or nullptr with one thread (ops split their work on it).
   WorkerPool* pool() { return pool_.get(); }
 
   // ---- the interface ops are written against (ops.cpp) ----------------------------------------
+  /// One recorded operation: its value, its gradient in the current backward pass, its inputs
+  /// and the payload its VJP needs.
   struct Node {
-    const char* op = "";
-    Array<T> own;                     // value storage (a parameter leaf reads its Parameter)
-    const Array<T>* value = nullptr;  // &own, or &param->value
-    Array<T> grad;                    // cotangent, valid when grad_ready
-    Array<T> aux;                     // forward data a VJP reuses (e.g. sigmoid(x) for silu)
-    std::vector<std::size_t> in;      // input node indices
-    std::vector<std::size_t> idx;     // integer payload: gather indices, argmax positions, ...
-    VjpFn vjp = nullptr;              // nullptr for leaves
-    Parameter<T>* param = nullptr;    // set for parameter leaves
-    T s0{}, s1{};                     // scalar payload
-    std::ptrdiff_t axis = 0;
-    bool keepdims = false;
-    bool flag_a = false, flag_b = false;  // e.g. transpose flags of matmul
-    bool requires_grad = false;           // leaves only
-    bool needs = false;                   // set by backward: a requested leaf lies below
-    bool grad_ready = false;              // set by backward: grad holds a value
+    const char* op = "";  ///< the op's name (the differentiable VJPs are looked up by it)
+    Array<T> own;         ///< value storage (a parameter leaf reads its Parameter)
+    const Array<T>* value = nullptr;  ///< &own, or &param->value
+    Array<T> grad;                    ///< cotangent, valid when grad_ready
+    Array<T> aux;                     ///< forward data a VJP reuses (e.g. sigmoid(x) for silu)
+    std::vector<std::size_t> in;      ///< input node indices
+    std::vector<std::size_t> idx;     ///< integer payload: gather indices, argmax positions, ...
+    VjpFn vjp = nullptr;              ///< nullptr for leaves
+    Parameter<T>* param = nullptr;    ///< set for parameter leaves
+    T s0{};                           ///< scalar payload (e.g. affine's scale, leaky_relu's slope)
+    T s1{};                           ///< second scalar payload (e.g. affine's shift)
+    std::ptrdiff_t axis = 0;          ///< axis payload (reductions, softmax, concat)
+    bool keepdims = false;            ///< whether a reduction kept its axis
+    bool flag_a = false;              ///< flag payload, e.g. matmul's transpose of a
+    bool flag_b = false;              ///< flag payload, e.g. matmul's transpose of b
+    bool requires_grad = false;       ///< leaves only
+    bool needs = false;               ///< set by backward: a requested leaf lies below
+    bool grad_ready = false;          ///< set by backward: grad holds a value
   };
 
   /// Append an op node with the given inputs; its value is to be written into out(i).
   std::size_t push(const char* op, std::initializer_list<std::size_t> inputs, VjpFn vjp);
+  /// push() with the inputs as a span (ops with a variable number of inputs: concat).
   std::size_t push(const char* op, std::span<const std::size_t> inputs, VjpFn vjp);
+  /// Node i itself (an op's implementation reads and writes its payload).
   Node& node_(std::size_t i) { return nodes_[i]; }
+  /// Node i, read-only.
   const Node& node_(std::size_t i) const { return nodes_[i]; }
+  /// Node i's value.
   const Array<T>& val(std::size_t i) const { return *nodes_[i].value; }
+  /// Node i's own value buffer, where an op writes its result.
   Array<T>& out(std::size_t i) { return nodes_[i].own; }
+  /// The index of node i's k-th input.
   std::size_t in(std::size_t i, std::size_t k) const { return nodes_[i].in[k]; }
   /// Does node i need a gradient in the current backward pass?
   bool needs(std::size_t i) const { return nodes_[i].needs; }

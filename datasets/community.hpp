@@ -39,9 +39,11 @@ inline TypedGraph community_graph(std::size_t k, std::size_t pad, Rng& rng) {
   return g;
 }
 
+/// The community-small set, split as GraphRNN and GDSS split it.
 struct CommunitySmall {
-  std::vector<TypedGraph> train, test;
-  static constexpr std::size_t kMaxNodes = 20;
+  std::vector<TypedGraph> train;                ///< the training graphs
+  std::vector<TypedGraph> test;                 ///< the held-out graphs
+  static constexpr std::size_t kMaxNodes = 20;  ///< the largest graph's nodes (the padding size)
 };
 
 /// The data set: `count` graphs (100), the first 80% to train, the rest to test (the graphs are

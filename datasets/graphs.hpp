@@ -23,44 +23,64 @@
 
 namespace ebl {
 
+/// A graph with typed nodes and edges on n slots (a molecule, a community graph): a slot holds
+/// the "none" node type when it is padding, a pair the "none" edge type when it has no edge.
 struct TypedGraph {
-  std::size_t n = 0;                   ///< nodes, padding included
-  int node_types = 2, edge_types = 2;  ///< F and R, "none" included (the last code of each)
-  std::vector<int> nodes, edges;       ///< codes: nodes[i] in [0, F), edges[i·n + j] in [0, R)
+  std::size_t n = 0;       ///< nodes, padding included
+  int node_types = 2;      ///< F, "none" included (the last code)
+  int edge_types = 2;      ///< R, "none" included (the last code)
+  std::vector<int> nodes;  ///< node codes, nodes[i] in [0, F)
+  std::vector<int> edges;  ///< edge codes, edges[i·n + j] in [0, R), symmetric
 
   TypedGraph() = default;
+  /// n slots of F node and R edge types, all "none".
   TypedGraph(std::size_t nodes_, int f, int r)
       : n(nodes_),
         node_types(f),
         edge_types(r),
         nodes(nodes_, f - 1),
         edges(nodes_ * nodes_, r - 1) {}
+  /// The "none" node code (F − 1).
   int no_node() const { return node_types - 1; }
+  /// The "none" edge code (R − 1).
   int no_edge() const { return edge_types - 1; }
+  /// The edge code of the pair (i, j).
   int edge(std::size_t i, std::size_t j) const { return edges[i * n + j]; }
+  /// Sets the edge code of (i, j) and (j, i).
   void set_edge(std::size_t i, std::size_t j, int t) { edges[i * n + j] = edges[j * n + i] = t; }
+  /// Whether slot i holds a node.
   bool has_node(std::size_t i) const { return nodes[i] != no_node(); }
+  /// Whether (i, j) is an edge.
   bool has_edge(std::size_t i, std::size_t j) const { return edges[i * n + j] != no_edge(); }
+  /// Nodes that are not padding.
   std::size_t node_count() const {
     std::size_t c = 0;
     for (int v : nodes) c += v != no_node();
     return c;
   }
+  /// Edges (each pair once).
   std::size_t edge_count() const {
     std::size_t c = 0;
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = i + 1; j < n; ++j) c += has_edge(i, j);
     return c;
   }
+  /// Equal slots, types and codes.
   bool operator==(const TypedGraph&) const = default;
 };
 
 /// The shape of the packed rows: n nodes, F node types, R edge types ("none" included).
 struct GraphLayout {
-  std::size_t nodes = 9, node_types = 5, edge_types = 4;
+  std::size_t nodes = 9;       ///< n
+  std::size_t node_types = 5;  ///< F
+  std::size_t edge_types = 4;  ///< R
+  /// n·F, the node one-hots' part of a row.
   std::size_t x_size() const { return nodes * node_types; }
+  /// R·n², the adjacency channels' part.
   std::size_t a_size() const { return edge_types * nodes * nodes; }
+  /// The row length.
   std::size_t dim() const { return x_size() + a_size(); }
+  /// Equal sizes.
   bool operator==(const GraphLayout&) const = default;
 };
 

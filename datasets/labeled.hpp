@@ -17,10 +17,12 @@
 
 namespace ebl {
 
+/// Labelled examples: inputs and one label per row.
 struct LabeledData {
   Array<float> x;              ///< [n, d], in [0, 1]
   std::vector<std::size_t> y;  ///< labels in [0, classes)
-  std::size_t classes = 0;
+  std::size_t classes = 0;     ///< the number of classes
+  /// The number of examples.
   std::size_t size() const { return y.size(); }
 };
 

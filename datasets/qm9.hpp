@@ -60,7 +60,8 @@ inline std::vector<std::string> load_qm9_smiles(const std::filesystem::path& dat
 /// A seeded split of indices 0..n-1: a permutation by Rng(seed), its first round(test_fraction·n)
 /// to test, the rest to train, each in increasing order.
 struct Split {
-  std::vector<std::size_t> train, test;
+  std::vector<std::size_t> train;  ///< training indices, increasing
+  std::vector<std::size_t> test;   ///< held-out indices, increasing
 };
 inline Split seeded_split(std::size_t n, double test_fraction, std::uint64_t seed) {
   Rng rng(seed);

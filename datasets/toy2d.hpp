@@ -23,8 +23,9 @@ namespace ebl::toy2d {
 
 constexpr double kPi = std::numbers::pi;
 
+/// A toy 2-D set: how to draw from it, and its log-density where it is known.
 struct Dataset {
-  std::string name;
+  std::string name;                                       ///< as dataset() names it
   std::function<void(Rng&, double& x, double& y)> draw;   ///< one sample
   std::function<double(double x, double y)> log_density;  ///< empty when unknown
 };

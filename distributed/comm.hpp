@@ -16,11 +16,15 @@
 
 namespace ebl {
 
+/// The communicator of a data-parallel run: this process's rank among size() ranks, and the collectives the trainers use.
 class Comm {
  public:
   virtual ~Comm() = default;
+  /// This process's rank, 0 to size() − 1.
   virtual int rank() const = 0;
+  /// The number of ranks.
   virtual int size() const = 0;
+  /// Whether this is rank 0 (the one that writes files).
   bool root() const { return rank() == 0; }
   /// Element-wise sum over the ranks, in place, the same bits on every rank.
   virtual void allreduce_sum(double* data, std::size_t n) = 0;
@@ -30,6 +34,7 @@ class Comm {
   virtual std::vector<std::string> gather(const std::string& bytes) = 0;
   /// Rank 0's bytes, on every rank.
   virtual void broadcast(std::string& bytes) = 0;
+  /// Waits until every rank has called it.
   virtual void barrier() = 0;
   /// Ends every process of the run with this status: for an error that one rank alone has met
   /// (an unwritable output file on rank 0, say), where returning would leave the others waiting.
@@ -47,12 +52,15 @@ class Comm {
 /// One process: rank 0 of 1.
 class SerialComm final : public Comm {
  public:
+  /// 0.
   int rank() const override { return 0; }
+  /// 1.
   int size() const override { return 1; }
   void allreduce_sum(double*, std::size_t) override {}
   std::vector<std::uint64_t> allgather(std::uint64_t value) override { return {value}; }
   std::vector<std::string> gather(const std::string& bytes) override { return {bytes}; }
   void broadcast(std::string&) override {}
+  /// Returns at once.
   void barrier() override {}
   [[noreturn]] void abort(int status) override { std::exit(status); }
   std::string describe() const override { return "serial"; }

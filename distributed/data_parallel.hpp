@@ -46,7 +46,9 @@ inline Rng rank_stream(std::uint64_t seed, int rank) {
 
 /// Rows [begin, end) of n that rank r of R owns: near-equal contiguous blocks.
 struct RowBlock {
-  std::size_t begin = 0, end = 0;
+  std::size_t begin = 0;  ///< the first row
+  std::size_t end = 0;    ///< one past the last
+  /// The number of rows.
   std::size_t size() const { return end - begin; }
 };
 inline RowBlock row_block(std::size_t n, const Comm& comm) {

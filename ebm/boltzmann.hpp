@@ -35,6 +35,7 @@ template <class T>
 struct Domain {
   Array<T> points;      ///< [m, d]
   double log_cell = 0;  ///< log vol(cell); 0 for a finite set
+  /// The number of points m.
   std::size_t size() const { return points.shape()[0]; }
 };
 
@@ -222,8 +223,10 @@ double nll(Energy<T>& energy, const Domain<T>& domain, const Array<T>& data, dou
 /// wake = mean_i ∇θE(x_i), dream = E_{p_θ}[∇θE] (p_θ on the domain). ∇θ NLL = β (wake - dream).
 template <class T>
 struct MleGradient {
-  std::vector<Array<T>> wake, dream;
-  double beta = 1;
+  std::vector<Array<T>> wake;   ///< mean_i ∇θE(x_i), per parameter
+  std::vector<Array<T>> dream;  ///< E_{p_θ}[∇θE], per parameter
+  double beta = 1;              ///< the inverse temperature
+  /// β (wake − dream), per parameter.
   std::vector<Array<T>> nll_gradient() const {
     std::vector<Array<T>> g;
     for (std::size_t k = 0; k < wake.size(); ++k) g.push_back(T(beta) * (wake[k] - dream[k]));

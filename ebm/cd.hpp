@@ -73,17 +73,19 @@ inline DreamSampler parse_dream_sampler(const std::string& s) {
   throw std::invalid_argument(fmt::format("unknown sampler '{}' (expected langevin, mala, pt)", s));
 }
 
+/// Contrastive divergence's options (the defaults are the seed's persistent CD).
 struct CdOptions {
-  ChainInit init = ChainInit::Persistent;
-  LangevinOptions langevin;  ///< the dream sampler; k = langevin.steps
-  DreamSampler sampler = DreamSampler::Langevin;
+  ChainInit init = ChainInit::Persistent;         ///< where the dream chains start
+  LangevinOptions langevin;                       ///< the dream sampler; k = langevin.steps
+  DreamSampler sampler = DreamSampler::Langevin;  ///< the chain that moves them
   /// Tempering's ladder: T₁ = langevin.temperature times these factors (1 = f₁ < f₂ < …).
   std::vector<double> tempering_ladder{};
-  double alpha = 0;                    ///< weight of the energy-magnitude regulariser
-  double noise_lo = -1, noise_hi = 1;  ///< box of the uniform noise chains start from
-  std::size_t buffer_size = 10000;     ///< persistent chains kept
-  double restart_prob = 0.05;          ///< ρ: chance a drawn persistent chain restarts from noise
-  double loss_bound = 1e4;             ///< divergence guard: |L| beyond this stops the run
+  double alpha = 0;                 ///< weight of the energy-magnitude regulariser
+  double noise_lo = -1;             ///< low corner of the box noise chains start from
+  double noise_hi = 1;              ///< high corner of that box
+  std::size_t buffer_size = 10000;  ///< persistent chains kept
+  double restart_prob = 0.05;       ///< ρ: chance a drawn persistent chain restarts from noise
+  double loss_bound = 1e4;          ///< divergence guard: |L| beyond this stops the run
   /// Improved CD (Du et al. 2021): the weight of the KL term mean E_θ̄(x_K), whose gradient flows
   /// through the chain's last Langevin step, kept on the tape (ebm/objectives.hpp, cd_kl_term).
   /// 0: plain CD. Needs the Langevin dream sampler; the last step is neither clipped nor clamped,
@@ -91,12 +93,18 @@ struct CdOptions {
   double kl_weight = 0;
 };
 
+/// What one CD step reports.
 struct CdStepStats {
-  double loss = 0, e_pos = 0, e_neg = 0;  ///< L, mean E(x⁺), mean E(x⁻)
-  double grad_norm = 0;                   ///< ‖∇θ L‖
-  ChainStats chain;
+  double loss = 0;       ///< L
+  double e_pos = 0;      ///< mean E(x⁺)
+  double e_neg = 0;      ///< mean E(x⁻)
+  double grad_norm = 0;  ///< ‖∇θ L‖
+  ChainStats chain;      ///< the dream chain's diagnostics
 };
 
+/// The CD trainer: step() draws negatives, forms the surrogate loss and updates the energy's
+/// parameters with the optimizer (see the top of this file); checkpoint() and restore() resume a
+/// run exactly.
 template <class T>
 class ContrastiveDivergence {
  public:
@@ -208,6 +216,7 @@ class ContrastiveDivergence {
     comm_ = comm;
     check_every_ = check_every;
   }
+  /// Whether steps are data-parallel (a communicator of more than one rank).
   bool distributed() const { return comm_ && comm_->size() > 1; }
 
  private:
@@ -283,6 +292,7 @@ class ContrastiveDivergence {
     }
     return c;
   }
+  /// Continues the run a checkpoint() saved: parameters, optimizer, chains, generator, step.
   void restore(const Checkpoint& c) {
     get_training_state(c, params_, opt_);
     if (buffer_) c.get("chains", buffer_->chains());
@@ -313,12 +323,17 @@ class ContrastiveDivergence {
     for (auto* p : params_) c.get("param/" + p->name, p->value);
   }
 
+  /// The trainer's generator (the experiments draw their batches from it too).
   Rng& rng() { return rng_; }
+  /// Steps taken (restored by restore()).
   long steps_done() const { return step_; }
+  /// The options (the dream sampler's may be changed between steps).
   CdOptions& options() { return opt_o_; }
+  /// The Langevin dream sampler.
   Langevin<T>& sampler() { return sampler_; }
   /// The tempering dream sampler (its swap rates), when CdOptions::sampler chose it.
   const ParallelTempering<T>* tempering() const { return tempering_ ? &*tempering_ : nullptr; }
+  /// The last step's negatives x⁻.
   const Array<T>& last_negatives() const { return x_neg_; }
 
  private:

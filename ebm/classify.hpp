@@ -38,11 +38,12 @@ CollapseReport detect_collapse(const Array<T>& e, double tol) {
   return r;
 }
 
+/// A classifier's evaluation on labelled inputs.
 struct ClassifierEval {
-  double error = 0;        ///< fraction of argmin_y E(W, y, x) != label
-  double mean_gap = 0;     ///< mean E(Ȳ) - E(Y): > 0 when the correct answer wins
-  double mean_energy = 0;  ///< mean energy of the correct answer
-  CollapseReport collapse;
+  double error = 0;         ///< fraction of argmin_y E(W, y, x) != label
+  double mean_gap = 0;      ///< mean E(Ȳ) - E(Y): > 0 when the correct answer wins
+  double mean_energy = 0;   ///< mean energy of the correct answer
+  CollapseReport collapse;  ///< how many rows' energies are flat over the answers
 };
 
 /// Evaluates on inputs x [n, d] with labels y (n of them).
@@ -69,18 +70,20 @@ ClassifierEval evaluate_classifier(DiscreteAnswerEnergy<T>& model, const Array<f
   return r;
 }
 
+/// train_classifier's settings.
 struct ClassifierTraining {
-  std::size_t epochs = 30, batch = 32;
-  double lr = 1e-3;
-  LossOptions loss;
-  double flat_tol = 1e-3;  ///< collapse threshold on max_y E - min_y E
+  std::size_t epochs = 30;  ///< passes over the training set
+  std::size_t batch = 32;   ///< rows per step
+  double lr = 1e-3;         ///< Adam's learning rate
+  LossOptions loss;         ///< the loss's margin, saturation, γ and β
+  double flat_tol = 1e-3;   ///< collapse threshold on max_y E - min_y E
 };
 
 /// Labelled examples as the trainer sees them: inputs [n, d] and one label per row. A view: the
 /// arrays belong to the caller (a loader's record, a generator's output).
 struct LabeledView {
-  const Array<float>& x;
-  std::span<const std::size_t> y;
+  const Array<float>& x;           ///< inputs [n, d]
+  std::span<const std::size_t> y;  ///< one label per row
 };
 
 /// Trains with Adam on mini-batches (reshuffled every epoch from rng); after each epoch, calls

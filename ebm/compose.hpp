@@ -54,6 +54,7 @@ EnergyPtr<T> borrow(Energy<T>& e) {
 template <class T>
 class FunctionEnergy : public Energy<T> {
  public:
+  /// E(x) = f(x) for a function built from the tape's ops.
   explicit FunctionEnergy(std::function<Var<T>(Tape<T>&, Var<T>)> f) : f_(std::move(f)) {}
   Var<T> operator()(Tape<T>& t, Var<T> x) override { return f_(t, x); }
   std::vector<Parameter<T>*> parameters() override { return {}; }
@@ -71,7 +72,9 @@ class FunctionEnergy : public Energy<T> {
 template <class T>
 class ExternalEnergy : public Energy<T> {
  public:
+  /// Fills E(x) [n] and ∇x E(x) [n, d] for a batch x [n, d].
   using Fn = std::function<void(const Array<T>& x, Array<T>& energy, Array<T>& grad)>;
+  /// The energy given by f (called once per evaluation, with the batch).
   explicit ExternalEnergy(Fn f) : f_(std::move(f)) {}
   Var<T> operator()(Tape<T>& t, Var<T> x) override {
     if (x.tape != &t || x.shape().size() != 2)
@@ -141,6 +144,7 @@ Var<T> columns(Tape<T>& t, Var<T> x, const std::vector<EnergyPtr<T>>& parts,
 template <class T>
 class AndEnergy : public Energy<T> {
  public:
+  /// Σ_i w_i E_i over the parts (weights default to 1); needs at least one part.
   AndEnergy(std::vector<EnergyPtr<T>> parts, std::vector<T> weights = {})
       : parts_(std::move(parts)), w_(std::move(weights)) {
     compose_detail::check_parts("AND", parts_, 1);
@@ -165,6 +169,7 @@ class AndEnergy : public Energy<T> {
 template <class T>
 class OrEnergy : public Energy<T> {
  public:
+  /// −(1/s) log Σ_i exp(−s E_i); s > 0.
   OrEnergy(std::vector<EnergyPtr<T>> parts, double s = 1.0) : parts_(std::move(parts)), s_(s) {
     compose_detail::check_parts("OR", parts_, 1);
     if (!(s_ > 0)) throw std::invalid_argument("OR: the temperature s must be > 0");
@@ -185,6 +190,7 @@ class OrEnergy : public Energy<T> {
 template <class T>
 class MixtureEnergy : public Energy<T> {
  public:
+  /// Weights π_i > 0 (normalised here) and each part's log Z_i.
   MixtureEnergy(std::vector<EnergyPtr<T>> parts, std::vector<double> weights,
                 std::vector<double> log_z)
       : parts_(std::move(parts)) {
@@ -215,6 +221,7 @@ class MixtureEnergy : public Energy<T> {
 template <class T>
 class NotEnergy : public Energy<T> {
  public:
+  /// E_a − w E_b: `base` is E_a, `negated` E_b.
   NotEnergy(EnergyPtr<T> base, EnergyPtr<T> negated, T w = T(1))
       : base_(std::move(base)), neg_(std::move(negated)), w_(w) {
     if (!base_)
@@ -238,6 +245,7 @@ class NotEnergy : public Energy<T> {
 template <class T>
 class TemperedEnergy : public Energy<T> {
  public:
+  /// β E for β > 0.
   TemperedEnergy(EnergyPtr<T> e, T beta) : e_(std::move(e)), beta_(beta) {
     if (!e_) throw std::invalid_argument("TEMPER: the energy is null");
     if (!(beta_ > T(0))) throw std::invalid_argument("TEMPER: beta must be > 0");
@@ -281,7 +289,9 @@ class ConditionalEnergy {
   virtual ~ConditionalEnergy() = default;
   /// All concepts' energies, x [n, d] -> [n, K].
   virtual Var<T> all(Tape<T>& t, Var<T> x) = 0;
+  /// The number of concepts (output columns).
   virtual std::size_t concepts() const = 0;
+  /// The network's parameters.
   virtual std::vector<Parameter<T>*> parameters() = 0;
 };
 
@@ -289,12 +299,16 @@ class ConditionalEnergy {
 template <class T>
 class ConditionalMlpEnergy : public ConditionalEnergy<T> {
  public:
+  /// An MLP dim -> hidden... -> concepts.
   ConditionalMlpEnergy(std::size_t dim, const std::vector<std::size_t>& hidden,
                        std::size_t concepts, Activation act, Rng& rng)
       : mlp_(sizes(dim, hidden, concepts), act, rng), k_(concepts) {}
   Var<T> all(Tape<T>& t, Var<T> x) override { return mlp_(t, x); }
+  /// The number of concepts.
   std::size_t concepts() const override { return k_; }
+  /// The MLP's parameters.
   std::vector<Parameter<T>*> parameters() override { return mlp_.parameters(); }
+  /// The network itself.
   MLP<T>& mlp() { return mlp_; }
 
  private:
@@ -314,10 +328,13 @@ class ConditionalMlpEnergy : public ConditionalEnergy<T> {
 template <class T>
 class ConditionalCnnEnergy : public ConditionalEnergy<T> {
  public:
+  /// A CNN of `spec` with spec.outputs concepts.
   ConditionalCnnEnergy(const CnnSpec& spec, Activation act, Rng& rng)
       : cnn_(spec, act, rng), k_(spec.outputs) {}
   Var<T> all(Tape<T>& t, Var<T> x) override { return cnn_(t, x); }
+  /// The number of concepts.
   std::size_t concepts() const override { return k_; }
+  /// The CNN's parameters.
   std::vector<Parameter<T>*> parameters() override { return cnn_.parameters(); }
 
  private:
@@ -330,16 +347,19 @@ class ConditionalCnnEnergy : public ConditionalEnergy<T> {
 /// last concept fastest), and back.
 class ConceptGrid {
  public:
+  /// A grid of concepts with sizes[j] values for attribute j.
   explicit ConceptGrid(std::vector<std::size_t> sizes) : k_(std::move(sizes)) {
     if (k_.empty()) throw std::invalid_argument("ConceptGrid: no concepts");
     for (std::size_t k : k_)
       if (k == 0) throw std::invalid_argument("ConceptGrid: a concept with no values");
   }
+  /// The number of combinations (the product of the sizes).
   std::size_t size() const {
     std::size_t n = 1;
     for (std::size_t k : k_) n *= k;
     return n;
   }
+  /// The flat index of the combination c (one value per attribute).
   std::size_t index(const std::vector<std::size_t>& c) const {
     if (c.size() != k_.size())
       throw std::invalid_argument(
@@ -353,6 +373,7 @@ class ConceptGrid {
     }
     return i;
   }
+  /// The combination at flat index i.
   std::vector<std::size_t> values(std::size_t i) const {
     std::vector<std::size_t> c(k_.size());
     for (std::size_t j = k_.size(); j-- > 0;) {
@@ -371,6 +392,7 @@ class ConceptGrid {
 template <class T>
 class ConceptEnergy : public Energy<T> {
  public:
+  /// E(x | c): the model's column c.
   ConceptEnergy(ConditionalEnergy<T>& model, std::size_t c) : m_(model), c_{c} {
     if (c >= model.concepts())
       throw std::invalid_argument(

@@ -25,7 +25,6 @@
 
 namespace ebl {
 
-/// E_θ(x): one energy per row of x.
 /// A training run whose loss or energies stopped being finite numbers (or left the guard's bound):
 /// raised before any state changes, so the last checkpoint is a good state to resume from.
 class DivergenceError : public std::runtime_error {
@@ -46,12 +45,15 @@ double checked_gradient_norm(const std::vector<Parameter<T>*>& params, long step
   return norm;
 }
 
+/// E_θ(x): one energy per row of x. Implement operator() with the tape's ops and list the
+/// parameters it puts on the tape; samplers, trainers and ebm/boltzmann.hpp take any Energy.
 template <class T>
 class Energy {
  public:
   virtual ~Energy() = default;
   /// x: [n, d] -> energies [n].
   virtual Var<T> operator()(Tape<T>& t, Var<T> x) = 0;
+  /// The parameters the energy puts on the tape (trainers update these).
   virtual std::vector<Parameter<T>*> parameters() = 0;
 };
 
@@ -59,10 +61,13 @@ class Energy {
 template <class T>
 class MlpEnergy : public Energy<T> {
  public:
+  /// An MLP dim -> hidden... -> 1 with activation `act`, initialised from rng.
   MlpEnergy(std::size_t dim, const std::vector<std::size_t>& hidden, Activation act, Rng& rng)
       : mlp_(sizes(dim, hidden), act, rng) {}
   Var<T> operator()(Tape<T>& t, Var<T> x) override { return reshape(mlp_(t, x), {-1}); }
+  /// The MLP's weights and biases.
   std::vector<Parameter<T>*> parameters() override { return mlp_.parameters(); }
+  /// The network itself.
   MLP<T>& mlp() { return mlp_; }
 
  private:
@@ -80,10 +85,13 @@ class MlpEnergy : public Energy<T> {
 template <class T>
 class CnnEnergy : public Energy<T> {
  public:
+  /// A CNN of `spec`'s blocks and hidden layers ending in one output (spec.outputs is ignored).
   CnnEnergy(CnnSpec spec, Activation act, Rng& rng)
       : cnn_(with_one_output(std::move(spec)), act, rng) {}
   Var<T> operator()(Tape<T>& t, Var<T> x) override { return reshape(cnn_(t, x), {-1}); }
+  /// The CNN's convolution and linear parameters.
   std::vector<Parameter<T>*> parameters() override { return cnn_.parameters(); }
+  /// The network itself.
   Cnn<T>& cnn() { return cnn_; }
 
  private:
@@ -99,6 +107,7 @@ class CnnEnergy : public Energy<T> {
 template <class T>
 class GaussianEnergy : public Energy<T> {
  public:
+  /// The Gaussian of mean `mu` [d] and precision AᵀA (A [d, d]); throws ShapeError if they do not match.
   GaussianEnergy(Array<T> mu, Array<T> a) : mu_("mu", std::move(mu)), a_("A", std::move(a)) {
     const Shape &sm = mu_.value.shape(), &sa = a_.value.shape();
     if (sm.size() != 1 || sa.size() != 2 || sa[0] != sm[0] || sa[1] != sm[0])
@@ -110,14 +119,18 @@ class GaussianEnergy : public Energy<T> {
     Var<T> u = matmul(x - t.param(mu_), t.param(a_), false, true);  // rows (x - μ)ᵀ Aᵀ
     return T(0.5) * sum(square(u), 1);
   }
+  /// μ and A.
   std::vector<Parameter<T>*> parameters() override { return {&mu_, &a_}; }
 
+  /// d, the dimension of x.
   std::size_t dim() const { return mu_.value.size(); }
   /// log Z(β) = (d/2) log(2π/β) - log |det A|
   double log_z(double beta = 1) const {
     return 0.5 * double(dim()) * std::log(2 * std::numbers::pi / beta) - log_abs_det(a_.value);
   }
+  /// The mean μ.
   Parameter<T>& mu() { return mu_; }
+  /// The matrix A (precision AᵀA).
   Parameter<T>& a() { return a_; }
 
   /// log |det M| by Gaussian elimination with partial pivoting, in double.
@@ -151,6 +164,7 @@ class GaussianEnergy : public Energy<T> {
 template <class T>
 class SumEnergy : public Energy<T> {
  public:
+  /// Σ_k w_k E_k over the parts (referenced, not owned); weights default to 1.
   SumEnergy(std::vector<Energy<T>*> parts, std::vector<T> weights = {})
       : parts_(std::move(parts)), w_(std::move(weights)) {
     if (w_.empty()) w_.assign(parts_.size(), T(1));
@@ -162,6 +176,7 @@ class SumEnergy : public Energy<T> {
     for (std::size_t k = 1; k < parts_.size(); ++k) e = e + w_[k] * (*parts_[k])(t, x);
     return e;
   }
+  /// The union of the parts' parameters (a shared parameter once per part that lists it).
   std::vector<Parameter<T>*> parameters() override {
     std::vector<Parameter<T>*> ps;
     for (auto* p : parts_)
@@ -179,11 +194,15 @@ class SumEnergy : public Energy<T> {
 template <class T>
 class DiscreteAnswerEnergy {
  public:
+  /// An MLP dim -> hidden... -> answers with activation `act`, initialised from rng.
   DiscreteAnswerEnergy(std::size_t dim, const std::vector<std::size_t>& hidden, std::size_t answers,
                        Activation act, Rng& rng)
       : mlp_(sizes(dim, hidden, answers), act, rng), answers_(answers) {}
+  /// The energy of every answer for each row of x [n, d]: [n, |Y|].
   Var<T> operator()(Tape<T>& t, Var<T> x) { return mlp_(t, x); }
+  /// The MLP's weights and biases.
   std::vector<Parameter<T>*> parameters() { return mlp_.parameters(); }
+  /// |Y|, the number of answers.
   std::size_t answers() const { return answers_; }
 
  private:
@@ -207,6 +226,7 @@ class ScalarAnswerEnergy {
   virtual Var<T> pairs(Tape<T>& t, Var<T> x, Var<T> y) = 0;
   /// Energy of every X_i against every candidate answer: x [n, d], grid [m] -> [n, m].
   virtual Var<T> on_grid(Tape<T>& t, Var<T> x, Var<T> grid) = 0;
+  /// The parameters of G_W (and of the second branch, if any).
   virtual std::vector<Parameter<T>*> parameters() = 0;
 };
 
@@ -214,6 +234,7 @@ class ScalarAnswerEnergy {
 template <class T>
 class OneBranchEnergy : public ScalarAnswerEnergy<T> {
  public:
+  /// G_W an MLP of the given layer sizes (ending in 1) and activation, initialised from rng.
   OneBranchEnergy(const std::vector<std::size_t>& sizes, Activation act, Rng& rng)
       : g_(sizes, act, rng) {
     if (sizes.back() != 1)
@@ -223,6 +244,7 @@ class OneBranchEnergy : public ScalarAnswerEnergy<T> {
   Var<T> on_grid(Tape<T>& t, Var<T> x, Var<T> grid) override {
     return abs(g_(t, x) - reshape(grid, {1, -1}));  // [n,1] - [1,m]
   }
+  /// G_W's parameters.
   std::vector<Parameter<T>*> parameters() override { return g_.parameters(); }
 
  private:
@@ -235,6 +257,7 @@ class OneBranchEnergy : public ScalarAnswerEnergy<T> {
 template <class T>
 class TwoBranchEnergy : public ScalarAnswerEnergy<T> {
  public:
+  /// The X branch G_W1 and the Y branch G_W2 (both MLPs ending in the same width).
   TwoBranchEnergy(const std::vector<std::size_t>& x_sizes, const std::vector<std::size_t>& y_sizes,
                   Activation act, Rng& rng)
       : gx_(x_sizes, act, rng, "G1.layer"), gy_(y_sizes, act, rng, "G2.layer") {
@@ -251,6 +274,7 @@ class TwoBranchEnergy : public ScalarAnswerEnergy<T> {
     Var<T> b = reshape(gy_(t, reshape(grid, {-1, 1})), {1, -1, h});  // [1, m, h]
     return sum(abs(a - b), 2);                                       // [n, m]
   }
+  /// Both branches' parameters.
   std::vector<Parameter<T>*> parameters() override {
     auto p = gx_.parameters();
     for (auto* q : gy_.parameters()) p.push_back(q);

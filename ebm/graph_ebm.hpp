@@ -39,12 +39,15 @@ namespace ebl {
 /// channels, 3 layers, spectral norm, messages along every channel of A ("no edge" included),
 /// A scaled by 1/n as GraphEBM rescales its data.
 struct GraphEnergyOptions {
-  std::size_t hidden = 64, depth = 3;
-  bool spectral_norm = true;
+  std::size_t hidden = 64;            ///< channels of every layer
+  std::size_t depth = 3;              ///< relational convolution layers
+  bool spectral_norm = true;          ///< spectrally normalised weights (GraphEBM's)
   bool none_channel_messages = true;  ///< false: messages along the bond channels only
   double adjacency_scale = 0;         ///< Â = scale · A; 0: 1/n
 };
 
+/// GraphEBM's energy (Liu et al. 2021): relational graph convolutions over packed graph rows
+/// (datasets/graphs.hpp), a sum readout and a linear head.
 template <class T>
 class GraphEnergy : public Energy<T> {
  public:
@@ -107,7 +110,9 @@ class GraphEnergy : public Energy<T> {
     for (auto* p : head_.parameters()) ps.push_back(p);
     return ps;
   }
+  /// The length of a packed graph row.
   std::size_t dim() const { return layout_.dim(); }
+  /// The convolution layers.
   std::vector<RelationalGraphConv<T>>& layers() { return layers_; }
 
  private:
@@ -149,6 +154,7 @@ Var<T> goal_directed_loss(Energy<T>& energy, Tape<T>& t, const Array<T>& x_pos,
 template <class T>
 class GoalDirectedTrainer {
  public:
+  /// Trains `energy` with `opt` (both referenced) by weighted CD with options o.
   GoalDirectedTrainer(Energy<T>& energy, Optimizer<T>& opt, const CdOptions& o, std::uint64_t seed,
                       std::size_t dim)
       : energy_(energy),

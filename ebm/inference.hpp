@@ -36,17 +36,20 @@ using PairEnergyFn = std::function<Var<T>(Tape<T>&, Var<T> x, Var<T> y)>;
 template <class T>
 using BatchEnergyFn = std::function<Var<T>(Tape<T>&, Var<T> x)>;
 
+/// Inference by minimisation's options.
 struct InferenceOptions {
   std::size_t steps = 500;   ///< gradient steps per start, at most
   double step_size = 0.01;   ///< η
   double tol = 1e-7;         ///< a start stops when max |Δy| of a step is below this
   std::size_t restarts = 1;  ///< starting points per example: the given start, then uniform draws
   bool box = false;          ///< project onto [lo, hi] after every step
-  double lo = -1, hi = 1;    ///< the box, and where restarts are drawn (also without `box`)
+  double lo = -1;            ///< the box, and where restarts are drawn (also without `box`): low
+  double hi = 1;             ///< high
   double noise = 0;          ///< T_0 of the annealed noise term (0: plain gradient descent)
   std::size_t anneal_steps = 0;  ///< K: the noise reaches 0 after K steps (0: steps / 2)
 };
 
+/// The answers inference found.
 template <class T>
 struct InferenceResult {
   Array<T> y;                            ///< [n, ...]: the best answer found per example

@@ -48,6 +48,7 @@ namespace ebl {
 template <class T>
 class ClassifierEbm {
  public:
+  /// Reads any network x -> [n, classes] (owned through the pointer); classes >= 2.
   template <class Net>
   ClassifierEbm(std::shared_ptr<Net> net, std::size_t classes)
       : keep_(net),
@@ -75,7 +76,9 @@ class ClassifierEbm {
   Var<T> energy_xy(Tape<T>& t, Var<T> x, std::span<const std::size_t> y) {
     return neg(gather(logits(t, x), y));
   }
+  /// The network's parameters.
   std::vector<Parameter<T>*> parameters() const { return params_; }
+  /// K, the number of classes.
   std::size_t classes() const { return k_; }
 
  private:
@@ -89,6 +92,7 @@ class ClassifierEbm {
 template <class T>
 class MarginalEnergy : public Energy<T> {
  public:
+  /// The marginal energy of m (referenced: it must outlive this).
   explicit MarginalEnergy(ClassifierEbm<T>& m) : m_(m) {}
   Var<T> operator()(Tape<T>& t, Var<T> x) override { return m_.energy(t, x); }
   std::vector<Parameter<T>*> parameters() override { return m_.parameters(); }
@@ -102,6 +106,7 @@ class MarginalEnergy : public Energy<T> {
 template <class T>
 class ClassEnergy : public Energy<T> {
  public:
+  /// E(x | y) of m (referenced) for class y < m.classes().
   ClassEnergy(ClassifierEbm<T>& m, std::size_t y) : m_(m), y_(y) {
     if (y >= m.classes())
       throw std::invalid_argument(fmt::format("ClassEnergy: class {} of {}", y, m.classes()));
@@ -114,30 +119,40 @@ class ClassEnergy : public Energy<T> {
   std::size_t y_;
 };
 
+/// JEM's options (the defaults are JEM's reference settings).
 struct JemOptions {
-  bool generative = true;    ///< false: the cross-entropy-only baseline
-  double lr = 1e-4;          ///< Adam's learning rate after warm-up (JEM: 1e-4)
-  long warmup_steps = 1000;  ///< linear warm-up of the learning rate
-  int sgld_steps = 20;       ///< JEM: 20
-  double sgld_step = 1.0;    ///< s (JEM: 1)
-  double sgld_noise = 0.01;  ///< σ (JEM: 0.01)
-  std::size_t buffer_size = 10000;
-  double reinit = 0.05;           ///< chance a buffer chain restarts from U(lo, hi)
-  double lo = -1, hi = 1;         ///< the data's range (and the restarts')
-  bool per_class_buffer = false;  ///< one buffer per class, chains moved by E(x | y)
-  double data_noise = 0.03;       ///< Gaussian noise on the data
-  double alpha = 0;               ///< weight of α (E⁺² + E⁻²)
-  double loss_bound = 1e8;        ///< divergence guard (JEM's own code aborts at |L| > 1e8)
-  int threads = 1;                ///< for the SGLD chains
+  bool generative = true;           ///< false: the cross-entropy-only baseline
+  double lr = 1e-4;                 ///< Adam's learning rate after warm-up (JEM: 1e-4)
+  long warmup_steps = 1000;         ///< linear warm-up of the learning rate
+  int sgld_steps = 20;              ///< JEM: 20
+  double sgld_step = 1.0;           ///< s (JEM: 1)
+  double sgld_noise = 0.01;         ///< σ (JEM: 0.01)
+  std::size_t buffer_size = 10000;  ///< persistent SGLD chains kept (split per class if asked)
+  double reinit = 0.05;             ///< chance a buffer chain restarts from U(lo, hi)
+  double lo = -1;                   ///< the data's range (and the restarts'): low end
+  double hi = 1;                    ///< high end
+  bool per_class_buffer = false;    ///< one buffer per class, chains moved by E(x | y)
+  double data_noise = 0.03;         ///< Gaussian noise on the data
+  double alpha = 0;                 ///< weight of α (E⁺² + E⁻²)
+  double loss_bound = 1e8;          ///< divergence guard (JEM's own code aborts at |L| > 1e8)
+  int threads = 1;                  ///< for the SGLD chains
 };
 
+/// What one JEM step reports.
 struct JemStepStats {
-  double loss = 0, ce = 0, e_pos = 0, e_neg = 0, accuracy = 0;
+  double loss = 0;      ///< cross-entropy plus, if generative, E(x⁺) − E(x⁻) (and α's term)
+  double ce = 0;        ///< the cross-entropy of p(y | x)
+  double e_pos = 0;     ///< mean E(x⁺)
+  double e_neg = 0;     ///< mean E(x⁻) of the SGLD samples
+  double accuracy = 0;  ///< on the batch, before the update
 };
 
+/// JEM's trainer (Grathwohl et al. 2020): cross-entropy plus SGLD maximum likelihood of p(x),
+/// with Adam, a learning-rate warm-up, replay buffers and the divergence guard.
 template <class T>
 class JemTrainer {
  public:
+  /// Trains `model` (referenced) on inputs of dimension `dim`; the generator seeded with `seed`.
   JemTrainer(ClassifierEbm<T>& model, const JemOptions& o, std::uint64_t seed, std::size_t dim)
       : JemTrainer(model, o, Rng(seed), dim) {}
   /// The same, with the generator given (a rank's stream in a data-parallel run: rank_stream).
@@ -234,6 +249,7 @@ class JemTrainer {
     comm_ = comm;
     check_every_ = check_every;
   }
+  /// Whether steps are data-parallel.
   bool distributed() const { return comm_ && comm_->size() > 1; }
 
   /// n fresh samples from U(lo, hi) noise, by `steps` SGLD steps on E(x) (or E(x | y)).
@@ -259,6 +275,7 @@ class JemTrainer {
     c.integers["step"] = std::uint64_t(steps_);
     return c;
   }
+  /// Continues the run a checkpoint() saved.
   void restore(const Checkpoint& c) {
     get_training_state<T>(c, params_, opt_);
     for (std::size_t b = 0; b < buffers_.size(); ++b)
@@ -267,10 +284,13 @@ class JemTrainer {
     steps_ = long(c.integer("step"));
   }
 
+  /// Steps taken.
   long steps_done() const { return steps_; }
+  /// The trainer's generator.
   Rng& rng() { return rng_; }
   /// The replay buffer (of class b with per-class buffers); none for the baseline.
   const ReplayBuffer<T>& buffer(std::size_t b = 0) const { return buffers_.at(b); }
+  /// The number of replay buffers (0 for the baseline, K with per-class buffers, else 1).
   std::size_t buffers() const { return buffers_.size(); }
 
  private:
@@ -322,7 +342,9 @@ Array<double> class_probabilities(ClassifierEbm<T>& m, const Array<T>& x) {
 /// JEM's out-of-distribution scores of inputs x, each higher for "in distribution":
 /// log p(x) + log Z = −E(x), max_y p(y | x), and −‖∇ₓ log p(x)‖ = −‖∇ₓ E(x)‖.
 struct OodScores {
-  std::vector<double> log_px, max_prob, neg_grad_norm;
+  std::vector<double> log_px;         ///< −E(x) = log p(x) + log Z
+  std::vector<double> max_prob;       ///< max_y p(y | x)
+  std::vector<double> neg_grad_norm;  ///< −‖∇ₓ E(x)‖
 };
 template <class T>
 OodScores ood_scores(ClassifierEbm<T>& m, const Array<T>& x) {
@@ -350,13 +372,15 @@ OodScores ood_scores(ClassifierEbm<T>& m, const Array<T>& x) {
 
 enum class PgdNorm { Linf, L2 };
 
+/// PGD's options.
 struct PgdOptions {
-  PgdNorm norm = PgdNorm::Linf;
-  double eps = 0.03;  ///< radius of the ball, in the input's units
-  int steps = 20;
-  double step_size = 0;      ///< 0: 2.5 ε / steps (Madry et al.)
+  PgdNorm norm = PgdNorm::Linf;  ///< the ball: L∞ or L2
+  double eps = 0.03;             ///< radius of the ball, in the input's units
+  int steps = 20;                ///< ascent steps
+  double step_size = 0;          ///< 0: 2.5 ε / steps (Madry et al.)
   bool random_start = true;  ///< start uniformly in the ball (L∞) or on a random direction (L2)
-  double lo = -1, hi = 1;    ///< the inputs' valid range
+  double lo = -1;            ///< the inputs' valid range: low end
+  double hi = 1;             ///< high end
 };
 
 /// Projected gradient ascent on the cross-entropy (Madry et al. 2018), on the tape: x_adv stays

@@ -160,12 +160,13 @@ Var<T> mee_loss(const Answers<T>& a, T beta) {
 
 enum class Loss { Energy, Perceptron, Hinge, Log, Lvq2, Mce, SquareSquare, SquareExp, Nll, Mee };
 
+/// A row of the loss table.
 struct LossInfo {
-  Loss kind;
+  Loss kind;             ///< the loss
   const char* name;      ///< flag value and table label
   const char* equation;  ///< equation number in the tutorial
-  const char* formula;
-  const char* margin;
+  const char* formula;   ///< its per-sample formula
+  const char* margin;    ///< the margin it enforces
 };
 
 inline constexpr LossInfo kLossTable[] = {
@@ -196,6 +197,7 @@ inline Loss parse_loss(const std::string& name) {
   throw std::invalid_argument(fmt::format("unknown loss '{}' (expected one of: {})", name, names));
 }
 
+/// The losses' constants.
 struct LossOptions {
   double margin = 1;      ///< m of hinge and square-square
   double saturation = 1;  ///< M of LVQ2

@@ -88,6 +88,7 @@ Var<T> sliced_score_matching_loss(Energy<T>& energy, Tape<T>& t, const Array<T>&
   return affine(mean(total), T(1) / T(projections), T(0));
 }
 
+/// Energy discrepancy's settings (Schröder et al. 2023's defaults).
 struct EnergyDiscrepancyOptions {
   double t = 1.0;     ///< noise variance of each perturbation (√t ξ)
   std::size_t m = 4;  ///< contrastive samples per data point
@@ -142,18 +143,21 @@ Var<T> cd_kl_term(Energy<T>& energy, Tape<T>& t, const Array<T>& x_prev, const A
 
 enum class ObjectiveKind { ScoreMatching, Denoising, Sliced, EnergyDiscrepancy };
 
+/// ObjectiveTrainer's options: which loss, and its settings.
 struct ObjectiveOptions {
-  ObjectiveKind kind = ObjectiveKind::ScoreMatching;
-  std::vector<double> dsm_sigmas{0.1};
-  std::size_t ssm_projections = 1;
-  Projection ssm_projection = Projection::Rademacher;
-  bool ssm_variance_reduced = false;
-  EnergyDiscrepancyOptions ed{};
+  ObjectiveKind kind = ObjectiveKind::ScoreMatching;  ///< the loss descended
+  std::vector<double> dsm_sigmas{0.1};  ///< denoising: the noise levels (σ²-weighted)
+  std::size_t ssm_projections = 1;      ///< sliced: projections per sample
+  Projection ssm_projection = Projection::Rademacher;  ///< sliced: the projections' law
+  bool ssm_variance_reduced = false;  ///< sliced: the variance-reduced form (Gaussian only)
+  EnergyDiscrepancyOptions ed{};      ///< energy discrepancy's t, M and w
   double loss_bound = 1e6;  ///< divergence guard: |L| beyond this (or non-finite) stops the run
 };
 
+/// What one ObjectiveTrainer step reports.
 struct ObjectiveStepStats {
-  double loss = 0, grad_norm = 0;
+  double loss = 0;       ///< the loss
+  double grad_norm = 0;  ///< ‖∇θ loss‖
 };
 
 /// Descends one of the losses above with an optimizer; owns its generator (seeded), so that a
@@ -162,10 +166,12 @@ struct ObjectiveStepStats {
 template <class T>
 class ObjectiveTrainer {
  public:
+  /// Trains `energy` with `opt` (both referenced); the generator is seeded with `seed`.
   ObjectiveTrainer(Energy<T>& energy, Optimizer<T>& opt, const ObjectiveOptions& o,
                    std::uint64_t seed)
       : energy_(energy), opt_(opt), o_(o), params_(energy.parameters()), rng_(seed) {}
 
+  /// The configured loss of a batch x on tape t (its noise drawn from the trainer's generator).
   Var<T> loss(Tape<T>& t, const Array<T>& x) {
     switch (o_.kind) {
       case ObjectiveKind::ScoreMatching:
@@ -181,6 +187,7 @@ class ObjectiveTrainer {
     throw std::logic_error("ObjectiveTrainer: unknown objective");
   }
 
+  /// One step on the batch x: the loss, its gradient, the optimizer's update.
   ObjectiveStepStats step(const Array<T>& x) {
     tape_.clear();
     Var<T> l = loss(tape_, x);
@@ -199,6 +206,7 @@ class ObjectiveTrainer {
     return s;
   }
 
+  /// Parameters, optimizer state, generator and step count.
   Checkpoint checkpoint() const {
     Checkpoint c;
     put_training_state(c, params_, opt_);
@@ -206,15 +214,19 @@ class ObjectiveTrainer {
     c.integers["step"] = std::uint64_t(step_);
     return c;
   }
+  /// Continues the run a checkpoint() saved.
   void restore(const Checkpoint& c) {
     get_training_state(c, params_, opt_);
     get_rng(c, rng_);
     step_ = long(c.integer("step"));
   }
+  /// Only the energy's parameters from a checkpoint (a new run from them).
   void restore_parameters(const Checkpoint& c) {
     for (auto* p : params_) c.get("param/" + p->name, p->value);
   }
+  /// The trainer's generator.
   Rng& rng() { return rng_; }
+  /// Steps taken.
   long steps_done() const { return step_; }
 
  private:

@@ -32,6 +32,7 @@
 
 namespace ebl {
 
+/// A binary restricted Boltzmann machine, E(v, h) = −vᵀb − cᵀh − vᵀWh (see the top of this file).
 template <class T>
 class Rbm {
  public:
@@ -41,8 +42,11 @@ class Rbm {
         b("b", Array<T>(Shape{visible}, T(0))),
         c("c", Array<T>(Shape{hidden}, T(0))) {}
 
+  /// V, the number of visible units.
   std::size_t visible() const { return W.value.shape()[0]; }
+  /// H, the number of hidden units.
   std::size_t hidden() const { return W.value.shape()[1]; }
+  /// W, b and c, in that order (the gradients' order too).
   std::vector<Parameter<T>*> parameters() { return {&W, &b, &c}; }
 
   /// F(v) on the tape: v [n, V] -> [n].
@@ -88,14 +92,18 @@ class Rbm {
     vsigmoid(pv.data(), pv.data(), pv.size());
   }
 
-  Parameter<T> W, b, c;
+  Parameter<T> W;  ///< weights [V, H]
+  Parameter<T> b;  ///< visible biases [V]
+  Parameter<T> c;  ///< hidden biases [H]
 };
 
 /// Buffers reused across training steps, so that a step allocates nothing.
 template <class T>
 struct RbmWorkspace {
-  Array<T> stacked, ph, weighted;
-  std::vector<T> row_weight;
+  Array<T> stacked;           ///< v⁺ and v⁻ stacked into one batch
+  Array<T> ph;                ///< p(h | v) of the stacked batch
+  Array<T> weighted;          ///< the rows scaled by their weights
+  std::vector<T> row_weight;  ///< +1/n⁺ for v⁺ rows, −1/n⁻ for v⁻ rows
 };
 
 /// The closed-form gradient of the average log-likelihood, for data v⁺ and model samples v⁻:
@@ -242,6 +250,7 @@ double rbm_pseudo_loglik(const Rbm<T>& m, const Array<T>& v) {
   return total / double(n);
 }
 
+/// How rbm_train_step estimates the model term.
 struct RbmTrainOptions {
   int k = 1;                ///< Gibbs sweeps per step (CD-k, or PCD-k)
   bool persistent = false;  ///< PCD: chains carried across steps instead of restarted at the data
@@ -427,6 +436,7 @@ void rbm_restore_state(const Checkpoint& c, Rbm<T>& m, Optimizer<T>& opt, GibbsC
   get_rng(c, rng, prefix + "rng");
 }
 
+/// An AIS estimate of log Z (rbm_ais, rbm_reverse_ais).
 struct AisResult {
   double log_z =
       0;  ///< the estimate: log Z_A + log mean w (forward), log Z_A − log mean w (reverse)
@@ -441,9 +451,10 @@ struct AisResult {
   /// forward and backward paths: it shows how far the schedule is from exact, where log_z (whose
   /// Jensen gap is only ~ std_err²/2) does not.
   double log_z_bound = 0;
-  double bound_std_err = 0;  ///< sd(log w) / √runs
-  double log_z_base = 0;
-  std::size_t runs = 0, temperatures = 0;
+  double bound_std_err = 0;      ///< sd(log w) / √runs
+  double log_z_base = 0;         ///< log Z of the base model
+  std::size_t runs = 0;          ///< annealing runs
+  std::size_t temperatures = 0;  ///< intermediate temperatures per run
 };
 
 namespace detail {

@@ -42,15 +42,18 @@
 
 namespace ebl {
 
+/// A run's state as named arrays, integers and strings, in a checked file format (see the top
+/// of this file): save() writes atomically, load() refuses a corrupt or truncated file.
 struct Checkpoint {
-  static constexpr std::uint32_t kFormatVersion = 2;
+  static constexpr std::uint32_t kFormatVersion = 2;  ///< the file format written
 
-  std::map<std::string, Array<double>> arrays;
-  std::map<std::string, std::uint64_t> integers;
-  std::map<std::string, std::string> strings;  ///< e.g. "config": the run's flags as JSON
+  std::map<std::string, Array<double>> arrays;    ///< named arrays, stored in double
+  std::map<std::string, std::uint64_t> integers;  ///< named integers (steps, counts, rng words)
+  std::map<std::string, std::string> strings;     ///< e.g. "config": the run's flags as JSON
   /// Where it was read from (the file), named in the errors of the accessors below; not stored.
   std::string source;
 
+  /// Stores a copy of `a` (in double) under `name`.
   template <class T>
   void put(const std::string& name, const Array<T>& a) {
     Array<double> d(a.shape());
@@ -75,6 +78,7 @@ struct Checkpoint {
       a.data()[k++] = t;
     }
   }
+  /// The integer stored under `name`; throws IoError, naming the file, if there is none.
   std::uint64_t integer(const std::string& name) const {
     auto it = integers.find(name);
     if (it == integers.end()) throw IoError(fmt::format("{}: no integer '{}'", where(), name));
@@ -157,8 +161,10 @@ struct Checkpoint {
     return b;
   }
 
+  /// Writes the file atomically (a temporary, then a rename).
   void save(const std::filesystem::path& path) const { write_file_atomic(path, bytes()); }
 
+  /// Reads and checks a file.
   static Checkpoint load(const std::filesystem::path& path) {
     return parse(read_bytes(path), path.string());
   }

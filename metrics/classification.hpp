@@ -26,16 +26,20 @@
 
 namespace ebl {
 
+/// One reliability bin.
 struct CalibrationBin {
-  double lo = 0, hi = 0;  ///< the bin [lo, hi)
+  double lo = 0;          ///< the bin [lo, hi): low end
+  double hi = 0;          ///< high end
   double confidence = 0;  ///< mean confidence of its predictions
   double accuracy = 0;    ///< fraction of them correct
-  std::size_t count = 0;
+  std::size_t count = 0;  ///< predictions in the bin
 };
 
+/// Calibration of a classifier's confidences.
 struct Calibration {
-  double ece = 0, mce = 0;
-  std::vector<CalibrationBin> bins;
+  double ece = 0;                    ///< expected calibration error
+  double mce = 0;                    ///< maximum calibration error
+  std::vector<CalibrationBin> bins;  ///< the reliability bins
 };
 
 /// ECE, MCE and the reliability bins of predictions with confidences in [0, 1].
@@ -73,8 +77,10 @@ inline Calibration calibration(std::span<const double> confidence, std::span<con
   return c;
 }
 
+/// An AUROC with its standard error.
 struct Auroc {
-  double auroc = 0, std_err = 0;
+  double auroc = 0;    ///< the area under the ROC curve (the Mann–Whitney statistic)
+  double std_err = 0;  ///< Hanley & McNeil's standard error
 };
 
 /// AUROC of scores that should be higher in-distribution (`in`) than out (`out`).

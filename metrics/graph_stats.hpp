@@ -224,7 +224,9 @@ inline double graph_mmd2(const std::vector<std::vector<double>>& xs,
 
 /// The three MMD²s of the literature between a reference set and a generated set.
 struct GraphMmd {
-  double degree = 0, clustering = 0, orbit = 0;
+  double degree = 0;      ///< degree histograms, Gaussian EMD kernel, σ = 1
+  double clustering = 0;  ///< clustering histograms, Gaussian EMD kernel, σ = 0.1
+  double orbit = 0;       ///< orbit counts, Gaussian kernel, σ = 30
 };
 inline GraphMmd graph_mmd(const std::vector<AdjacencyLists>& ref,
                           const std::vector<AdjacencyLists>& gen) {

@@ -25,6 +25,7 @@
 
 namespace ebl {
 
+/// Warm-up options of the adaptive samplers (Stan's defaults).
 struct AdaptOptions {
   int warmup = 500;  ///< adaptation iterations (their draws are discarded)
   /// δ, the acceptance statistic the step size adapts to; 0 means the sampler's own default:
@@ -32,11 +33,11 @@ struct AdaptOptions {
   /// NOTE: a sentinel, not a number, so that `.adapt = {.warmup = 300}` — which replaces the whole
   /// member and so any default written on it — still gets the sampler's own target.
   double target_accept = 0;
-  bool adapt_step_size = true;
-  bool adapt_metric = true;  ///< learn a diagonal inverse metric in the slow windows
-  double gamma = 0.05;       ///< γ: shrinkage towards μ
-  double t0 = 10;            ///< t₀: damps the first iterations
-  double kappa = 0.75;       ///< κ: decay of the averaging weights
+  bool adapt_step_size = true;  ///< adapt ε by dual averaging
+  bool adapt_metric = true;     ///< learn a diagonal inverse metric in the slow windows
+  double gamma = 0.05;          ///< γ: shrinkage towards μ
+  double t0 = 10;               ///< t₀: damps the first iterations
+  double kappa = 0.75;          ///< κ: decay of the averaging weights
 };
 
 /// `o` with its target acceptance resolved: the sampler's default where it says 0. Throws if the
@@ -52,9 +53,11 @@ inline AdaptOptions with_target(AdaptOptions o, double sampler_default, const ch
 /// resolved: see with_target; 0.574 if left at 0).
 class DualAveraging {
  public:
+  /// Starts from step size eps0 (μ = log 10 ε₀).
   DualAveraging(double eps0, const AdaptOptions& o) : o_(with_target(o, 0.574, "dual averaging")) {
     restart(eps0);
   }
+  /// Restarts the averaging from eps0 (at the end of each metric window).
   void restart(double eps0) {
     mu_ = std::log(10 * eps0);
     m_ = 0;
@@ -72,6 +75,7 @@ class DualAveraging {
     log_eps_bar_ = k * log_eps_ + (1 - k) * log_eps_bar_;
     return std::exp(log_eps_);
   }
+  /// The current step size ε.
   double step_size() const { return std::exp(log_eps_); }
   /// ε̄: the step size to freeze after warm-up.
   double averaged_step_size() const { return m_ ? std::exp(log_eps_bar_) : std::exp(log_eps_); }
@@ -85,12 +89,15 @@ class DualAveraging {
 /// Running per-coordinate variance (Welford) over every chain's draws in a window.
 class VarianceEstimator {
  public:
+  /// An estimator over d coordinates.
   explicit VarianceEstimator(std::size_t d = 0) : mean_(d, 0.0), m2_(d, 0.0) {}
+  /// Forgets every draw (a new window).
   void reset() {
     n_ = 0;
     std::fill(mean_.begin(), mean_.end(), 0.0);
     std::fill(m2_.begin(), m2_.end(), 0.0);
   }
+  /// Adds one draw of d coordinates.
   template <class T>
   void add(const T* x) {
     ++n_;
@@ -100,6 +107,7 @@ class VarianceEstimator {
       m2_[k] += delta * (double(x[k]) - mean_[k]);
     }
   }
+  /// Draws added since the last reset.
   std::size_t count() const { return n_; }
   /// Stan's regularised estimate: (N/(N+5)) var + 10⁻³ · 5/(N+5).
   std::vector<double> regularised_variance() const {
@@ -119,6 +127,7 @@ class VarianceEstimator {
 /// Stan's windowed warm-up schedule: which iterations feed the metric, and where windows end.
 class WarmupSchedule {
  public:
+  /// The schedule of `warmup` iterations (windows only if `metric` and warmup >= 20).
   explicit WarmupSchedule(int warmup, bool metric) : warmup_(warmup) {
     if (!metric || warmup < 20) {  // too short to learn a metric: the step size only
       init_ = warmup;
@@ -148,6 +157,7 @@ class WarmupSchedule {
   bool ends_window(int i) const {
     return std::find(window_ends_.begin(), window_ends_.end(), i + 1) != window_ends_.end();
   }
+  /// The iterations (1-based counts) at which the metric windows end.
   const std::vector<int>& window_ends() const { return window_ends_; }
 
  private:

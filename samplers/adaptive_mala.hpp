@@ -17,6 +17,7 @@
 
 namespace ebl {
 
+/// Adaptive MALA's options.
 struct AdaptiveMalaOptions {
   int steps = 1000;          ///< draws after warm-up
   double step_size = 0.1;    ///< ε₀, the warm-up's first step size
@@ -24,11 +25,14 @@ struct AdaptiveMalaOptions {
   AdaptOptions adapt{};      ///< warm-up length, target acceptance (0: 0.574), metric on/off
 };
 
+/// MALA with Stan's warm-up: dual averaging of ε towards a target acceptance and a diagonal
+/// metric learnt in windows (samplers/adaptation.hpp), then exact draws at the frozen values.
 template <class T>
 class AdaptiveMala {
  public:
   static constexpr double kDefaultTargetAccept = 0.574;  ///< Roberts & Rosenthal (1998)
 
+  /// A sampler for the energy function `energy`; throws on invalid options.
   AdaptiveMala(EnergyFn<T> energy, AdaptiveMalaOptions opt) : eval_(std::move(energy)), opt_(opt) {
     opt_.adapt = with_target(opt_.adapt, kDefaultTargetAccept, "adaptive MALA");
     if (!(opt_.step_size > 0) || !(opt_.temperature > 0) || opt_.steps < 0 || opt_.adapt.warmup < 0)

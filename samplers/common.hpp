@@ -30,6 +30,7 @@ using EnergyFn = std::function<Var<T>(Tape<T>&, Var<T>)>;
 template <class T>
 class EnergyGrad {
  public:
+  /// Evaluates the energy function f (a batch on a tape to one energy per row).
   explicit EnergyGrad(EnergyFn<T> f) : f_(std::move(f)) {}
   /// Fills energy [n] and grad [n, d] (both resized only if their sizes change).
   void operator()(const Array<T>& x, Array<T>& energy, Array<T>& grad) {
@@ -92,15 +93,17 @@ double sum_of_squares(const T* a, std::size_t n) {
 /// of E and ∇x E the run made per chain (a batch evaluation is one for every chain): the cost
 /// that effective sample sizes are divided by.
 struct ChainStats {
-  std::vector<double> mean_energy;
-  std::vector<double> mean_grad_norm;
-  double acceptance = 1;
-  std::size_t proposals = 0, accepted = 0;
-  std::size_t gradient_evals = 0;
+  std::vector<double> mean_energy;     ///< per step: the mean energy over the chains
+  std::vector<double> mean_grad_norm;  ///< per step: the mean ‖∇x E‖ over the chains
+  double acceptance = 1;               ///< accepted / proposals (1 for unadjusted Langevin)
+  std::size_t proposals = 0;           ///< Metropolis–Hastings proposals made, over all chains
+  std::size_t accepted = 0;            ///< of which accepted
+  std::size_t gradient_evals = 0;      ///< evaluations of E and ∇x E per chain
   /// With LangevinOptions::trace_energies: E of every chain at every step (chains × steps), the
   /// input of effective_sample_size and split_rhat (samplers/diagnostics.hpp).
   std::vector<std::vector<double>> energy_traces;
 
+  /// Appends one step's mean energy and mean gradient norm.
   void record(const auto& energy, const auto& grad) {
     const std::size_t n = energy.size(), d = n ? grad.size() / n : 0;
     double se = 0, sg = 0;
@@ -111,6 +114,7 @@ struct ChainStats {
     mean_energy.push_back(n ? se / double(n) : 0);
     mean_grad_norm.push_back(n ? sg / double(n) : 0);
   }
+  /// Sets acceptance from the counts (at the end of a run).
   void finish() { acceptance = proposals ? double(accepted) / double(proposals) : 1.0; }
 };
 
@@ -124,10 +128,12 @@ using Observer = std::function<void(const Array<T>& x, const Array<T>& energy)>;
 /// effective_sample_size and split_rhat. The default scalar is the energy.
 template <class T>
 struct TraceRecorder {
+  /// The scalar recorded for a chain's state (its d coordinates and its energy).
   std::function<double(const T* x, std::size_t d, double energy)> scalar =
       [](const T*, std::size_t, double e) { return e; };
-  std::vector<std::vector<double>> traces;
+  std::vector<std::vector<double>> traces;  ///< chains × draws
 
+  /// The observer to pass to a sampler's run(); it appends to traces.
   Observer<T> observer() {
     return [this](const Array<T>& x, const Array<T>& e) {
       const std::size_t n = x.shape()[0], d = n ? x.size() / n : 0;

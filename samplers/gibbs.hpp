@@ -56,9 +56,12 @@ void block_gibbs(const Model& m, Array<T>& v, Array<T>& h, int sweeps, Rng& rng)
 /// levels of the ladder live here too, with the swap counts between neighbouring levels.
 template <class T>
 struct GibbsChains {
-  Array<T> v, h;
-  std::vector<Array<T>> hot_v{}, hot_h{};  ///< levels 2 … K of the ladder
-  std::vector<std::size_t> swaps_accepted{}, swaps_proposed{};
+  Array<T> v;                                 ///< visible states [n, V]
+  Array<T> h;                                 ///< hidden states [n, H]
+  std::vector<Array<T>> hot_v{};              ///< levels 2 … K of the ladder: visible states
+  std::vector<Array<T>> hot_h{};              ///< levels 2 … K of the ladder: hidden states
+  std::vector<std::size_t> swaps_accepted{};  ///< per neighbouring pair of levels
+  std::vector<std::size_t> swaps_proposed{};  ///< per neighbouring pair of levels
 };
 
 }  // namespace ebl

@@ -10,6 +10,7 @@
 
 namespace ebl {
 
+/// HMC's options.
 struct HmcOptions {
   int steps = 100;           ///< HMC iterations
   int leapfrog_steps = 10;   ///< L
@@ -17,9 +18,12 @@ struct HmcOptions {
   double temperature = 1.0;  ///< T
 };
 
+/// Hamiltonian Monte Carlo with an identity mass matrix: L leapfrog steps of size ε from a fresh
+/// Gaussian momentum, then a Metropolis correction on the Hamiltonian.
 template <class T>
 class Hmc {
  public:
+  /// A sampler for the energy function `energy`; throws on invalid options.
   Hmc(EnergyFn<T> energy, HmcOptions opt) : eval_(std::move(energy)), opt_(opt) {
     if (!(opt_.step_size > 0) || !(opt_.temperature > 0) || opt_.leapfrog_steps < 1)
       throw std::invalid_argument(

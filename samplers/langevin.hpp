@@ -28,14 +28,17 @@ namespace ebl {
 
 enum class StepSchedule { Constant, Linear, Geometric };
 
+/// Unadjusted Langevin's options.
 struct LangevinOptions {
-  int steps = 20;
+  int steps = 20;            ///< steps per run()
   double step_size = 0.01;   ///< ε at the first step
   double temperature = 1.0;  ///< T: noise variance 2εT
   double grad_clip = 0;      ///< clip each component of ∇x E to [-c, c]; 0 = off
   bool clamp = false;        ///< clamp x to [lo, hi] after every step
-  double lo = -1, hi = 1;
-  StepSchedule schedule = StepSchedule::Constant;
+  double lo = -1;            ///< clamp's lower bound
+  double hi = 1;             ///< clamp's upper bound
+  StepSchedule schedule =
+      StepSchedule::Constant;  ///< how ε moves from step_size to final_step_size
   double final_step_size = 0;  ///< ε at the last step for the Linear and Geometric schedules
   /// Threads to run the chains on: the rows of x are split into this many blocks, each advanced
   /// by its own thread with its own tape and its own generator (split from the caller's, so a
@@ -56,9 +59,11 @@ struct LangevinOptions {
   }
 };
 
+/// The unadjusted Langevin sampler (the update at the top of this file).
 template <class T>
 class Langevin {
  public:
+  /// A sampler of exp(−E/T) for the energy function `energy`; throws on invalid options.
   Langevin(EnergyFn<T> energy, LangevinOptions opt)
       : eval_fn_(std::move(energy)), opt_(opt), serial_(eval_fn_) {
     if (!(opt_.step_size > 0) || opt_.temperature < 0 || opt_.steps < 0)
@@ -113,6 +118,7 @@ class Langevin {
     return stats;
   }
 
+  /// The options (may be changed between runs).
   LangevinOptions& options() { return opt_; }
 
  private:

@@ -11,15 +11,19 @@
 
 namespace ebl {
 
+/// MALA's options.
 struct MalaOptions {
-  int steps = 100;
-  double step_size = 0.01;
-  double temperature = 1.0;
+  int steps = 100;           ///< iterations per run()
+  double step_size = 0.01;   ///< ε of the Langevin proposal
+  double temperature = 1.0;  ///< T: the target is exp(−E/T)
 };
 
+/// The Metropolis-adjusted Langevin algorithm: a Langevin step as the proposal, accepted by
+/// Metropolis–Hastings, so its draws are exact for exp(−E/T) at any step size.
 template <class T>
 class Mala {
  public:
+  /// A sampler for the energy function `energy`; throws on invalid options.
   Mala(EnergyFn<T> energy, MalaOptions opt) : eval_(std::move(energy)), opt_(opt) {
     if (!(opt_.step_size > 0) || !(opt_.temperature > 0))
       throw std::invalid_argument("MALA: step size and temperature must be > 0");

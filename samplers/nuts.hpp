@@ -38,6 +38,7 @@
 
 namespace ebl {
 
+/// NUTS's options.
 struct NutsOptions {
   int steps = 1000;          ///< draws after warm-up
   double step_size = 0.1;    ///< ε₀ (the warm-up's first; with warm-up 0, the step size)
@@ -46,11 +47,13 @@ struct NutsOptions {
   AdaptOptions adapt{};      ///< warm-up; its target acceptance 0 (the default) means 0.8
 };
 
+/// The No-U-Turn Sampler (see the top of this file), with Stan's warm-up.
 template <class T>
 class Nuts {
  public:
   static constexpr double kDefaultTargetAccept = 0.8;  ///< Stan's δ
 
+  /// A sampler for the energy function `energy`; throws on invalid options.
   Nuts(EnergyFn<T> energy, NutsOptions opt) : eval_(std::move(energy)), opt_(opt) {
     opt_.adapt = with_target(opt_.adapt, kDefaultTargetAccept, "NUTS");
     if (!(opt_.step_size > 0) || !(opt_.temperature > 0) || opt_.steps < 0 || opt_.adapt.warmup < 0)
@@ -106,14 +109,17 @@ class Nuts {
     return stats;
   }
 
+  /// What the last run's warm-up chose (step size, metric).
   const Adaptation& adaptation() const { return adaptation_; }
   /// Of the draws after warm-up: how many iterations stopped at each tree depth (index = depth),
   /// the mean number of leapfrog steps per chain and iteration, and the divergent iterations.
   const std::vector<std::size_t>& depth_histogram() const { return depth_hist_; }
+  /// Leapfrog steps per chain and draw in the last run.
   double mean_leapfrog_steps() const {
     const double iters = double(opt_.steps) * double(n_);
     return iters > 0 ? double(leapfrog_total_) / iters : 0.0;
   }
+  /// Divergent iterations among the last run's draws.
   std::size_t divergences() const { return divergences_; }
 
  private:

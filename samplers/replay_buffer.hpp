@@ -13,9 +13,13 @@
 
 namespace ebl {
 
+/// Persistent chains for CD (Du & Mordatch 2019): `capacity` states of `dim` coordinates, drawn at
+/// random for each step and written back after it; a drawn chain restarts from uniform noise in
+/// [lo, hi] with probability restart_prob.
 template <class T>
 class ReplayBuffer {
  public:
+  /// A buffer filled with uniform noise from rng.
   ReplayBuffer(std::size_t capacity, std::size_t dim, double lo, double hi, double restart_prob,
                Rng& rng)
       : chains_(Shape{capacity, dim}), lo_(lo), hi_(hi), rho_(restart_prob) {
@@ -53,11 +57,17 @@ class ReplayBuffer {
       std::copy_n(x.data() + i * dim(), dim(), chains_.data() + slots_[i] * dim());
   }
 
+  /// The number of chains kept.
   std::size_t capacity() const { return chains_.shape()[0]; }
+  /// Coordinates per chain.
   std::size_t dim() const { return chains_.shape()[1]; }
+  /// Chains restarted from noise so far.
   std::size_t restarts() const { return restarts_; }
+  /// Chains drawn so far.
   std::size_t draws() const { return draws_; }
+  /// The chains [capacity, dim] (for checkpoints).
   Array<T>& chains() { return chains_; }
+  /// The chains, read-only.
   const Array<T>& chains() const { return chains_; }
 
  private:

@@ -25,9 +25,11 @@ namespace ebl {
 /// A mixture of isotropic Gaussians in d dimensions: means[k] (size d), sd[k], weight[k] (> 0,
 /// normalised here).
 struct GaussianMixture {
-  std::vector<std::vector<double>> means;
-  std::vector<double> sd, weight;
+  std::vector<std::vector<double>> means;  ///< the components' means, d each
+  std::vector<double> sd;                  ///< the components' standard deviations
+  std::vector<double> weight;              ///< the mixture weights, normalised
 
+  /// Checks and normalises: one mean, sd and weight per component, all > 0.
   GaussianMixture(std::vector<std::vector<double>> m, std::vector<double> s, std::vector<double> w)
       : means(std::move(m)), sd(std::move(s)), weight(std::move(w)) {
     if (means.empty() || sd.size() != means.size() || weight.size() != means.size())
@@ -42,7 +44,9 @@ struct GaussianMixture {
         throw std::invalid_argument("GaussianMixture: weights and sds must be > 0");
     for (double& wk : weight) wk /= total;
   }
+  /// The dimension d.
   std::size_t dim() const { return means[0].size(); }
+  /// The number of components.
   std::size_t components() const { return means.size(); }
 
   /// E(x) = −log p(x) on the tape: x [n, d] -> [n]. With ‖x − μ_k‖² = ‖x‖² − 2xμ_kᵀ + ‖μ_k‖²,

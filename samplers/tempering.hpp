@@ -30,6 +30,7 @@ inline std::vector<double> geometric_ladder(std::size_t k, double t_max) {
   return t;
 }
 
+/// Parallel tempering's options.
 struct TemperingOptions {
   int steps = 1000;                    ///< iterations: a MALA move at every level, then swaps
   std::vector<double> temperatures{};  ///< T₁ < T₂ < …, T₁ that of the draws (normally 1);
@@ -38,9 +39,12 @@ struct TemperingOptions {
   std::vector<double> step_sizes{};    ///< optional: one ε per level (overrides step_size)
 };
 
+/// Parallel tempering (see the top of this file): MALA moves at every level of a temperature
+/// ladder, then swaps between neighbouring levels, the draws read at T₁.
 template <class T>
 class ParallelTempering {
  public:
+  /// A sampler for the energy function `energy`; throws on an invalid ladder or step sizes.
   ParallelTempering(EnergyFn<T> energy, TemperingOptions opt)
       : eval_(std::move(energy)), opt_(std::move(opt)) {
     if (opt_.temperatures.empty()) opt_.temperatures = geometric_ladder(8, 30);
@@ -100,6 +104,7 @@ class ParallelTempering {
     return stats;
   }
 
+  /// The ladder T₁ < T₂ < ….
   const std::vector<double>& temperatures() const { return opt_.temperatures; }
   /// Swap acceptance rate between levels k and k+1, over every run so far.
   std::vector<double> swap_rates() const {
@@ -121,13 +126,18 @@ class ParallelTempering {
   /// The persistent state: every level's replicas, the move and swap counts and the iteration
   /// (whose parity picks the pairs that swap next). A sampler given it back continues exactly.
   struct State {
-    Array<T> replicas;  ///< [K·n, d]; empty before the first run
-    std::size_t iteration = 0;
-    std::vector<std::size_t> move_accepted, move_proposed, swap_accepted, swap_proposed;
+    Array<T> replicas;                       ///< [K·n, d]; empty before the first run
+    std::size_t iteration = 0;               ///< iterations run so far
+    std::vector<std::size_t> move_accepted;  ///< per level: MALA moves accepted
+    std::vector<std::size_t> move_proposed;  ///< per level: MALA moves proposed
+    std::vector<std::size_t> swap_accepted;  ///< per neighbouring pair: swaps accepted
+    std::vector<std::size_t> swap_proposed;  ///< per neighbouring pair: swaps proposed
   };
+  /// A copy of the persistent state (for checkpoints).
   State state() const {
     return {z_, iteration_, move_accepted_, move_proposed_, swap_accepted_, swap_proposed_};
   }
+  /// Continues from a state() (checked against the ladder).
   void set_state(State st) {
     const std::size_t K = opt_.temperatures.size();
     if (st.replicas.size() == 0) {  // saved before the first run
