@@ -1,0 +1,241 @@
+// The Gaussian–Bernoulli RBM: real visible units v ∈ ℝ^V, binary hidden units h ∈ {0,1}^H, in
+// the parameterisation of Cho, Raiko & Ilin (2011, "Improved learning of Gaussian-Bernoulli
+// restricted Boltzmann machines"), with the variances learned as z_i = log σ_i²:
+//
+//   E(v, h) = Σ_i (v_i − b_i)² / 2σ_i²  −  cᵀh  −  Σ_ij (v_i / σ_i²) W_ij h_j
+//   p(h_j = 1 | v) = σ(c_j + Σ_i W_ij v_i / σ_i²),     p(v_i | h) = N(b_i + (Wh)_i, σ_i²)
+//   F(v) = −log Σ_h e^{−E(v,h)} = Σ_i (v_i − b_i)² / 2σ_i² − Σ_j softplus(c_j + Σ_i W_ij v_i / σ_i²)
+//
+// Why this parameterisation and not Krizhevsky's (2009: v_i/σ_i in the interaction): here the
+// conditional mean of v given h, b + Wh, does not depend on σ, the hidden units read v scaled by
+// its precision (a noisy unit counts less), and the gradient in z stays well scaled as σ changes —
+// Cho et al. show Krizhevsky's form makes learning the variances unstable. Learning z keeps σ > 0.
+//
+// Exact log Z for a few hidden units: completing the square in v, with μ(h) = b + Wh,
+//   ∫ e^{−E(v,h)} dv = Π_i √(2πσ_i²) · exp(cᵀh + Σ_i (μ_i² − b_i²) / 2σ_i²),
+// so Z is a sum of 2^H Gaussians' masses, and p(v) is a mixture of 2^H Gaussians N(μ(h), diag σ²)
+// with weights ∝ exp(cᵀh + Σ_i (μ_i² − b_i²)/2σ_i²). Training descends mean F(v⁺) − mean F(v⁻)
+// on the tape, the negatives from block Gibbs (CD-k, or persistent chains: PCD).
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "autodiff/interrupt.hpp"
+#include "autodiff/optim.hpp"
+#include "ebm/energy.hpp"
+#include "samplers/gibbs.hpp"
+
+namespace ebl {
+
+/// A Gaussian–Bernoulli RBM (see the top of this file). As an Energy it is its free energy F(v).
+template <class T>
+class GaussianRbm : public Energy<T> {
+ public:
+  /// V real visible and H binary hidden units: W ~ N(0, init_std²), b = c = 0, σ² = exp(log_var)
+  /// for every unit; with learn_variance false, z stays fixed (not among the parameters).
+  GaussianRbm(std::size_t visible, std::size_t hidden, Rng& rng, double init_std = 0.01,
+              double log_var = 0, bool learn_variance = true)
+      : W("W", rng.normal_array<T>({visible, hidden}, 0.0, init_std)),
+        b("b", Array<T>(Shape{visible}, T(0))),
+        c("c", Array<T>(Shape{hidden}, T(0))),
+        z("z", Array<T>(Shape{visible}, T(log_var))),
+        learn_variance_(learn_variance) {
+    if (visible == 0 || hidden == 0)
+      throw std::invalid_argument("GaussianRbm: needs at least one visible and one hidden unit");
+  }
+
+  /// V.
+  std::size_t visible() const { return W.value.shape()[0]; }
+  /// H.
+  std::size_t hidden() const { return W.value.shape()[1]; }
+  /// W, b, c and, when learned, z.
+  std::vector<Parameter<T>*> parameters() override {
+    if (learn_variance_) return {&W, &b, &c, &z};
+    return {&W, &b, &c};
+  }
+
+  /// F(v) on the tape: v [n, V] -> [n].
+  Var<T> operator()(Tape<T>& t, Var<T> v) override {
+    if (v.shape().size() != 2 || v.shape()[1] != visible())
+      throw ShapeError(
+          fmt::format("GaussianRbm: input {} is not [n, {}]", shape_str(v.shape()), visible()));
+    Var<T> prec = exp(neg(t.param(z)));                     // 1/σ² [V]
+    Var<T> d = v - t.param(b);                              // [n, V]
+    Var<T> quad = T(0.5) * sum(square(d) * prec, 1);        // Σ_i (v_i − b_i)² / 2σ_i²
+    Var<T> act = linear(v * prec, t.param(W), t.param(c));  // c + Wᵀ(v/σ²), [n, H]
+    return quad - sum(softplus(act), 1);
+  }
+
+  /// E(v, h) of one visible and one hidden state, in double.
+  double energy(const T* v, const T* h) const {
+    const std::size_t nv = visible(), nh = hidden();
+    double e = 0;
+    for (std::size_t i = 0; i < nv; ++i) {
+      const double s2 = std::exp(double(z.value(i))), d = double(v[i]) - double(b.value(i));
+      e += d * d / (2 * s2);
+      for (std::size_t j = 0; j < nh; ++j)
+        e -= double(v[i]) / s2 * double(W.value(i, j)) * double(h[j]);
+    }
+    for (std::size_t j = 0; j < nh; ++j) e -= double(c.value(j)) * double(h[j]);
+    return e;
+  }
+
+  /// p(h = 1 | v) for a batch v [n, V] -> ph [n, H].
+  void hidden_probs(const Array<T>& v, Array<T>& ph) const {
+    const std::size_t n = v.shape()[0], nv = visible(), nh = hidden();
+    ph.resize(Shape{n, nh});
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t j = 0; j < nh; ++j) {
+        double a = double(c.value(j));
+        for (std::size_t i = 0; i < nv; ++i)
+          a += double(W.value(i, j)) * double(v(r, i)) * std::exp(-double(z.value(i)));
+        ph(r, j) = T(1 / (1 + std::exp(-a)));
+      }
+  }
+  /// Draws v ~ p(v | h) = N(b + Wh, diag σ²) for a batch h [n, H] into v [n, V].
+  void sample_visible(const Array<T>& h, Array<T>& v, Rng& rng) const {
+    const std::size_t n = h.shape()[0], nv = visible(), nh = hidden();
+    v.resize(Shape{n, nv});
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t i = 0; i < nv; ++i) {
+        double mu = double(b.value(i));
+        for (std::size_t j = 0; j < nh; ++j) mu += double(W.value(i, j)) * double(h(r, j));
+        v(r, i) = T(mu + std::exp(0.5 * double(z.value(i))) * rng.normal());
+      }
+  }
+
+  Parameter<T> W;  ///< weights [V, H]
+  Parameter<T> b;  ///< visible means' bias [V]
+  Parameter<T> c;  ///< hidden biases [H]
+  Parameter<T> z;  ///< log-variances of the visible units [V]
+
+ private:
+  bool learn_variance_;
+};
+
+/// k sweeps of block Gibbs on the chains v [n, V]: h ~ p(h | v), then v ~ p(v | h). h is left
+/// with the last hidden draw.
+template <class T>
+void gbrbm_gibbs(const GaussianRbm<T>& m, Array<T>& v, Array<T>& h, int k, Rng& rng) {
+  for (int s = 0; s < k; ++s) {
+    poll_interrupt();
+    m.hidden_probs(v, h);
+    sample_bernoulli(h, rng);
+    m.sample_visible(h, v, rng);
+  }
+}
+
+/// log of the unnormalised weight of hidden state h in p(h): cᵀh + Σ_i (μ_i² − b_i²)/2σ_i²,
+/// μ = b + Wh (the log of ∫ e^{−E(v,h)} dv without Π_i √(2πσ_i²)).
+template <class T>
+double gbrbm_log_hidden_weight(const GaussianRbm<T>& m, const std::vector<int>& h) {
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  double w = 0;
+  for (std::size_t j = 0; j < nh; ++j) w += double(m.c.value(j)) * h[j];
+  for (std::size_t i = 0; i < nv; ++i) {
+    double mu = double(m.b.value(i));
+    for (std::size_t j = 0; j < nh; ++j) mu += double(m.W.value(i, j)) * h[j];
+    const double bi = double(m.b.value(i));
+    w += (mu * mu - bi * bi) / (2 * std::exp(double(m.z.value(i))));
+  }
+  return w;
+}
+
+/// Exact log Z: the log-sum over the 2^H hidden states of the Gaussians' masses (H ≤ 24).
+template <class T>
+double gbrbm_exact_log_z(const GaussianRbm<T>& m) {
+  const std::size_t nh = m.hidden(), nv = m.visible();
+  if (nh > 24)
+    throw std::invalid_argument(
+        fmt::format("gbrbm_exact_log_z: 2^{} hidden states is too many to enumerate", nh));
+  std::vector<int> h(nh);
+  double mx = -std::numeric_limits<double>::infinity();
+  std::vector<double> lw(std::size_t(1) << nh);
+  for (std::size_t s = 0; s < lw.size(); ++s) {
+    for (std::size_t j = 0; j < nh; ++j) h[j] = int((s >> j) & 1u);
+    lw[s] = gbrbm_log_hidden_weight(m, h);
+    mx = std::max(mx, lw[s]);
+  }
+  double sum = 0;
+  for (double l : lw) sum += std::exp(l - mx);
+  double log_gauss = 0;  // Σ_i ½ log(2πσ_i²)
+  for (std::size_t i = 0; i < nv; ++i)
+    log_gauss += 0.5 * (std::log(2 * std::numbers::pi) + double(m.z.value(i)));
+  return mx + std::log(sum) + log_gauss;
+}
+
+/// F(v) of every row of v [n, V], in double.
+template <class T>
+std::vector<double> gbrbm_free_energies(const GaussianRbm<T>& m, const Array<T>& v) {
+  const std::size_t n = v.shape()[0], nv = m.visible(), nh = m.hidden();
+  if (v.dimension() != 2 || v.shape()[1] != nv)
+    throw ShapeError(
+        fmt::format("gbrbm_free_energies: input {} is not [n, {}]", shape_str(v.shape()), nv));
+  std::vector<double> f(n);
+  for (std::size_t r = 0; r < n; ++r) {
+    double e = 0;
+    for (std::size_t i = 0; i < nv; ++i) {
+      const double d = double(v(r, i)) - double(m.b.value(i));
+      e += d * d / (2 * std::exp(double(m.z.value(i))));
+    }
+    for (std::size_t j = 0; j < nh; ++j) {
+      double a = double(m.c.value(j));
+      for (std::size_t i = 0; i < nv; ++i)
+        a += double(m.W.value(i, j)) * double(v(r, i)) * std::exp(-double(m.z.value(i)));
+      e -= a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+    }
+    f[r] = e;
+  }
+  return f;
+}
+
+/// Average log-likelihood of rows v [n, V] given log Z: mean(−F(v)) − log Z.
+template <class T>
+double gbrbm_average_loglik(const GaussianRbm<T>& m, const Array<T>& v, double log_z) {
+  double s = 0;
+  for (double f : gbrbm_free_energies(m, v)) s -= f;
+  return s / double(v.shape()[0]) - log_z;
+}
+
+/// Training chains: the visible states of persistent chains (PCD), or empty (CD from the data).
+template <class T>
+struct GbrbmChains {
+  Array<T> v;  ///< chains' visible states [n, V]
+  Array<T> h;  ///< their last hidden draws [n, H]
+};
+
+/// One CD-k (persistent = false: chains restarted at the data) or PCD-k step: negatives by k
+/// block-Gibbs sweeps, then the optimizer's step on ∇θ [mean F(v⁺) − mean F(v⁻)], the
+/// log-likelihood gradient's estimate (the hidden units summed out exactly in F). Returns that
+/// surrogate's value. Fresh persistent chains must be given states (e.g. data rows or noise).
+template <class T>
+double gbrbm_train_step(GaussianRbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos,
+                        GbrbmChains<T>& chains, int k, bool persistent, Rng& rng, Tape<T>& tape) {
+  if (k < 1) throw std::invalid_argument("gbrbm_train_step: needs at least one Gibbs sweep");
+  if (!persistent) chains.v = v_pos;
+  // (a default xtensor array has shape {} and size 1: the shape, not the size, says "empty")
+  if (chains.v.dimension() != 2 || chains.v.shape()[1] != m.visible())
+    throw std::invalid_argument(
+        fmt::format("gbrbm_train_step: the chains {} are not [n, {}] (persistent chains need "
+                    "initial states)",
+                    shape_str(chains.v.shape()), m.visible()));
+  gbrbm_gibbs(m, chains.v, chains.h, k, rng);
+  tape.clear();
+  Var<T> l = mean(m(tape, tape.input(v_pos))) - mean(m(tape, tape.input(chains.v)));
+  const double value = double(l.item());
+  if (!std::isfinite(value))
+    throw DivergenceError(fmt::format("gbrbm_train_step: non-finite free energy ({})", value));
+  opt.zero_grad();
+  auto ps = m.parameters();
+  tape.backward(l, {}, std::span<Parameter<T>* const>(ps));
+  opt.step();
+  return value;
+}
+
+}  // namespace ebl
