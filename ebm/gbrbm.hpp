@@ -22,6 +22,7 @@
 #include <limits>
 #include <numbers>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -201,6 +202,115 @@ double gbrbm_average_loglik(const GaussianRbm<T>& m, const Array<T>& v, double l
   double s = 0;
   for (double f : gbrbm_free_energies(m, v)) s -= f;
   return s / double(v.shape()[0]) - log_z;
+}
+
+/// An AIS estimate of a Gaussian–Bernoulli RBM's log Z (gbrbm_ais).
+struct GbrbmAis {
+  double log_z = 0;       ///< log Z_A + log mean w: a stochastic lower bound on log Z
+  double std_err = 0;     ///< its standard error (delta method on the mean of the weights)
+  double log_z_base = 0;  ///< log Z_A of the base model
+  std::size_t runs = 0;   ///< annealing runs
+};
+
+/// Annealed importance sampling (Neal 2001; Salakhutdinov & Murray 2008) from a base model A
+/// whose visible units are independent Gaussians N(mean_i, var_i) — fitted to the data's moments
+/// (base_moments) — and whose hidden units are free, so that log Z_A = Σ_i ½ log(2π var_i) +
+/// H log 2 and A is sampled exactly. The intermediate models are
+///   log p*_β(v) = −(1−β) Σ_i (v_i − m_i)²/2s_i² − β Σ_i (v_i − b_i)²/2σ_i²
+///                 + Σ_j softplus(β (c_j + Σ_i W_ij v_i/σ_i²)),
+/// each moved by one Gibbs sweep that leaves it invariant (h | v: Bernoulli(σ(β a_j)); v | h:
+/// Gaussian of precision (1−β)/s_i² + β/σ_i²), over `temperatures` equally spaced β.
+template <class T>
+GbrbmAis gbrbm_ais(const GaussianRbm<T>& m, const std::vector<double>& mean,
+                   const std::vector<double>& var, std::size_t runs, std::size_t temperatures,
+                   Rng& rng) {
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  if (mean.size() != nv || var.size() != nv)
+    throw std::invalid_argument(fmt::format("gbrbm_ais: base moments of {} and {} units for {}",
+                                            mean.size(), var.size(), nv));
+  for (double s2 : var)
+    if (!(s2 > 0)) throw std::invalid_argument("gbrbm_ais: base variances must be > 0");
+  if (runs < 1 || temperatures < 1)
+    throw std::invalid_argument("gbrbm_ais: needs at least one run and one temperature");
+  std::vector<double> prec(nv);  // 1/σ_i²
+  for (std::size_t i = 0; i < nv; ++i) prec[i] = std::exp(-double(m.z.value(i)));
+  auto softplus = [](double a) {
+    return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+  };
+  std::vector<double> v(nv), act(nh);
+  std::vector<int> h(nh);
+  auto activations = [&] {  // a_j = c_j + Σ_i W_ij v_i / σ_i²
+    for (std::size_t j = 0; j < nh; ++j) {
+      double a = double(m.c.value(j));
+      for (std::size_t i = 0; i < nv; ++i) a += double(m.W.value(i, j)) * v[i] * prec[i];
+      act[j] = a;
+    }
+  };
+  auto log_p = [&](double beta) {  // log p*_β(v): at β = 0 its integral is Z_A
+    double l = 0;
+    for (std::size_t i = 0; i < nv; ++i) {
+      const double da = v[i] - mean[i], dm = v[i] - double(m.b.value(i));
+      l -= (1 - beta) * da * da / (2 * var[i]) + beta * dm * dm * prec[i] / 2;
+    }
+    for (std::size_t j = 0; j < nh; ++j) l += softplus(beta * act[j]);  // (H log 2 at β = 0)
+    return l;
+  };
+  std::vector<double> log_w(runs, 0.0);
+  for (std::size_t r = 0; r < runs; ++r) {
+    poll_interrupt();
+    for (std::size_t i = 0; i < nv; ++i) v[i] = mean[i] + std::sqrt(var[i]) * rng.normal();
+    for (std::size_t k = 1; k <= temperatures; ++k) {
+      const double b_prev = double(k - 1) / double(temperatures),
+                   b_now = double(k) / double(temperatures);
+      activations();
+      log_w[r] += log_p(b_now) - log_p(b_prev);
+      if (k == temperatures) break;
+      // one Gibbs sweep at β = b_now
+      for (std::size_t j = 0; j < nh; ++j)
+        h[j] = rng.uniform() < 1 / (1 + std::exp(-b_now * act[j]));
+      for (std::size_t i = 0; i < nv; ++i) {
+        double mu_h = double(m.b.value(i));
+        for (std::size_t j = 0; j < nh; ++j) mu_h += double(m.W.value(i, j)) * h[j];
+        const double p = (1 - b_now) / var[i] + b_now * prec[i];
+        const double mu = ((1 - b_now) * mean[i] / var[i] + b_now * mu_h * prec[i]) / p;
+        v[i] = mu + rng.normal() / std::sqrt(p);
+      }
+    }
+  }
+  GbrbmAis res;
+  res.runs = runs;
+  for (std::size_t i = 0; i < nv; ++i)
+    res.log_z_base += 0.5 * std::log(2 * std::numbers::pi * var[i]);
+  res.log_z_base += double(nh) * std::log(2.0);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (double l : log_w) mx = std::max(mx, l);
+  double s = 0, s2 = 0;
+  for (double l : log_w) {
+    const double w = std::exp(l - mx);
+    s += w, s2 += w * w;
+  }
+  const double n = double(runs), mean_w = s / n;
+  res.log_z = res.log_z_base + mx + std::log(mean_w);
+  const double var_w = runs > 1 ? (s2 / n - mean_w * mean_w) * n / (n - 1) : 0;
+  res.std_err = std::sqrt(std::max(0.0, var_w) / n) / mean_w;  // delta method: sd(ŵ) / ŵ
+  return res;
+}
+
+/// The moments of data rows x [n, V] per unit (mean, variance with a floor), for gbrbm_ais.
+template <class T>
+std::pair<std::vector<double>, std::vector<double>> base_moments(const Array<T>& x,
+                                                                 double floor = 1e-6) {
+  if (x.dimension() != 2 || x.shape()[0] < 2)
+    throw std::invalid_argument("base_moments: needs rows [n >= 2, V]");
+  const std::size_t n = x.shape()[0], d = x.shape()[1];
+  std::vector<double> mean(d, 0.0), var(d, 0.0);
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t i = 0; i < d; ++i) mean[i] += double(x(r, i)) / double(n);
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t i = 0; i < d; ++i)
+      var[i] += (double(x(r, i)) - mean[i]) * (double(x(r, i)) - mean[i]) / double(n - 1);
+  for (double& v2 : var) v2 = std::max(v2, floor);
+  return {mean, var};
 }
 
 /// Training chains: the visible states of persistent chains (PCD), or empty (CD from the data).
