@@ -6,6 +6,7 @@
 #include "datasets/labeled.hpp"
 #include "ebm/classify.hpp"
 #include "ebm/energy.hpp"
+#include "ebm/gbrbm.hpp"
 #include "ebm/losses.hpp"
 #include "ebm/rbm.hpp"
 #include "python/src/common.hpp"
@@ -298,6 +299,107 @@ the first batch has rows), as experiments/rbm starts them.)")
           "The persistent chains' visible states.");
 }
 
+// A Gaussian–Bernoulli RBM's trainer: its optimizer, chains, generator and tape.
+struct GbrbmTrainer {
+  std::shared_ptr<GaussianRbm<double>> rbm;
+  std::shared_ptr<Optimizer<double>> opt;
+  GbrbmChains<double> chains;
+  Rng rng;
+  Tape<double> tape;
+  Array<double> v;
+  int k = 1;
+  bool persistent = false;
+  std::size_t n_chains = 0;
+};
+
+void bind_gbrbm(py::module_& m) {
+  using G = GaussianRbm<double>;
+  py::class_<G, Energy<double>, std::shared_ptr<G>>(
+      m, "GaussianRBM",
+      R"(A Gaussian–Bernoulli RBM in Cho, Raiko & Ilin's (2011) parameterisation, in float64:
+E(v, h) = sum_i (v_i - b_i)^2 / 2 s_i^2 - c^T h - sum_ij (v_i / s_i^2) W_ij h_j, with z = log s^2
+learned (unless learn_variance=False). As an Energy it is its free energy F(v).)")
+      .def(py::init([](std::size_t visible, std::size_t hidden, std::uint64_t seed, double init_std,
+                       double log_var, bool learn) {
+             Rng rng(seed);
+             return std::make_shared<G>(visible, hidden, rng, init_std, log_var, learn);
+           }),
+           py::arg("visible"), py::arg("hidden"), py::arg("seed") = 0, py::arg("init_std") = 0.01,
+           py::arg("log_var") = 0.0, py::arg("learn_variance") = true)
+      .def_property_readonly("visible", &G::visible)
+      .def_property_readonly("hidden", &G::hidden)
+      .def(
+          "free_energy",
+          [](const G& g, const NpIn<double>& v) {
+            return to_numpy(gbrbm_free_energies(g, to_array<double>(v)));
+          },
+          py::arg("v"), "F(v) for every row of v [n, V] (float64).")
+      .def(
+          "exact_log_z", [](const G& g) { return gbrbm_exact_log_z(g); },
+          "log Z summed over the 2^H hidden states' Gaussians (H <= 24).")
+      .def(
+          "average_loglik",
+          [](const G& g, const NpIn<double>& v, double log_z) {
+            return gbrbm_average_loglik(g, to_array<double>(v), log_z);
+          },
+          py::arg("v"), py::arg("log_z"), "mean(-F(v)) - log Z.")
+      .def(
+          "gibbs",
+          [](const G& g, const NpIn<double>& v0, int k, Rng& rng) {
+            Array<double> v = to_array<double>(v0), h;
+            long_call([&] {
+              gbrbm_gibbs(g, v, h, k, rng);
+              return 0;
+            });
+            return py::make_tuple(to_numpy(v), to_numpy(h));
+          },
+          py::arg("v"), py::arg("k"), py::arg("rng"), "k block-Gibbs sweeps from v: (v, h).")
+      .def(
+          "ais",
+          [](const G& g, const std::vector<double>& mean, const std::vector<double>& var,
+             std::size_t runs, std::size_t temps, Rng& rng) {
+            return long_call([&] { return gbrbm_ais(g, mean, var, runs, temps, rng); });
+          },
+          py::arg("mean"), py::arg("var"), py::arg("runs"), py::arg("temperatures"), py::arg("rng"),
+          "AIS from independent Gaussians N(mean, var) (e.g. base_moments of the data).");
+  py::class_<GbrbmAis>(m, "GbrbmAis", "An AIS estimate of a Gaussian–Bernoulli RBM's log Z.")
+      .def_readonly("log_z", &GbrbmAis::log_z)
+      .def_readonly("std_err", &GbrbmAis::std_err)
+      .def_readonly("log_z_base", &GbrbmAis::log_z_base)
+      .def_readonly("runs", &GbrbmAis::runs);
+  m.def(
+      "base_moments", [](const NpIn<double>& x) { return base_moments(to_array<double>(x)); },
+      py::arg("x"), "Per-unit (means, variances) of rows x [n, V]: the AIS base's moments.");
+  py::class_<GbrbmTrainer, std::shared_ptr<GbrbmTrainer>>(
+      m, "GaussianRBMTrainer",
+      R"(CD-k (persistent=False) or PCD-k steps on a GaussianRBM: mean F(v+) - mean F(v-) descended
+with the optimizer. Persistent chains start as standard normal draws, `chains` of them (0: as many
+as the first batch has rows).)")
+      .def(py::init([](std::shared_ptr<G> g, std::shared_ptr<Optimizer<double>> opt, int k,
+                       bool persistent, std::size_t n_chains, std::uint64_t seed) {
+             auto t = std::make_shared<GbrbmTrainer>();
+             t->rbm = g, t->opt = opt, t->k = k, t->persistent = persistent;
+             t->n_chains = n_chains, t->rng = Rng(seed);
+             return t;
+           }),
+           py::arg("rbm"), py::arg("optimizer"), py::arg("k") = 1, py::arg("persistent") = false,
+           py::arg("chains") = 0, py::arg("seed") = 0)
+      .def(
+          "step",
+          [](GbrbmTrainer& t, const NpIn<double>& v) {
+            to_array<double>(v, t.v);
+            if (t.persistent && t.chains.v.dimension() != 2) {
+              const std::size_t n = t.n_chains ? t.n_chains : t.v.shape()[0];
+              t.chains.v = t.rng.normal_array<double>({n, t.rbm->visible()});
+            }
+            return long_call([&] {
+              return gbrbm_train_step(*t.rbm, *t.opt, t.v, t.chains, t.k, t.persistent, t.rng,
+                                      t.tape);
+            });
+          },
+          py::arg("v"), "One step on a batch v [n, V]; returns mean F(v+) - mean F(v-).");
+}
+
 }  // namespace
 
 void bind_classic(py::module_& m) {
@@ -356,6 +458,7 @@ labels, classes). data_dir, or $EBL_DATA_DIR, names where to read digits.csv.gz 
       py::arg("x"), py::arg("y"), py::arg("classes"), py::arg("test"), py::arg("seed"),
       "The experiments' fixed split: a seeded permutation, the last `test` rows held out.");
   bind_rbm(m);
+  bind_gbrbm(m);
 }
 
 }  // namespace ebl::py_bind

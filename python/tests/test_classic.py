@@ -120,3 +120,33 @@ def test_rbm_training_raises_the_exact_loglik(persistent):
         assert tr.chains.shape == (32, 64)
     with pytest.raises(ebl.ShapeError, match=r"\[n, 64\]"):
         tr.step(np.zeros((3, 5)))
+
+
+def test_gaussian_rbm_exact_log_z_ais_and_training():
+    g = ebl.GaussianRBM(2, 3, seed=1, init_std=0.8)
+    for p in g.parameters()[1:]:
+        p.value = np.random.default_rng(2).normal(0, 0.5, p.shape)
+    lz = g.exact_log_z()
+    grid = ebl.grid_2d(-12, 12, 500, -12, 12, 500)
+    assert abs(ebl.log_partition(g, grid) - lz) < 1e-6
+    x = np.random.default_rng(3).standard_normal((4, 2))
+    np.testing.assert_allclose(g.free_energy(x), g.energy(x), rtol=1e-12)
+    v, h = g.gibbs(np.zeros((2000, 2)), 40, ebl.Rng(4))
+    assert v.shape == (2000, 2) and set(np.unique(h)) <= {0.0, 1.0}
+    mean, var = ebl.base_moments(v)
+    a = g.ais(mean, var, 300, 500, ebl.Rng(5))
+    assert isinstance(a, ebl.GbrbmAis) and a.runs == 300
+    assert abs(a.log_z - lz) < 4 * a.std_err
+    # training on two clusters raises the exact log-likelihood
+    rng = np.random.default_rng(6)
+    right = rng.uniform(size=2000) < 0.5
+    data = np.stack([np.where(right, 1.5, -1.5), np.where(right, 1.0, 0.0)], 1) + 0.4 * rng.standard_normal((2000, 2))
+    m = ebl.GaussianRBM(2, 4, seed=7, init_std=0.1)
+    before = m.average_loglik(data, m.exact_log_z())
+    tr = ebl.GaussianRBMTrainer(m, ebl.Adam(m.parameters(), lr=0.02), k=1, seed=8)
+    r = ebl.Rng(9)
+    for _ in range(800):
+        tr.step(data[r.below(2000, size=64)])
+    assert m.average_loglik(data, m.exact_log_z()) > before + 1.0
+    with pytest.raises(ValueError, match="base moments"):
+        g.ais([0.0], [1.0], 10, 10, ebl.Rng(0))
