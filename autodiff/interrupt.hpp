@@ -4,8 +4,9 @@
 // training call calls request_interrupt() — one atomic store, safe inside a signal handler. Every
 // loop of the library that can run long polls the flag once per iteration (each sampler's
 // iterations, warm-up included; ReplayBuffer-driven training loops poll through their samplers)
-// and throws Interrupted when it is set. Polling is one relaxed atomic load: it changes no result
-// and costs nothing measurable.
+// and throws Interrupted when it is set (NUTS and HMC also at every leapfrog step: one of their
+// iterations can take a thousand evaluations). Polling is one relaxed atomic load: it changes no
+// result and costs nothing measurable.
 //
 // What an interruption leaves: a sampler's chains hold the last completed iteration's states
 // (a caller that passed a copy still has its own); a trainer's step interrupted inside its dream

@@ -54,6 +54,7 @@ class Hmc {
       for (std::size_t j = 0; j < x.size(); ++j)
         p_.data()[j] -= T(0.5 * eps * inv_t * double(gn_.data()[j]));
       for (int l = 0; l < opt_.leapfrog_steps; ++l) {
+        poll_interrupt();  // (a trajectory can be long; the chains keep the last accepted state)
         for (std::size_t j = 0; j < x.size(); ++j) xn_.data()[j] += T(eps) * p_.data()[j];
         eval_(xn_, en_, gn_);
         ++stats.gradient_evals;

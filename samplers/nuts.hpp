@@ -341,6 +341,9 @@ class Nuts {
 
   // One leapfrog step of every active chain's end state, in its direction: one batched E, ∇E.
   void leapfrog() {
+    // (polled per leapfrog step, not only per iteration: a trajectory may be 2^max_depth steps,
+    // seconds on a loaded machine; an interrupted iteration leaves the chains where it began)
+    poll_interrupt();
     const double inv_t = 1 / opt_.temperature;
     for (std::size_t i = 0; i < n_; ++i) {
       if (!active_[i]) continue;
