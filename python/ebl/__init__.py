@@ -34,6 +34,16 @@ def _dtype_name(dtype):
     return name
 
 
+def _named(make, name, classes, header):
+    """Gives a dtype-choosing constructor its name, the classes it picks from, and their docs
+    (the float64 class's description and constructor signature, with every option's default)."""
+    make.__name__ = make.__qualname__ = name
+    doc = classes["float64"]
+    make.__doc__ = f"{header}\n\n{doc.__doc__ or ''}\n\n{doc.__init__.__doc__ or ''}"
+    make.classes = classes
+    return make
+
+
 def _by_dtype(name):
     """A constructor that picks name_float32 or name_float64 from its dtype= argument."""
     classes = {d: getattr(_ebl, f"{name}_{d}") for d in _DTYPES}
@@ -41,15 +51,7 @@ def _by_dtype(name):
     def make(*args, dtype="float64", **kwargs):
         return classes[_dtype_name(dtype)](*args, **kwargs)
 
-    make.__name__ = make.__qualname__ = name
-    make.__doc__ = (
-        f"{name}(..., dtype='float64'): builds {name}_float32 or {name}_float64.\n\n"
-        + (classes["float64"].__doc__ or "")
-        + "\n\n"
-        + (classes["float64"].__init__.__doc__ or "")
-    )
-    make.classes = classes
-    return make
+    return _named(make, name, classes, f"{name}(..., dtype='float64'): builds {name}_float32 or {name}_float64.")
 
 
 def _by_energy(name):
@@ -63,15 +65,7 @@ def _by_energy(name):
             raise TypeError(f"{name}: the first argument must be an ebl energy, got {type(energy).__name__}")
         return classes[dt](energy, *args, **kwargs)
 
-    make.__name__ = make.__qualname__ = name
-    make.__doc__ = (
-        f"{name}(energy, ...): the {name} of the energy's dtype.\n\n"
-        + (classes["float64"].__doc__ or "")
-        + "\n\n"
-        + (classes["float64"].__init__.__doc__ or "")
-    )
-    make.classes = classes
-    return make
+    return _named(make, name, classes, f"{name}(energy, ...): the {name} of the energy's dtype.")
 
 
 def _by_params(name):
@@ -85,12 +79,7 @@ def _by_params(name):
             raise TypeError(f"{name}: parameters of one dtype expected, got {sorted(dts) or 'none'}")
         return classes[dts.pop()](params, *args, **kwargs)
 
-    make.__name__ = make.__qualname__ = name
-    make.__doc__ = f"{name}(params, ...)\n\n" + (classes["float64"].__doc__ or "") + "\n\n" + (
-        classes["float64"].__init__.__doc__ or ""
-    )
-    make.classes = classes
-    return make
+    return _named(make, name, classes, f"{name}(params, ...): the {name} of the parameters' dtype.")
 
 
 # energies and tape objects, by dtype=

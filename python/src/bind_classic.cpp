@@ -15,15 +15,6 @@ namespace ebl::py_bind {
 
 namespace {
 
-std::vector<std::size_t> labels_of(const NpIn<long long>& y) {
-  std::vector<std::size_t> out;
-  out.reserve(std::size_t(y.size()));
-  for (py::ssize_t i = 0; i < y.size(); ++i) {
-    if (y.data()[i] < 0) throw std::invalid_argument("labels must be >= 0");
-    out.push_back(std::size_t(y.data()[i]));
-  }
-  return out;
-}
 py::array_t<long long> to_numpy_labels(const std::vector<std::size_t>& y) {
   py::array_t<long long> out{py::ssize_t(y.size())};
   for (std::size_t i = 0; i < y.size(); ++i) out.mutable_data()[i] = (long long)y[i];

@@ -12,15 +12,6 @@ namespace ebl::py_bind {
 
 namespace {
 
-std::vector<std::size_t> labels_of(const NpIn<long long>& y) {
-  std::vector<std::size_t> out;
-  for (py::ssize_t i = 0; i < y.size(); ++i) {
-    if (y.data()[i] < 0) throw std::invalid_argument("labels must be >= 0");
-    out.push_back(std::size_t(y.data()[i]));
-  }
-  return out;
-}
-
 // (channels, kernel, stride, padding, pool) per block; trailing entries may be left out.
 CnnSpec cnn_spec(std::size_t channels, std::size_t height, std::size_t width,
                  const std::vector<std::vector<std::size_t>>& blocks,

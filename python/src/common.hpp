@@ -67,6 +67,17 @@ inline py::array_t<double> to_numpy(const std::vector<double>& v) {
   std::copy(v.begin(), v.end(), out.mutable_data());
   return out;
 }
+/// Labels from an integer array, refused if negative.
+inline std::vector<std::size_t> labels_of(
+    const py::array_t<long long, py::array::c_style | py::array::forcecast>& y) {
+  std::vector<std::size_t> out;
+  out.reserve(std::size_t(y.size()));
+  for (py::ssize_t i = 0; i < y.size(); ++i) {
+    if (y.data()[i] < 0) throw std::invalid_argument("labels must be >= 0");
+    out.push_back(std::size_t(y.data()[i]));
+  }
+  return out;
+}
 /// chains × draws traces as a [chains, draws] array (rows of equal length).
 inline py::array_t<double> to_numpy(const std::vector<std::vector<double>>& v) {
   const std::size_t m = v.size(), n = m ? v[0].size() : 0;
