@@ -103,13 +103,15 @@ def test_rbm_log_z_exact_and_by_ais():
     assert fwd.runs == 200 and fwd.temperatures == 300
 
 
-@pytest.mark.parametrize("persistent", [False, True])
-def test_rbm_training_raises_the_exact_loglik(persistent):
+@pytest.mark.parametrize("persistent,betas", [(False, []), (True, []), (True, [1.0, 0.7, 0.4])],
+                         ids=["cd", "pcd", "tempering"])
+def test_rbm_training_raises_the_exact_loglik(persistent, betas):
     x, _, _ = ebl.load_digits()
     v = (x[:600] > 0.5).astype(np.float64)
     r = ebl.RBM(64, 8, seed=0)
     before = r.average_loglik(v, r.exact_log_z())
-    tr = ebl.RBMTrainer(r, ebl.SGD(r.parameters(), lr=0.05), k=1, persistent=persistent, seed=1)
+    tr = ebl.RBMTrainer(r, ebl.SGD(r.parameters(), lr=0.05), k=1, persistent=persistent,
+                        tempering_betas=betas, seed=1)
     rng = ebl.Rng(4)
     for _ in range(300):
         tr.step(v[rng.below(len(v), size=32)])
