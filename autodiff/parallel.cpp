@@ -2,8 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <cblas.h>
-
 namespace ebl {
 
 namespace {
@@ -110,13 +108,14 @@ using GetThreads = int (*)();
 using SetThreads = void (*)(int);
 // OpenBLAS's thread switch, if the BLAS linked is OpenBLAS. In a program it is visible to
 // RTLD_DEFAULT; in a library loaded without RTLD_GLOBAL (the Python module) it is not, so the
-// lookup falls back to the object that holds cblas_sgemm and its dependencies (OpenBLAS itself).
-// Without the fallback the switch was silently off there, and our threads and OpenBLAS's fought
-// over the cores (a CD step of the smallest bench MLP took 1.7x as long from Python).
+// lookup falls back to the object this code is linked into, whose dependencies dlsym searches
+// too (the BLAS library among them). Without the fallback the switch was silently off there, and
+// our threads and OpenBLAS's fought over the cores (a CD step of the smallest bench MLP took 1.7x
+// as long from Python).
 void* openblas_symbol(const char* name) {
   if (void* p = dlsym(RTLD_DEFAULT, name)) return p;
   Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&cblas_sgemm), &info) && info.dli_fname)
+  if (dladdr(reinterpret_cast<void*>(&openblas_symbol), &info) && info.dli_fname)
     if (void* h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) return dlsym(h, name);
   return nullptr;
 }

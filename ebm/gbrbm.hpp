@@ -87,15 +87,22 @@ class GaussianRbm : public Energy<T> {
     return e;
   }
 
+  /// The visible units' precisions 1/σ_i² = exp(−z_i), in double.
+  std::vector<double> precisions() const {
+    std::vector<double> p(visible());
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] = std::exp(-double(z.value(i)));
+    return p;
+  }
+
   /// p(h = 1 | v) for a batch v [n, V] -> ph [n, H].
   void hidden_probs(const Array<T>& v, Array<T>& ph) const {
     const std::size_t n = v.shape()[0], nv = visible(), nh = hidden();
+    const std::vector<double> prec = precisions();
     ph.resize(Shape{n, nh});
     for (std::size_t r = 0; r < n; ++r)
       for (std::size_t j = 0; j < nh; ++j) {
         double a = double(c.value(j));
-        for (std::size_t i = 0; i < nv; ++i)
-          a += double(W.value(i, j)) * double(v(r, i)) * std::exp(-double(z.value(i)));
+        for (std::size_t i = 0; i < nv; ++i) a += double(W.value(i, j)) * double(v(r, i)) * prec[i];
         ph(r, j) = T(1 / (1 + std::exp(-a)));
       }
   }
@@ -178,17 +185,17 @@ std::vector<double> gbrbm_free_energies(const GaussianRbm<T>& m, const Array<T>&
   if (v.dimension() != 2 || v.shape()[1] != nv)
     throw ShapeError(
         fmt::format("gbrbm_free_energies: input {} is not [n, {}]", shape_str(v.shape()), nv));
+  const std::vector<double> prec = m.precisions();
   std::vector<double> f(n);
   for (std::size_t r = 0; r < n; ++r) {
     double e = 0;
     for (std::size_t i = 0; i < nv; ++i) {
       const double d = double(v(r, i)) - double(m.b.value(i));
-      e += d * d / (2 * std::exp(double(m.z.value(i))));
+      e += d * d * prec[i] / 2;
     }
     for (std::size_t j = 0; j < nh; ++j) {
       double a = double(m.c.value(j));
-      for (std::size_t i = 0; i < nv; ++i)
-        a += double(m.W.value(i, j)) * double(v(r, i)) * std::exp(-double(m.z.value(i)));
+      for (std::size_t i = 0; i < nv; ++i) a += double(m.W.value(i, j)) * double(v(r, i)) * prec[i];
       e -= a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
     }
     f[r] = e;
@@ -232,8 +239,7 @@ GbrbmAis gbrbm_ais(const GaussianRbm<T>& m, const std::vector<double>& mean,
     if (!(s2 > 0)) throw std::invalid_argument("gbrbm_ais: base variances must be > 0");
   if (runs < 1 || temperatures < 1)
     throw std::invalid_argument("gbrbm_ais: needs at least one run and one temperature");
-  std::vector<double> prec(nv);  // 1/σ_i²
-  for (std::size_t i = 0; i < nv; ++i) prec[i] = std::exp(-double(m.z.value(i)));
+  const std::vector<double> prec = m.precisions();
   auto softplus = [](double a) {
     return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
   };
