@@ -23,6 +23,7 @@
 #include "autodiff/interrupt.hpp"
 #include "autodiff/optim.hpp"
 #include "autodiff/random.hpp"
+#include "ebm/rbm.hpp"
 
 namespace ebl {
 
@@ -77,6 +78,49 @@ class Dbm {
     return l;
   }
 
+  /// log Σ_{h²} e^{−E(v, h¹, h²)}: h² summed out exactly (it touches only h¹).
+  double log_sum_h2(const double* v, const double* h1) const {
+    const std::size_t nv = visible(), n1 = hidden1(), n2 = hidden2();
+    double l = 0;
+    for (std::size_t i = 0; i < nv; ++i) l += b.value(i) * v[i];
+    for (std::size_t j = 0; j < n1; ++j) {
+      double a = c1.value(j);
+      for (std::size_t i = 0; i < nv; ++i) a += v[i] * W1.value(i, j);
+      l += a * h1[j];
+    }
+    for (std::size_t k = 0; k < n2; ++k) {
+      double a = c2.value(k);
+      for (std::size_t j = 0; j < n1; ++j) a += h1[j] * W2.value(j, k);
+      l += a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+    }
+    return l;
+  }
+  /// log Σ_{v, h²} e^{−E(v, h¹, h²)}: given h¹, v and h² are independent and both sum out,
+  ///   c¹ᵀh¹ + Σ_i softplus(b_i + (W¹h¹)_i) + Σ_k softplus(c²_k + (W²ᵀh¹)_k).
+  double log_sum_v_h2(const double* h1) const {
+    const std::size_t nv = visible(), n1 = hidden1(), n2 = hidden2();
+    auto softplus = [](double a) {
+      return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+    };
+    double l = 0;
+    for (std::size_t j = 0; j < n1; ++j) l += c1.value(j) * h1[j];
+    for (std::size_t i = 0; i < nv; ++i) {
+      double a = b.value(i);
+      for (std::size_t j = 0; j < n1; ++j) a += W1.value(i, j) * h1[j];
+      l += softplus(a);
+    }
+    for (std::size_t k = 0; k < n2; ++k) {
+      double a = c2.value(k);
+      for (std::size_t j = 0; j < n1; ++j) a += h1[j] * W2.value(j, k);
+      l += softplus(a);
+    }
+    return l;
+  }
+  /// Parameters: V·H₁ + H₁·H₂ + V + H₁ + H₂ (to compare with an RBM of as many).
+  std::size_t parameter_count() const {
+    return visible() * hidden1() + hidden1() * hidden2() + visible() + hidden1() + hidden2();
+  }
+
   Parameter<double> W1;  ///< visible–first hidden weights [V, H₁]
   Parameter<double> W2;  ///< first–second hidden weights [H₁, H₂]
   Parameter<double> b;   ///< visible biases [V]
@@ -98,14 +142,33 @@ inline double sigmoid(double a) {
 }
 }  // namespace dbm_detail
 
-/// Exact log Z by enumerating v and h² (h¹ summed out): 2^(V + H₂) terms, V + H₂ ≤ 24.
-inline double dbm_exact_log_z(const Dbm& m) {
-  const std::size_t nv = m.visible(), n2 = m.hidden2();
-  if (nv + n2 > 24)
+/// Which states an exact sum enumerates; the other layers are summed out in closed form.
+enum class DbmEnumerate {
+  Smaller,      ///< whichever of the two below has fewer states
+  FirstHidden,  ///< h¹ (2^H₁ terms; v and h², independent given h¹, sum out)
+  Outer,        ///< the layers around h¹: (v, h²) for log Z, h² for log p(v) (h¹ sums out)
+};
+
+/// Exact log Z: by enumerating h¹ (2^H₁ terms) or (v, h²) (2^(V + H₂) terms), the smaller by
+/// default; at most 2^24 terms.
+inline double dbm_exact_log_z(const Dbm& m, DbmEnumerate how = DbmEnumerate::Smaller) {
+  const std::size_t nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
+  const bool by_h1 =
+      how == DbmEnumerate::FirstHidden || (how == DbmEnumerate::Smaller && n1 <= nv + n2);
+  const std::size_t bits = by_h1 ? n1 : nv + n2;
+  if (bits > 24)
     throw std::invalid_argument(
-        fmt::format("dbm_exact_log_z: 2^{} states is too many to enumerate", nv + n2));
-  std::vector<double> v(nv), h2(n2);
+        fmt::format("dbm_exact_log_z: 2^{} states is too many to enumerate", bits));
   double lz = -std::numeric_limits<double>::infinity();
+  if (by_h1) {
+    std::vector<double> h1(n1);
+    for (std::size_t s = 0; s < (std::size_t(1) << n1); ++s) {
+      dbm_detail::bits(s, h1);
+      lz = dbm_detail::log_add(lz, m.log_sum_v_h2(h1.data()));
+    }
+    return lz;
+  }
+  std::vector<double> v(nv), h2(n2);
   for (std::size_t s = 0; s < (std::size_t(1) << nv); ++s) {
     dbm_detail::bits(s, v);
     for (std::size_t t = 0; t < (std::size_t(1) << n2); ++t) {
@@ -116,17 +179,36 @@ inline double dbm_exact_log_z(const Dbm& m) {
   return lz;
 }
 
-/// Exact log p(v) for one visible state given log Z, by enumerating h² (H₂ ≤ 24).
-inline double dbm_exact_log_prob(const Dbm& m, const double* v, double log_z) {
-  const std::size_t n2 = m.hidden2();
-  if (n2 > 24) throw std::invalid_argument("dbm_exact_log_prob: H2 > 24 is too many to enumerate");
-  std::vector<double> h2(n2);
+/// Exact log p(v) for one visible state given log Z: by enumerating h² (h¹ summed out) or h¹
+/// (h² summed out), the smaller layer by default; at most 2^24 terms.
+inline double dbm_exact_log_prob(const Dbm& m, const double* v, double log_z,
+                                 DbmEnumerate how = DbmEnumerate::Smaller) {
+  const std::size_t n1 = m.hidden1(), n2 = m.hidden2();
+  const bool by_h1 = how == DbmEnumerate::FirstHidden || (how == DbmEnumerate::Smaller && n1 < n2);
+  const std::size_t bits = by_h1 ? n1 : n2;
+  if (bits > 24)
+    throw std::invalid_argument(
+        fmt::format("dbm_exact_log_prob: 2^{} hidden states is too many to enumerate", bits));
+  std::vector<double> h(bits);
   double l = -std::numeric_limits<double>::infinity();
-  for (std::size_t t = 0; t < (std::size_t(1) << n2); ++t) {
-    dbm_detail::bits(t, h2);
-    l = dbm_detail::log_add(l, m.log_sum_h1(v, h2.data()));
+  for (std::size_t t = 0; t < (std::size_t(1) << bits); ++t) {
+    dbm_detail::bits(t, h);
+    l = dbm_detail::log_add(l, by_h1 ? m.log_sum_h2(v, h.data()) : m.log_sum_h1(v, h.data()));
   }
   return l - log_z;
+}
+
+/// Mean exact log p(v) over the rows of v [n, V] (dbm_exact_log_prob on each row).
+inline double dbm_average_loglik(const Dbm& m, const Array<double>& v, double log_z) {
+  if (v.dimension() != 2 || v.shape()[1] != m.visible() || v.shape()[0] == 0)
+    throw std::invalid_argument(fmt::format("dbm_average_loglik: rows [n, {}] needed, got {}",
+                                            m.visible(), shape_str(v.shape())));
+  double s = 0;
+  for (std::size_t r = 0; r < v.shape()[0]; ++r) {
+    poll_interrupt();
+    s += dbm_exact_log_prob(m, v.data() + r * m.visible(), log_z);
+  }
+  return s / double(v.shape()[0]);
 }
 
 /// A mean-field posterior q(h¹)q(h²) of one visible state.
@@ -176,6 +258,184 @@ inline double dbm_lower_bound(const Dbm& m, const double* v, const MeanField& q,
   for (std::size_t j = 0; j < n1; ++j) l += entropy(q.mu1[j]);
   for (std::size_t k = 0; k < n2; ++k) l += entropy(q.mu2[k]);
   return l - log_z;
+}
+
+/// Mean of the mean-field lower bound on log p(v) over the rows of v [n, V] (dbm_mean_field, then
+/// dbm_lower_bound on each row); with log Z from AIS when the model is too large to enumerate.
+inline double dbm_average_lower_bound(const Dbm& m, const Array<double>& v, double log_z) {
+  if (v.dimension() != 2 || v.shape()[1] != m.visible() || v.shape()[0] == 0)
+    throw std::invalid_argument(fmt::format("dbm_average_lower_bound: rows [n, {}] needed, got {}",
+                                            m.visible(), shape_str(v.shape())));
+  double s = 0;
+  for (std::size_t r = 0; r < v.shape()[0]; ++r) {
+    poll_interrupt();
+    const double* x = v.data() + r * m.visible();
+    s += dbm_lower_bound(m, x, dbm_mean_field(m, x), log_z);
+  }
+  return s / double(v.shape()[0]);
+}
+
+/// Annealed importance sampling of a DBM's log Z (Salakhutdinov & Hinton 2009, §4), on the
+/// states (v, h²) with h¹ summed out. The base model A has independent visible units of biases
+/// `base_bias` (e.g. the data's base rates, base_rate_bias) and free hidden units, so
+///   log Z_A = Σ_i softplus(b_A,i) + (H₁ + H₂) log 2,
+/// and the intermediate models, for β from 0 to 1 in `temperatures` equal steps, are
+///   log p*_β(v, h²) = (1−β) b_Aᵀv + β (bᵀv + c²ᵀh²) + Σ_j softplus(β (c¹_j + (W¹ᵀv)_j + (W²h²)_j)),
+/// the marginal of p_β(v, h¹, h²) ∝ exp((1−β) b_Aᵀv − β E(v, h¹, h²)), each moved by one block
+/// Gibbs sweep of that joint law (h¹ | v, h²; then v, h² | h¹). Forward AIS: log_z is a
+/// stochastic lower bound on log Z, log_z_bound its bound in expectation (AisResult).
+inline AisResult dbm_ais(const Dbm& m, const Array<double>& base_bias, std::size_t runs,
+                         std::size_t temperatures, Rng& rng) {
+  const std::size_t nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
+  if (base_bias.dimension() != 1 || base_bias.size() != nv)
+    throw std::invalid_argument(fmt::format("dbm_ais: base biases {} for {} visible units",
+                                            shape_str(base_bias.shape()), nv));
+  if (runs < 1 || temperatures < 1)
+    throw std::invalid_argument("dbm_ais: needs at least one run and one temperature");
+  auto softplus = [](double a) {
+    return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+  };
+  std::vector<double> v(nv), h1(n1), h2(n2), a1(n1);
+  auto first_layer_input = [&] {  // a¹_j = c¹_j + (W¹ᵀv)_j + (W²h²)_j
+    for (std::size_t j = 0; j < n1; ++j) {
+      double a = m.c1.value(j);
+      for (std::size_t i = 0; i < nv; ++i) a += v[i] * m.W1.value(i, j);
+      for (std::size_t k = 0; k < n2; ++k) a += m.W2.value(j, k) * h2[k];
+      a1[j] = a;
+    }
+  };
+  auto log_p = [&](double beta) {  // log p*_β(v, h²), from a¹ of the current state
+    double l = 0;
+    for (std::size_t i = 0; i < nv; ++i)
+      l += v[i] * ((1 - beta) * base_bias(i) + beta * m.b.value(i));
+    for (std::size_t k = 0; k < n2; ++k) l += beta * m.c2.value(k) * h2[k];
+    for (std::size_t j = 0; j < n1; ++j) l += softplus(beta * a1[j]);
+    return l;
+  };
+  std::vector<double> log_w(runs, 0.0);
+  for (std::size_t r = 0; r < runs; ++r) {
+    poll_interrupt();
+    for (std::size_t i = 0; i < nv; ++i)  // an exact draw of the base model
+      v[i] = rng.uniform() < dbm_detail::sigmoid(base_bias(i)) ? 1.0 : 0.0;
+    for (std::size_t k = 0; k < n2; ++k) h2[k] = rng.uniform() < 0.5 ? 1.0 : 0.0;
+    for (std::size_t t = 1; t <= temperatures; ++t) {
+      const double b_prev = double(t - 1) / double(temperatures),
+                   b_now = double(t) / double(temperatures);
+      first_layer_input();
+      log_w[r] += log_p(b_now) - log_p(b_prev);
+      if (t == temperatures) break;
+      // one block Gibbs sweep at β = b_now
+      for (std::size_t j = 0; j < n1; ++j)
+        h1[j] = rng.uniform() < dbm_detail::sigmoid(b_now * a1[j]) ? 1.0 : 0.0;
+      for (std::size_t i = 0; i < nv; ++i) {
+        double a = m.b.value(i);
+        for (std::size_t j = 0; j < n1; ++j) a += m.W1.value(i, j) * h1[j];
+        const double u = (1 - b_now) * base_bias(i) + b_now * a;
+        v[i] = rng.uniform() < dbm_detail::sigmoid(u) ? 1.0 : 0.0;
+      }
+      for (std::size_t k = 0; k < n2; ++k) {
+        double a = m.c2.value(k);
+        for (std::size_t j = 0; j < n1; ++j) a += h1[j] * m.W2.value(j, k);
+        h2[k] = rng.uniform() < dbm_detail::sigmoid(b_now * a) ? 1.0 : 0.0;
+      }
+    }
+  }
+  AisResult res;
+  res.runs = runs;
+  res.temperatures = temperatures;
+  for (std::size_t i = 0; i < nv; ++i) res.log_z_base += softplus(base_bias(i));
+  res.log_z_base += double(n1 + n2) * std::log(2.0);
+  detail::summarise_weights(log_w, +1, res);
+  return res;
+}
+
+/// Options of greedy layer-wise pre-training (dbm_pretrain).
+struct DbmPretrainOptions {
+  std::size_t epochs = 20;     ///< passes over the data, for each of the two RBMs
+  std::size_t batch = 20;      ///< mini-batch size
+  double lr = 0.05;            ///< SGD learning rate
+  double momentum = 0.5;       ///< SGD momentum
+  double weight_decay = 1e-4;  ///< L2 penalty on the weights
+};
+
+/// Greedy layer-wise pre-training (Salakhutdinov & Hinton 2009, §3.1): two RBMs trained by CD-1,
+/// then composed into the DBM. In the DBM, h¹ hears both v and h², so each RBM doubles the input
+/// that will later be shared:
+///   bottom RBM (v, h¹):  p(h¹ | v) = σ(2 W¹ᵀv + c_b),   p(v | h¹) = σ(W¹h¹ + b);
+///   top RBM (h¹, h²):    p(h² | h¹) = σ(W²ᵀh¹ + c²),    p(h¹ | h²) = σ(2 W²h² + c_t),
+/// the top one trained on the bottom one's p(h¹ | v) of the data. Composed: W¹, W², b and c² as
+/// learned, c¹ = (c_b + c_t) / 2, so that the DBM's p(h¹ | v, h²) = σ(W¹ᵀv + W²h² + c¹) averages
+/// the two doubled inputs. (The paper gives the weights' doubling, not the biases': halving the
+/// sum of the two hidden biases is our choice.) The DBM's parameters are overwritten.
+inline void dbm_pretrain(Dbm& m, const Array<double>& data, const DbmPretrainOptions& o, Rng& rng) {
+  const std::size_t nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
+  if (data.dimension() != 2 || data.shape()[1] != nv || data.shape()[0] == 0)
+    throw std::invalid_argument(
+        fmt::format("dbm_pretrain: data [n, {}] needed, got {}", nv, shape_str(data.shape())));
+  if (o.epochs < 1 || o.batch < 1 || !(o.lr > 0))
+    throw std::invalid_argument("dbm_pretrain: epochs, batch and lr must be positive");
+  const std::size_t n = data.shape()[0], batch = std::min(o.batch, n);
+  // CD-1 on one RBM with weights [nin, nout]: `up` and `down` scale the weights in each pass.
+  auto train_rbm = [&](const Array<double>& x, Array<double>& W, Array<double>& bin,
+                       Array<double>& bout, double up, double down) {
+    const std::size_t nin = W.shape()[0], nout = W.shape()[1];
+    Array<double> dW(W.shape(), 0.0), dbi(bin.shape(), 0.0), dbo(bout.shape(), 0.0);
+    std::vector<double> p0(nout), h0(nout), v1(nin), p1(nout);
+    std::vector<std::size_t> perm(n);
+    for (std::size_t i = 0; i < n; ++i) perm[i] = i;
+    auto hidden = [&](const double* in, std::vector<double>& p) {
+      for (std::size_t j = 0; j < nout; ++j) {
+        double a = bout(j);
+        for (std::size_t i = 0; i < nin; ++i) a += up * in[i] * W(i, j);
+        p[j] = dbm_detail::sigmoid(a);
+      }
+    };
+    Array<double> gW(W.shape()), gbi(bin.shape()), gbo(bout.shape());
+    for (std::size_t e = 0; e < o.epochs; ++e) {
+      for (std::size_t i = n; i-- > 1;) std::swap(perm[i], perm[rng.below(i + 1)]);
+      for (std::size_t start = 0; start + batch <= n; start += batch) {
+        poll_interrupt();
+        gW.fill(0), gbi.fill(0), gbo.fill(0);
+        for (std::size_t r = start; r < start + batch; ++r) {
+          const double* x0 = x.data() + perm[r] * nin;
+          hidden(x0, p0);
+          for (std::size_t j = 0; j < nout; ++j) h0[j] = rng.uniform() < p0[j] ? 1.0 : 0.0;
+          for (std::size_t i = 0; i < nin; ++i) {
+            double a = bin(i);
+            for (std::size_t j = 0; j < nout; ++j) a += down * W(i, j) * h0[j];
+            v1[i] = dbm_detail::sigmoid(a);  // the reconstruction's probabilities
+          }
+          hidden(v1.data(), p1);
+          for (std::size_t i = 0; i < nin; ++i) {
+            gbi(i) += x0[i] - v1[i];
+            for (std::size_t j = 0; j < nout; ++j) gW(i, j) += x0[i] * p0[j] - v1[i] * p1[j];
+          }
+          for (std::size_t j = 0; j < nout; ++j) gbo(j) += p0[j] - p1[j];
+        }
+        const double scale = o.lr / double(batch);
+        dW = o.momentum * dW + scale * gW - o.lr * o.weight_decay * W;
+        dbi = o.momentum * dbi + scale * gbi;
+        dbo = o.momentum * dbo + scale * gbo;
+        W += dW, bin += dbi, bout += dbo;
+      }
+    }
+  };
+  Array<double> W1 = m.W1.value, b = Array<double>(Shape{nv}, 0.0), cb(Shape{n1}, 0.0);
+  train_rbm(data, W1, b, cb, 2.0, 1.0);
+  Array<double> mid(Shape{n, n1});  // the bottom RBM's p(h¹ | v) of the data
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t j = 0; j < n1; ++j) {
+      double a = cb(j);
+      for (std::size_t i = 0; i < nv; ++i) a += 2 * data(r, i) * W1(i, j);
+      mid(r, j) = dbm_detail::sigmoid(a);
+    }
+  Array<double> W2 = m.W2.value, ct(Shape{n1}, 0.0), c2(Shape{n2}, 0.0);
+  train_rbm(mid, W2, ct, c2, 1.0, 2.0);
+  m.W1.value = W1;
+  m.W2.value = W2;
+  m.b.value = b;
+  m.c1.value = 0.5 * (cb + ct);
+  m.c2.value = c2;
 }
 
 /// Persistent chains of a DBM: rows of v [n, V], h¹ [n, H₁], h² [n, H₂].
