@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "autodiff/blas.hpp"
 #include "autodiff/interrupt.hpp"
 #include "autodiff/optim.hpp"
 #include "autodiff/random.hpp"
@@ -218,33 +219,83 @@ struct MeanField {
   int iterations = 0;       ///< sweeps until the largest change fell below the tolerance
 };
 
-/// Mean-field inference for visible state v: alternating updates μ¹ = σ(c¹ + W¹ᵀv + W²μ²),
-/// μ² = σ(c² + W²ᵀμ¹) from μ² = ½, until the largest change is below tol (or max_iter sweeps).
-inline MeanField dbm_mean_field(const Dbm& m, const double* v, double tol = 1e-10,
-                                int max_iter = 500) {
-  const std::size_t nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
-  MeanField q{std::vector<double>(n1, 0.5), std::vector<double>(n2, 0.5), 0};
+/// Mean-field posteriors of a batch: rows of μ¹ [n, H₁] and μ² [n, H₂].
+struct MeanFieldBatch {
+  Array<double> mu1;   ///< q(h¹_j = 1) of every row
+  Array<double> mu2;   ///< q(h²_k = 1) of every row
+  int iterations = 0;  ///< sweeps until the largest change over all rows fell below the tolerance
+};
+
+namespace dbm_detail {
+// out [n, H₁] = v W¹ + x₂ W²ᵀ + c¹ (x₂: h² states or μ²), by two GEMMs
+inline void first_layer_input(const Dbm& m, const Array<double>& v, const Array<double>& x2,
+                              Array<double>& out) {
+  const std::size_t n = v.shape()[0], nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
+  out.resize(Shape{n, n1});
+  for (std::size_t r = 0; r < n; ++r) std::copy_n(m.c1.value.data(), n1, out.data() + r * n1);
+  gemm<double>(false, false, n, n1, nv, 1.0, v.data(), nv, m.W1.value.data(), n1, 1.0, out.data(),
+               n1);
+  gemm<double>(false, true, n, n1, n2, 1.0, x2.data(), n2, m.W2.value.data(), n2, 1.0, out.data(),
+               n1);
+}
+// out [n, H₂] = x₁ W² + c²
+inline void second_layer_input(const Dbm& m, const Array<double>& x1, Array<double>& out) {
+  const std::size_t n = x1.shape()[0], n1 = m.hidden1(), n2 = m.hidden2();
+  out.resize(Shape{n, n2});
+  for (std::size_t r = 0; r < n; ++r) std::copy_n(m.c2.value.data(), n2, out.data() + r * n2);
+  gemm<double>(false, false, n, n2, n1, 1.0, x1.data(), n1, m.W2.value.data(), n2, 1.0, out.data(),
+               n2);
+}
+// out [n, V] = h¹ W¹ᵀ + b
+inline void visible_input(const Dbm& m, const Array<double>& h1, Array<double>& out) {
+  const std::size_t n = h1.shape()[0], nv = m.visible(), n1 = m.hidden1();
+  out.resize(Shape{n, nv});
+  for (std::size_t r = 0; r < n; ++r) std::copy_n(m.b.value.data(), nv, out.data() + r * nv);
+  gemm<double>(false, true, n, nv, n1, 1.0, h1.data(), n1, m.W1.value.data(), n1, 1.0, out.data(),
+               nv);
+}
+}  // namespace dbm_detail
+
+/// Mean-field inference for every row of v [n, V] at once: alternating updates
+///   μ¹ = σ(c¹ + W¹ᵀv + W²μ²),   μ² = σ(c² + W²ᵀμ¹)
+/// from μ² = ½, until the largest change over all rows is below tol (or max_iter sweeps).
+inline MeanFieldBatch dbm_mean_field(const Dbm& m, const Array<double>& v, double tol = 1e-10,
+                                     int max_iter = 500) {
+  if (v.dimension() != 2 || v.shape()[1] != m.visible())
+    throw std::invalid_argument(fmt::format("dbm_mean_field: rows [n, {}] needed, got {}",
+                                            m.visible(), shape_str(v.shape())));
+  const std::size_t n = v.shape()[0];
+  MeanFieldBatch q{Array<double>(Shape{n, m.hidden1()}, 0.5),
+                   Array<double>(Shape{n, m.hidden2()}, 0.5), 0};
+  Array<double> a;
   for (int it = 1; it <= max_iter; ++it) {
     double change = 0;
-    for (std::size_t j = 0; j < n1; ++j) {
-      double a = m.c1.value(j);
-      for (std::size_t i = 0; i < nv; ++i) a += v[i] * m.W1.value(i, j);
-      for (std::size_t k = 0; k < n2; ++k) a += m.W2.value(j, k) * q.mu2[k];
-      const double u = dbm_detail::sigmoid(a);
-      change = std::max(change, std::abs(u - q.mu1[j]));
-      q.mu1[j] = u;
+    dbm_detail::first_layer_input(m, v, q.mu2, a);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const double u = dbm_detail::sigmoid(a.data()[i]);
+      change = std::max(change, std::abs(u - q.mu1.data()[i]));
+      q.mu1.data()[i] = u;
     }
-    for (std::size_t k = 0; k < n2; ++k) {
-      double a = m.c2.value(k);
-      for (std::size_t j = 0; j < n1; ++j) a += q.mu1[j] * m.W2.value(j, k);
-      const double u = dbm_detail::sigmoid(a);
-      change = std::max(change, std::abs(u - q.mu2[k]));
-      q.mu2[k] = u;
+    dbm_detail::second_layer_input(m, q.mu1, a);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const double u = dbm_detail::sigmoid(a.data()[i]);
+      change = std::max(change, std::abs(u - q.mu2.data()[i]));
+      q.mu2.data()[i] = u;
     }
     q.iterations = it;
     if (change < tol) break;
   }
   return q;
+}
+
+/// Mean-field inference for one visible state v (dbm_mean_field on a batch of one row).
+inline MeanField dbm_mean_field(const Dbm& m, const double* v, double tol = 1e-10,
+                                int max_iter = 500) {
+  Array<double> row(Shape{1, m.visible()});
+  std::copy_n(v, m.visible(), row.data());
+  const MeanFieldBatch b = dbm_mean_field(m, row, tol, max_iter);
+  return {std::vector<double>(b.mu1.begin(), b.mu1.end()),
+          std::vector<double>(b.mu2.begin(), b.mu2.end()), b.iterations};
 }
 
 /// The variational lower bound on log p(v): −E_q[E(v, h¹, h²)] + H(q) − log Z.
@@ -266,13 +317,16 @@ inline double dbm_average_lower_bound(const Dbm& m, const Array<double>& v, doub
   if (v.dimension() != 2 || v.shape()[1] != m.visible() || v.shape()[0] == 0)
     throw std::invalid_argument(fmt::format("dbm_average_lower_bound: rows [n, {}] needed, got {}",
                                             m.visible(), shape_str(v.shape())));
+  const std::size_t n = v.shape()[0], n1 = m.hidden1(), n2 = m.hidden2();
+  const MeanFieldBatch q = dbm_mean_field(m, v);
   double s = 0;
-  for (std::size_t r = 0; r < v.shape()[0]; ++r) {
-    poll_interrupt();
-    const double* x = v.data() + r * m.visible();
-    s += dbm_lower_bound(m, x, dbm_mean_field(m, x), log_z);
+  MeanField row{std::vector<double>(n1), std::vector<double>(n2), q.iterations};
+  for (std::size_t r = 0; r < n; ++r) {
+    std::copy_n(q.mu1.data() + r * n1, n1, row.mu1.data());
+    std::copy_n(q.mu2.data() + r * n2, n2, row.mu2.data());
+    s += dbm_lower_bound(m, v.data() + r * m.visible(), row, log_z);
   }
-  return s / double(v.shape()[0]);
+  return s / double(n);
 }
 
 /// Annealed importance sampling of a DBM's log Z (Salakhutdinov & Hinton 2009, §4), on the
@@ -454,31 +508,27 @@ inline DbmChains dbm_chains(const Dbm& m, std::size_t n, Rng& rng) {
   return c;
 }
 
-/// k sweeps of block Gibbs on every chain: h¹ | (v, h²), then v | h¹ and h² | h¹.
+/// k sweeps of block Gibbs on every chain: h¹ | (v, h²), then v | h¹ and h² | h¹ (each layer of
+/// every chain at once: its inputs by GEMM, then one uniform per unit, row by row).
 inline void dbm_gibbs(const Dbm& m, DbmChains& c, int k, Rng& rng) {
-  const std::size_t n = c.v.shape()[0], nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
-  if (c.v.shape()[1] != nv || c.h1.shape()[1] != n1 || c.h2.shape()[1] != n2)
+  const std::size_t nv = m.visible(), n1 = m.hidden1(), n2 = m.hidden2();
+  if (c.v.dimension() != 2 || c.h1.dimension() != 2 || c.h2.dimension() != 2 ||
+      c.v.shape()[1] != nv || c.h1.shape()[1] != n1 || c.h2.shape()[1] != n2 ||
+      c.h1.shape()[0] != c.v.shape()[0] || c.h2.shape()[0] != c.v.shape()[0])
     throw std::invalid_argument("dbm_gibbs: the chains do not match the model's layers");
+  Array<double> a;
+  auto draw = [&](Array<double>& x) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      x.data()[i] = rng.uniform() < dbm_detail::sigmoid(a.data()[i]) ? 1.0 : 0.0;
+  };
   for (int s = 0; s < k; ++s) {
     poll_interrupt();
-    for (std::size_t r = 0; r < n; ++r) {
-      for (std::size_t j = 0; j < n1; ++j) {
-        double a = m.c1.value(j);
-        for (std::size_t i = 0; i < nv; ++i) a += c.v(r, i) * m.W1.value(i, j);
-        for (std::size_t q = 0; q < n2; ++q) a += m.W2.value(j, q) * c.h2(r, q);
-        c.h1(r, j) = rng.uniform() < dbm_detail::sigmoid(a) ? 1.0 : 0.0;
-      }
-      for (std::size_t i = 0; i < nv; ++i) {
-        double a = m.b.value(i);
-        for (std::size_t j = 0; j < n1; ++j) a += m.W1.value(i, j) * c.h1(r, j);
-        c.v(r, i) = rng.uniform() < dbm_detail::sigmoid(a) ? 1.0 : 0.0;
-      }
-      for (std::size_t q = 0; q < n2; ++q) {
-        double a = m.c2.value(q);
-        for (std::size_t j = 0; j < n1; ++j) a += c.h1(r, j) * m.W2.value(j, q);
-        c.h2(r, q) = rng.uniform() < dbm_detail::sigmoid(a) ? 1.0 : 0.0;
-      }
-    }
+    dbm_detail::first_layer_input(m, c.v, c.h2, a);
+    draw(c.h1);
+    dbm_detail::visible_input(m, c.h1, a);
+    draw(c.v);
+    dbm_detail::second_layer_input(m, c.h1, a);
+    draw(c.h2);
   }
 }
 
@@ -494,33 +544,27 @@ inline void dbm_train_step(Dbm& m, Optimizer<double>& opt, const Array<double>& 
   if (k < 1) throw std::invalid_argument("dbm_train_step: needs at least one Gibbs sweep");
   dbm_gibbs(m, chains, k, rng);
   opt.zero_grad();
-  const double np = double(v_pos.shape()[0]), nn = double(chains.v.shape()[0]);
-  // gradients of −log-likelihood: −(data − model) statistics
-  for (std::size_t r = 0; r < v_pos.shape()[0]; ++r) {
-    const double* v = v_pos.data() + r * nv;
-    const MeanField q = dbm_mean_field(m, v);
-    for (std::size_t i = 0; i < nv; ++i) {
-      m.b.grad(i) -= v[i] / np;
-      for (std::size_t j = 0; j < n1; ++j) m.W1.grad(i, j) -= v[i] * q.mu1[j] / np;
-    }
-    for (std::size_t j = 0; j < n1; ++j) {
-      m.c1.grad(j) -= q.mu1[j] / np;
-      for (std::size_t t = 0; t < n2; ++t) m.W2.grad(j, t) -= q.mu1[j] * q.mu2[t] / np;
-    }
-    for (std::size_t t = 0; t < n2; ++t) m.c2.grad(t) -= q.mu2[t] / np;
-  }
-  for (std::size_t r = 0; r < chains.v.shape()[0]; ++r) {
-    for (std::size_t i = 0; i < nv; ++i) {
-      m.b.grad(i) += chains.v(r, i) / nn;
-      for (std::size_t j = 0; j < n1; ++j) m.W1.grad(i, j) += chains.v(r, i) * chains.h1(r, j) / nn;
-    }
-    for (std::size_t j = 0; j < n1; ++j) {
-      m.c1.grad(j) += chains.h1(r, j) / nn;
-      for (std::size_t t = 0; t < n2; ++t)
-        m.W2.grad(j, t) += chains.h1(r, j) * chains.h2(r, t) / nn;
-    }
-    for (std::size_t t = 0; t < n2; ++t) m.c2.grad(t) += chains.h2(r, t) / nn;
-  }
+  const std::size_t np = v_pos.shape()[0], nn = chains.v.shape()[0];
+  const MeanFieldBatch q = dbm_mean_field(m, v_pos);
+  // gradients of −log-likelihood: −⟨·⟩_data + ⟨·⟩_model, the pairwise terms by GEMM
+  gemm<double>(true, false, nv, n1, np, -1.0 / double(np), v_pos.data(), nv, q.mu1.data(), n1, 0.0,
+               m.W1.grad.data(), n1);
+  gemm<double>(true, false, nv, n1, nn, 1.0 / double(nn), chains.v.data(), nv, chains.h1.data(), n1,
+               1.0, m.W1.grad.data(), n1);
+  gemm<double>(true, false, n1, n2, np, -1.0 / double(np), q.mu1.data(), n1, q.mu2.data(), n2, 0.0,
+               m.W2.grad.data(), n2);
+  gemm<double>(true, false, n1, n2, nn, 1.0 / double(nn), chains.h1.data(), n1, chains.h2.data(),
+               n2, 1.0, m.W2.grad.data(), n2);
+  auto unit_means = [](Array<double>& g, const Array<double>& pos, const Array<double>& neg) {
+    const std::size_t d = g.size(), a = pos.shape()[0], b = neg.shape()[0];
+    for (std::size_t r = 0; r < a; ++r)
+      for (std::size_t i = 0; i < d; ++i) g(i) -= pos(r, i) / double(a);
+    for (std::size_t r = 0; r < b; ++r)
+      for (std::size_t i = 0; i < d; ++i) g(i) += neg(r, i) / double(b);
+  };
+  unit_means(m.b.grad, v_pos, chains.v);
+  unit_means(m.c1.grad, q.mu1, chains.h1);
+  unit_means(m.c2.grad, q.mu2, chains.h2);
   opt.step();
 }
 

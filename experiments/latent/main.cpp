@@ -43,7 +43,7 @@ struct Flags {
   std::size_t digits_hidden = 16, digits_hidden_ais = 64, digits_epochs = 100;
   double digits_lr = 0.003;
   std::size_t rbm_hidden = 18, dbm_hidden1 = 16, dbm_hidden2 = 8, large_rbm_hidden = 40,
-              large_dbm_hidden1 = 32, large_dbm_hidden2 = 16, seeds = 5, epochs = 30,
+              large_dbm_hidden1 = 32, large_dbm_hidden2 = 16, seeds = 5, epochs = 500,
               pretrain_epochs = 20, batch = 20, chains = 100, test_size = 500, ais_runs = 100,
               ais_temps = 3000;
   double lr = 0.05;
@@ -554,12 +554,13 @@ int main(int argc, char** argv) {
           for (const auto& r : results[k])
             gap.push_back(r["log_z"].get<double>() - r["ais_log_z"].get<double>());
           const bool have_ll = !dbm || exact;
-          md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", models[k].name,
+          md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", models[k].name,
                             models[k].params, have_ll ? mean_sd(col("test_loglik")) : "",
                             have_ll ? mean_sd(col("train_loglik")) : "",
                             dbm ? mean_sd(col("test_mean_field_bound")) : std::string("—"),
                             exact ? mean_sd(gap) : mean_sd(col("ais_log_z")),
-                            mean_sd(col("train_seconds"), 1),
+                            mean_sd(col("train_seconds"), 2),
+                            dbm ? 2 * (nv * h1 + h1 * h2) : 2 * nv * rh,
                             mean_sd(col("gibbs_us_per_sweep_per_chain"), 2));
         }
         if (exact) {
