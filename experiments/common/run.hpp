@@ -231,15 +231,20 @@ inline std::string flag_name(std::string key) {
 /// Refuses to resume from checkpoint `c` (read from `path`) under flags other than those it was
 /// made with: compares the configuration stored in it with `now`, key by key, except the keys in
 /// `may_differ` (flags that only extend the run, route its output or change its evaluation), and
-/// throws a FlagError listing every differing flag with both values.
+/// throws a FlagError listing every differing flag with both values. `weights_flag`: the program's
+/// flag that starts a new run from a checkpoint's parameters (toy2d's --resume-from-weights),
+/// offered in the message; empty if it has none.
 inline void check_resume_config(const Checkpoint& c, const nlohmann::json& now,
-                                const std::set<std::string>& may_differ, const fs::path& path) {
+                                const std::set<std::string>& may_differ, const fs::path& path,
+                                const std::string& weights_flag = "") {
   const std::string* text = c.text("config");
   if (!text)
-    throw FlagError(fmt::format(
-        "cannot resume from {}: it records no configuration (use --resume-from-weights to start "
-        "a new run from its parameters)",
-        path.string()));
+    throw FlagError(
+        weights_flag.empty()
+            ? fmt::format("cannot resume from {}: it records no configuration", path.string())
+            : fmt::format("cannot resume from {}: it records no configuration (use {} to start "
+                          "a new run from its parameters)",
+                          path.string(), weights_flag));
   nlohmann::json saved;
   try {
     saved = nlohmann::json::parse(*text);
@@ -261,9 +266,11 @@ inline void check_resume_config(const Checkpoint& c, const nlohmann::json& now,
   }
   if (!diffs.empty())
     throw FlagError(fmt::format(
-        "cannot resume from {}: it was made with other flags: {}; resume with the same flags, or "
-        "start a new run from its parameters with --resume-from-weights",
-        path.string(), diffs));
+        "cannot resume from {}: it was made with other flags: {}; resume with the same flags{}",
+        path.string(), diffs,
+        weights_flag.empty()
+            ? std::string()
+            : fmt::format(", or start a new run from its parameters with {}", weights_flag)));
 }
 
 /// A new folder base/<name>/<tag>, or <tag>-2, -3, ... if that exists: never an earlier run's.

@@ -366,7 +366,7 @@ int main(int argc, char** argv) {
     if (!f.resume.empty()) {
       // read by rank 0, refused if corrupt or truncated, written by as many ranks as this run
       const Checkpoint c = load_checkpoint(*comm, f.resume);
-      check_resume_config(c, config, kMayDifferOnResume, f.resume);
+      check_resume_config(c, config, kMayDifferOnResume, f.resume, "--resume-from-weights");
       require_same_ranks(c, *comm, f.resume);  // like a resume under other flags
       if (by_cd)
         cd.restore(rank_view(c, rank, ranks, f.resume));
