@@ -219,6 +219,30 @@ struct GbrbmAis {
   std::size_t runs = 0;   ///< annealing runs
 };
 
+namespace gbrbm_detail {
+/// One Gibbs sweep, for one state (v, h), of the law interpolating at β between the base A of
+/// independent Gaussians N(mean_i, var_i) (hidden units free) and the GB-RBM:
+///   log p_β(v, h) = −(1−β) Σ_i (v_i − mean_i)²/2 var_i − β E(v, h),
+/// given act_j = c_j + Σ_i W_ij v_i/σ_i² of the current v: h_j ~ Bernoulli(σ(β act_j)), then
+/// v_i ~ N of precision (1−β)/var_i + β/σ_i² and the matching mean. (AIS and persistent
+/// tempering share it.)
+template <class T>
+void tempered_sweep(const GaussianRbm<T>& m, const std::vector<double>& prec,
+                    const std::vector<double>& mean, const std::vector<double>& var, double beta,
+                    const std::vector<double>& act, std::vector<double>& v, std::vector<int>& h,
+                    Rng& rng) {
+  const std::size_t nv = m.visible(), nh = m.hidden();
+  for (std::size_t j = 0; j < nh; ++j) h[j] = rng.uniform() < 1 / (1 + std::exp(-beta * act[j]));
+  for (std::size_t i = 0; i < nv; ++i) {
+    double mu_h = double(m.b.value(i));
+    for (std::size_t j = 0; j < nh; ++j) mu_h += double(m.W.value(i, j)) * h[j];
+    const double p = (1 - beta) / var[i] + beta * prec[i];
+    const double mu = ((1 - beta) * mean[i] / var[i] + beta * mu_h * prec[i]) / p;
+    v[i] = mu + rng.normal() / std::sqrt(p);
+  }
+}
+}  // namespace gbrbm_detail
+
 /// Annealed importance sampling (Neal 2001; Salakhutdinov & Murray 2008) from a base model A
 /// whose visible units are independent Gaussians N(mean_i, var_i) — fitted to the data's moments
 /// (base_moments) — and whose hidden units are free, so that log Z_A = Σ_i ½ log(2π var_i) +
@@ -271,16 +295,7 @@ GbrbmAis gbrbm_ais(const GaussianRbm<T>& m, const std::vector<double>& mean,
       activations();
       log_w[r] += log_p(b_now) - log_p(b_prev);
       if (k == temperatures) break;
-      // one Gibbs sweep at β = b_now
-      for (std::size_t j = 0; j < nh; ++j)
-        h[j] = rng.uniform() < 1 / (1 + std::exp(-b_now * act[j]));
-      for (std::size_t i = 0; i < nv; ++i) {
-        double mu_h = double(m.b.value(i));
-        for (std::size_t j = 0; j < nh; ++j) mu_h += double(m.W.value(i, j)) * h[j];
-        const double p = (1 - b_now) / var[i] + b_now * prec[i];
-        const double mu = ((1 - b_now) * mean[i] / var[i] + b_now * mu_h * prec[i]) / p;
-        v[i] = mu + rng.normal() / std::sqrt(p);
-      }
+      gbrbm_detail::tempered_sweep(m, prec, mean, var, b_now, act, v, h, rng);  // at β = b_now
     }
   }
   GbrbmAis res;
@@ -324,15 +339,127 @@ template <class T>
 struct GbrbmChains {
   Array<T> v;  ///< chains' visible states [n, V]
   Array<T> h;  ///< their last hidden draws [n, H]
+  /// Persistent tempering: the visible states of the ladder's levels 2 … K ([n, V] each; made from
+  /// the base on the first tempered step).
+  std::vector<Array<T>> hot_v{};
+  std::vector<std::size_t> swaps_accepted{};  ///< per neighbouring pair of levels
+  std::vector<std::size_t> swaps_proposed{};  ///< per neighbouring pair of levels
 };
+
+/// Persistent tempering for a GB-RBM. A Gaussian–Bernoulli RBM has no β = 0 law of its own (v's
+/// variance σ²/β grows without bound), so the ladder interpolates, as AIS does, between a base of
+/// independent Gaussians N(mean_i, var_i) (e.g. base_moments of the data) at β = 0 and the model
+/// at β = 1 (gbrbm_detail::tempered_sweep).
+struct GbrbmTempering {
+  std::vector<double> betas;  ///< 1 = β₁ > β₂ > … ≥ 0
+  std::vector<double> mean;   ///< the base's means [V]
+  std::vector<double> var;    ///< the base's variances [V], > 0
+};
+
+/// k tempered sweeps of every level of the ladder, then one round of swaps between neighbouring
+/// levels (l, l+1) for every chain, accepted with probability
+///   min(1, exp((β_l − β_{l+1}) (g(x_{l+1}) − g(x_l)))),   g(v, h) = E_A(v) − E(v, h),
+/// E_A(v) = Σ_i (v_i − mean_i)²/2 var_i: the Metropolis ratio of exchanging the two states
+/// between log p_β = −E_A + β g. Level 1 (β = 1) is chains.v / chains.h.
+template <class T>
+void gbrbm_tempered_gibbs(const GaussianRbm<T>& m, GbrbmChains<T>& chains, const GbrbmTempering& t,
+                          int k, Rng& rng) {
+  const std::size_t nv = m.visible(), nh = m.hidden(), levels = t.betas.size();
+  if (levels < 2 || t.betas[0] != 1.0)
+    throw std::invalid_argument("gbrbm_tempered_gibbs: the ladder needs β₁ = 1 and a second level");
+  for (std::size_t l = 1; l < levels; ++l)
+    if (!(t.betas[l] < t.betas[l - 1] && t.betas[l] >= 0))
+      throw std::invalid_argument("gbrbm_tempered_gibbs: the βs must decrease from 1 to >= 0");
+  if (t.mean.size() != nv || t.var.size() != nv)
+    throw std::invalid_argument(
+        fmt::format("gbrbm_tempered_gibbs: base moments of {} and {} units for {}", t.mean.size(),
+                    t.var.size(), nv));
+  for (double s2 : t.var)
+    if (!(s2 > 0)) throw std::invalid_argument("gbrbm_tempered_gibbs: base variances must be > 0");
+  if (chains.v.dimension() != 2 || chains.v.shape()[1] != nv)
+    throw std::invalid_argument("gbrbm_tempered_gibbs: the chains need visible states [n, V]");
+  const std::size_t n = chains.v.shape()[0];
+  if (chains.hot_v.size() != levels - 1) {  // the hot levels start from the base's draws
+    chains.hot_v.assign(levels - 1, Array<T>(Shape{n, nv}));
+    for (auto& a : chains.hot_v)
+      for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t i = 0; i < nv; ++i)
+          a(r, i) = T(t.mean[i] + std::sqrt(t.var[i]) * rng.normal());
+    chains.swaps_accepted.assign(levels - 1, 0);
+    chains.swaps_proposed.assign(levels - 1, 0);
+  }
+  chains.h.resize(Shape{n, nh});
+  const std::vector<double> prec = m.precisions();
+  // every level's states in double, row by row: v [levels][n][V], h [levels][n][H]
+  std::vector<std::vector<std::vector<double>>> v(levels, std::vector<std::vector<double>>(n));
+  std::vector<std::vector<std::vector<int>>> h(
+      levels, std::vector<std::vector<int>>(n, std::vector<int>(nh)));
+  for (std::size_t l = 0; l < levels; ++l) {
+    const Array<T>& a = l == 0 ? chains.v : chains.hot_v[l - 1];
+    for (std::size_t r = 0; r < n; ++r) v[l][r].assign(a.data() + r * nv, a.data() + (r + 1) * nv);
+  }
+  std::vector<double> act(nh);
+  for (int s = 0; s < k; ++s) {
+    poll_interrupt();
+    for (std::size_t l = 0; l < levels; ++l)
+      for (std::size_t r = 0; r < n; ++r) {
+        for (std::size_t j = 0; j < nh; ++j) {
+          double a = double(m.c.value(j));
+          for (std::size_t i = 0; i < nv; ++i) a += double(m.W.value(i, j)) * v[l][r][i] * prec[i];
+          act[j] = a;
+        }
+        gbrbm_detail::tempered_sweep(m, prec, t.mean, t.var, t.betas[l], act, v[l][r], h[l][r],
+                                     rng);
+      }
+  }
+  auto g = [&](const std::vector<double>& x, const std::vector<int>& hh) {
+    double ea = 0, e = 0;
+    for (std::size_t i = 0; i < nv; ++i) {
+      const double da = x[i] - t.mean[i], dm = x[i] - double(m.b.value(i));
+      ea += da * da / (2 * t.var[i]);
+      e += dm * dm * prec[i] / 2;
+    }
+    for (std::size_t j = 0; j < nh; ++j) {
+      if (!hh[j]) continue;
+      double a = double(m.c.value(j));
+      for (std::size_t i = 0; i < nv; ++i) a += double(m.W.value(i, j)) * x[i] * prec[i];
+      e -= a;
+    }
+    return ea - e;
+  };
+  for (std::size_t l = 0; l + 1 < levels; ++l)
+    for (std::size_t r = 0; r < n; ++r) {
+      const double log_ratio =
+          (t.betas[l] - t.betas[l + 1]) * (g(v[l + 1][r], h[l + 1][r]) - g(v[l][r], h[l][r]));
+      ++chains.swaps_proposed[l];
+      if (std::log(rng.uniform()) < log_ratio) {
+        std::swap(v[l][r], v[l + 1][r]);
+        std::swap(h[l][r], h[l + 1][r]);
+        ++chains.swaps_accepted[l];
+      }
+    }
+  for (std::size_t l = 0; l < levels; ++l) {
+    Array<T>& a = l == 0 ? chains.v : chains.hot_v[l - 1];
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t i = 0; i < nv; ++i) a(r, i) = T(v[l][r][i]);
+  }
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t j = 0; j < nh; ++j) chains.h(r, j) = T(h[0][r][j]);
+}
 
 /// One CD-k (persistent = false: chains restarted at the data) or PCD-k step: negatives by k
 /// block-Gibbs sweeps, then the optimizer's step on ∇θ [mean F(v⁺) − mean F(v⁻)], the
 /// log-likelihood gradient's estimate (the hidden units summed out exactly in F). Returns that
 /// surrogate's value. Fresh persistent chains must be given states (e.g. data rows or noise).
+///
+/// With `tempering` (and persistent chains): the negatives are the β = 1 level of persistent
+/// tempering (gbrbm_tempered_gibbs: k tempered sweeps of every level, then a round of swaps).
 template <class T>
 double gbrbm_train_step(GaussianRbm<T>& m, Optimizer<T>& opt, const Array<T>& v_pos,
-                        GbrbmChains<T>& chains, int k, bool persistent, Rng& rng, Tape<T>& tape) {
+                        GbrbmChains<T>& chains, int k, bool persistent, Rng& rng, Tape<T>& tape,
+                        const GbrbmTempering* tempering = nullptr) {
+  if (tempering && !persistent)
+    throw std::invalid_argument("gbrbm_train_step: tempering needs persistent chains");
   if (k < 1) throw std::invalid_argument("gbrbm_train_step: needs at least one Gibbs sweep");
   if (!persistent) chains.v = v_pos;
   // (a default xtensor array has shape {} and size 1: the shape, not the size, says "empty")
@@ -341,7 +468,10 @@ double gbrbm_train_step(GaussianRbm<T>& m, Optimizer<T>& opt, const Array<T>& v_
         fmt::format("gbrbm_train_step: the chains {} are not [n, {}] (persistent chains need "
                     "initial states)",
                     shape_str(chains.v.shape()), m.visible()));
-  gbrbm_gibbs(m, chains.v, chains.h, k, rng);
+  if (tempering)
+    gbrbm_tempered_gibbs(m, chains, *tempering, k, rng);
+  else
+    gbrbm_gibbs(m, chains.v, chains.h, k, rng);
   tape.clear();
   Var<T> l = mean(m(tape, tape.input(v_pos))) - mean(m(tape, tape.input(chains.v)));
   const double value = double(l.item());
