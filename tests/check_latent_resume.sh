@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # latent --smoke stopped after 5 units (inside the toy2d and digits parts), resumed and stopped
-# after 6 more (into the dbm part), then resumed to the end, gives the metrics of one straight
+# after 8 more (into the dbm part), then resumed to the end, gives the metrics of one straight
 # run, every number equal but the timings (seconds, µs per sweep: measured anew by each unit
 # run); a second straight run gives them too (same flags and seed: the same numbers). A corrupt
 # checkpoint and a resume under other flags are refused with one clear line and no run folder.
@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$bin" --smoke --stop-after-units 5 --out "$scratch/b" >/dev/null 2>&1 || fail "first part"
 r=$scratch/b/latent
 [ ! -e "$r/seed0/metrics.json" ] || fail "a stopped run wrote metrics.json"
-"$bin" --smoke --stop-after-units 6 --resume "$r/seed0/checkpoint.bin" --out "$scratch/b" \
+"$bin" --smoke --stop-after-units 8 --resume "$r/seed0/checkpoint.bin" --out "$scratch/b" \
   >/dev/null 2>&1 || fail "second part"
 "$bin" --smoke --resume "$r/seed0-2/checkpoint.bin" --out "$scratch/b" >/dev/null 2>&1 ||
   fail "last part"
