@@ -15,6 +15,7 @@
 // R grows.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -351,6 +352,31 @@ inline IsingExact ising_transfer_matrix(const Ising& m) {
   for (std::size_t i = 0; i < g.nodes; ++i) res.magnetisation[i] = mag[i] / total;
   for (std::size_t e = 0; e < g.edges.size(); ++e) res.correlation[e] = cor[e] / total;
   return res;
+}
+
+/// n exact draws of an Ising model with at most 20 nodes, rows of spins [n, nodes]: its 2^nodes
+/// probabilities enumerated once, then each draw by inverting the cumulative distribution.
+inline Array<double> ising_exact_samples(const Ising& m, std::size_t n, Rng& rng) {
+  const std::size_t d = m.nodes();
+  if (d > 20)
+    throw std::invalid_argument(
+        fmt::format("ising_exact_samples: 2^{} states is too many to enumerate", d));
+  const double lz = ising_exact(m).log_z;
+  std::vector<double> cdf(std::size_t(1) << d), s(d);
+  double acc = 0;
+  for (std::size_t x = 0; x < cdf.size(); ++x) {
+    for (std::size_t i = 0; i < d; ++i) s[i] = ising_detail::spin(x, i);
+    acc += std::exp(-m.energy(s.data()) - lz);
+    cdf[x] = acc;
+  }
+  Array<double> out(Shape{n, d});
+  for (std::size_t r = 0; r < n; ++r) {
+    const double u = rng.uniform() * acc;
+    std::size_t x = std::size_t(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+    x = std::min(x, cdf.size() - 1);
+    for (std::size_t i = 0; i < d; ++i) out(r, i) = ising_detail::spin(x, i);
+  }
+  return out;
 }
 
 /// Onsager's free energy of the infinite square-lattice Ising model without field, coupling
