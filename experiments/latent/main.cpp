@@ -28,6 +28,7 @@
 #include "ebm/rbm.hpp"
 #include "experiments/common/mpi.hpp"
 #include "experiments/common/run.hpp"
+#include "experiments/common/units.hpp"
 
 using namespace ebl;
 using namespace ebl::xp;
@@ -61,9 +62,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, datasets, toy_hidden, toy_steps
                                    data_dir)
 
 const std::set<std::string> kMayDifferOnResume = {"out", "resume", "stop_after_units"};
-
-// Thrown after --stop-after-units units: the run ends early on purpose, its checkpoint written.
-struct StopAfterUnits {};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -306,13 +304,8 @@ int main(int argc, char** argv) {
     const std::vector<std::string> sets = parse_list("--datasets", f.datasets);
     for (const auto& s : sets) (void)toy2d::dataset(s);  // an unknown name: one line, exit 2
     const nlohmann::json config = f;
-    json units = json::object();  // finished units: name -> their metrics
-    if (!f.resume.empty()) {
-      const Checkpoint c = Checkpoint::load(f.resume);
-      check_resume_config(c, config, kMayDifferOnResume, f.resume);
-      units = json::parse(c.required_text("units"));
-      fmt::print("resuming {}: {} units done\n", f.resume, units.size());
-    }
+    Units units(config, f.stop_after_units);
+    if (!f.resume.empty()) units.resume(f.resume, kMayDifferOnResume);
     // the digits, loaded before the run folder exists: a missing file is one line, no folder
     std::optional<std::pair<LabeledData, LabeledData>> digits;
     if (has("digits") || has("dbm"))
@@ -321,22 +314,9 @@ int main(int argc, char** argv) {
     const fs::path dir = make_run_dir(f.out, "latent", fmt::format("seed{}", f.seed));
     write_json(dir / "config.json", config);
     fmt::print("latent -> {}\n{}\n", dir.string(), config.dump());
-    // Runs a unit unless the checkpoint has it; saves the checkpoint after it.
-    std::size_t units_here = 0;  // units run by this invocation
+    units.set_dir(dir);
     auto unit = [&](const std::string& name, auto&& body) -> const json& {
-      if (!units.contains(name)) {
-        const auto t0 = std::chrono::steady_clock::now();
-        json r = body();
-        r["seconds"] = seconds_since(t0);
-        units[name] = r;
-        Checkpoint c;
-        c.strings["config"] = config.dump();
-        c.strings["units"] = units.dump();
-        c.save(dir / "checkpoint.bin");
-        fmt::print("{}: {}\n", name, r.dump());
-        if (f.stop_after_units > 0 && ++units_here == f.stop_after_units) throw StopAfterUnits{};
-      }
-      return units[name];
+      return units.run(name, body);
     };
     std::string md;
 
@@ -595,7 +575,7 @@ int main(int argc, char** argv) {
         compare("ais", f.large_rbm_hidden, f.large_dbm_hidden1, f.large_dbm_hidden2, false);
     }
 
-    json metrics = units;
+    json metrics = units.all();
     const int status = check_finite("latent", metrics);
     write_json(dir / "metrics.json", metrics);
     write_file_atomic(dir / "results.md", md);
