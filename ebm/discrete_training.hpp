@@ -130,7 +130,7 @@ enum class DiscreteSampler {
   Gibbs,         ///< single-site Gibbs, random scan (Ising: local fields; else on the tape)
   Gwg,           ///< Gibbs-with-gradients
   Checkerboard,  ///< two-colour block Gibbs (Ising on a bipartite graph)
-  SwendsenWang,  ///< Swendsen–Wang (ferromagnetic Ising)
+  SwendsenWang,  ///< Swendsen–Wang (ferromagnetic Ising: learning projects the couplings to J ≥ 0)
 };
 
 /// Options of DiscreteTrainer.
@@ -230,8 +230,17 @@ class DiscreteTrainer {
           for (std::size_t r = 0; r < m; ++r)
             for (std::size_t i = 0; i < d; ++i)
               y(r, i) = rng_.uniform() < o_.noise_marginals[i] ? 1.0 : off();
-          l = nce_loss(tape_, energy_, tape_.param(log_z), batch, noise_log_q(batch), y,
-                       noise_log_q(y));
+          const std::vector<double> lqy = noise_log_q(y);
+          if (steps_ == 0) {  // c starts at the importance-sampling estimate of log Z from the
+                              // noise: log mean e^{−E(y) − log q(y)}
+            Tape<double> t0;
+            const Array<double> ey = energy_(t0, t0.input(y)).value();
+            double mx = -INFINITY, acc = 0;
+            for (std::size_t r = 0; r < m; ++r) mx = std::max(mx, -ey(r) - lqy[r]);
+            for (std::size_t r = 0; r < m; ++r) acc += std::exp(-ey(r) - lqy[r] - mx);
+            log_z.value(0) = mx + std::log(acc / double(m));
+          }
+          l = nce_loss(tape_, energy_, tape_.param(log_z), batch, noise_log_q(batch), y, lqy);
           break;
         }
         default: {  // persistent CD
@@ -250,6 +259,10 @@ class DiscreteTrainer {
       tape_.backward(l, {}, std::span<Parameter<double>* const>(ps));
     }
     opt_.step();
+    // Swendsen–Wang samples ferromagnets only: learning with it stays in that family, a
+    // coupling the step took below 0 projected back to 0
+    if (o_.method == DiscreteMethod::Pcd && o_.sampler == DiscreteSampler::SwendsenWang)
+      for (auto& j : ising_->J.value) j = std::max(j, 0.0);
     ++steps_;
     return loss;
   }
@@ -263,8 +276,10 @@ class DiscreteTrainer {
   /// Energy evaluations (per row) made by persistent CD's sampler so far.
   std::size_t sampler_evaluations() const { return sampler_evals_; }
 
-  Parameter<double> log_z;  ///< NCE's c, the learned log Z (trained only by NCE)
-  Array<double> chains;     ///< persistent CD's chains [chains, d] (made on the first step)
+  /// NCE's c, the learned log Z (trained only by NCE; it starts at the importance-sampling
+  /// estimate from the first noise batch)
+  Parameter<double> log_z;
+  Array<double> chains;  ///< persistent CD's chains [chains, d] (made on the first step)
 
  private:
   std::vector<Parameter<double>*> params() {
