@@ -31,6 +31,7 @@
 #include "ebm/energy.hpp"
 #include "ebm/ising.hpp"
 #include "ebm/ising_samplers.hpp"
+#include "ebm/objectives.hpp"
 #include "samplers/discrete.hpp"
 
 namespace ebl {
@@ -52,9 +53,11 @@ inline Array<double> single_flips(const Array<double>& x, BinaryDomain domain) {
 }
 
 namespace discrete_training_detail {
-// E(x^{−i}) − E(x) as [d, B] on the tape
+// E(x^{−i}) − E(x) on the tape, as [d, B] (or [B, d] for an Ising model: the losses only sum)
 inline Var<double> flip_gaps(Tape<double>& t, Energy<double>& energy, const Array<double>& x,
                              BinaryDomain domain) {
+  if (auto* ising = dynamic_cast<Ising*>(&energy); ising && domain == BinaryDomain::Spins)
+    return ising->flip_gaps(t, t.input(x));  // [B, d]: the local fields, no flipped copies
   const std::ptrdiff_t B = std::ptrdiff_t(x.shape()[0]), d = std::ptrdiff_t(x.shape()[1]);
   Var<double> e = reshape(energy(t, t.input(x)), {1, B});
   Var<double> ef = reshape(energy(t, t.input(single_flips(x, domain))), {d, B});
@@ -74,27 +77,6 @@ inline Var<double> ratio_matching_loss(Tape<double>& t, Energy<double>& energy,
                                        const Array<double>& x, BinaryDomain domain) {
   Var<double> gap = discrete_training_detail::flip_gaps(t, energy, x, domain);
   return sum(square(sigmoid(neg(gap)))) * (1.0 / double(x.shape()[0]));
-}
-
-/// NCE loss of rows x (data) against rows y (noise, ν = |y| / |x| of them), given log q of each
-/// row under the noise law and c = the learned log Z (a one-element parameter on the tape).
-inline Var<double> nce_loss(Tape<double>& t, Energy<double>& energy, Var<double> log_z,
-                            const Array<double>& x, const std::vector<double>& log_q_x,
-                            const Array<double>& y, const std::vector<double>& log_q_y) {
-  const std::size_t n = x.shape()[0], m = y.shape()[0];
-  if (n == 0 || m == 0 || log_q_x.size() != n || log_q_y.size() != m)
-    throw std::invalid_argument(
-        fmt::format("nce_loss: {} data rows with {} log q, {} noise rows with {} log q", n,
-                    log_q_x.size(), m, log_q_y.size()));
-  const double log_nu = std::log(double(m) / double(n));
-  Array<double> qx(Shape{n}), qy(Shape{m});
-  for (std::size_t r = 0; r < n; ++r) qx(r) = log_q_x[r] + log_nu;
-  for (std::size_t r = 0; r < m; ++r) qy(r) = log_q_y[r] + log_nu;
-  // G = −E − c − log ν q;   −log σ(G) = softplus(−G),   −log σ(−G) = softplus(G)
-  Var<double> c = reshape(log_z, {1});
-  Var<double> gx = neg(energy(t, t.input(x))) - c - t.input(qx);
-  Var<double> gy = neg(energy(t, t.input(y))) - c - t.input(qy);
-  return (sum(softplus(neg(gx))) + sum(softplus(gy))) * (1.0 / double(n));
 }
 
 /// Exact average negative log-likelihood of spin rows under an Ising model, given its log Z.

@@ -13,6 +13,11 @@
 //   energy discrepancy (Schröder et al., NeurIPS 2023)  y = x + √t ξ, x'_j = y + √t ξ_j (j ≤ M):
 //       L = mean_i log( w + Σ_j exp(E(x_i) − E(x'_ij)) ) (up to the constant log M), with the
 //       stabiliser w (the reference code's defaults: t = 1, M = 4, w = 1); no score, no chain
+//   noise-contrastive estimation (Gutmann & Hyvärinen 2010)  log p_m(x) = −E(x) − c, c learned;
+//       ν noise rows y per data row from a law q:  L = −mean_data log σ(G) − ν mean_noise
+//       log σ(−G), G(u) = log p_m(u) − log ν q(u); at its optimum c = log Z. Here q is a Gaussian
+//       with the data's means and standard deviations (ObjectiveOptions::nce_*), c starts at the
+//       importance-sampling estimate log mean_y e^{−E(y) − log q(y)} and has its own Adam
 //   improved CD's KL term (Du et al. 2021)  x_K = x_{K−1} − ε∇ₓE_θ(x_{K−1}) + √(2εT) ξ, the last
 //       Langevin step kept on the tape; L_KL = mean E_θ̄(x_K), with θ̄ = θ held fixed (the tape's
 //       frozen parameters), so its gradient is the one that flows through the sampler
@@ -21,6 +26,7 @@
 #pragma once
 
 #include <cmath>
+#include <numbers>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -141,7 +147,29 @@ Var<T> cd_kl_term(Energy<T>& energy, Tape<T>& t, const Array<T>& x_prev, const A
 
 // ---- a trainer for the MCMC-free losses ---------------------------------------------------------
 
-enum class ObjectiveKind { ScoreMatching, Denoising, Sliced, EnergyDiscrepancy };
+enum class ObjectiveKind { ScoreMatching, Denoising, Sliced, EnergyDiscrepancy, Nce };
+
+/// NCE loss of rows x (data) against rows y (noise, ν = |y| / |x| of them), given log q of each
+/// row under the noise law and c = the learned log Z (a one-element parameter on the tape):
+///   (Σ_x softplus(−G(x)) + Σ_y softplus(G(y))) / |x|,   G = −E − c − log ν q.
+template <class T>
+Var<T> nce_loss(Tape<T>& t, Energy<T>& energy, Var<T> log_z, const Array<T>& x,
+                const std::vector<double>& log_q_x, const Array<T>& y,
+                const std::vector<double>& log_q_y) {
+  const std::size_t n = x.shape()[0], m = y.shape()[0];
+  if (n == 0 || m == 0 || log_q_x.size() != n || log_q_y.size() != m)
+    throw std::invalid_argument(
+        fmt::format("nce_loss: {} data rows with {} log q, {} noise rows with {} log q", n,
+                    log_q_x.size(), m, log_q_y.size()));
+  const double log_nu = std::log(double(m) / double(n));
+  Array<T> qx(Shape{n}), qy(Shape{m});
+  for (std::size_t r = 0; r < n; ++r) qx(r) = T(log_q_x[r] + log_nu);
+  for (std::size_t r = 0; r < m; ++r) qy(r) = T(log_q_y[r] + log_nu);
+  Var<T> c = reshape(log_z, {1});
+  Var<T> gx = neg(energy(t, t.input(x))) - c - t.input(qx);
+  Var<T> gy = neg(energy(t, t.input(y))) - c - t.input(qy);
+  return (sum(softplus(neg(gx))) + sum(softplus(gy))) * T(1.0 / double(n));
+}
 
 /// ObjectiveTrainer's options: which loss, and its settings.
 struct ObjectiveOptions {
@@ -151,6 +179,10 @@ struct ObjectiveOptions {
   Projection ssm_projection = Projection::Rademacher;  ///< sliced: the projections' law
   bool ssm_variance_reduced = false;  ///< sliced: the variance-reduced form (Gaussian only)
   EnergyDiscrepancyOptions ed{};      ///< energy discrepancy's t, M and w
+  double nce_ratio = 1.0;             ///< NCE: noise rows per data row (ν)
+  std::vector<double> nce_mean{};     ///< NCE: the Gaussian noise's means (the data's)
+  std::vector<double> nce_std{};      ///< NCE: the Gaussian noise's standard deviations (> 0)
+  double nce_lr = 1e-3;               ///< NCE: Adam's learning rate for c = log Z
   double loss_bound = 1e6;  ///< divergence guard: |L| beyond this (or non-finite) stops the run
 };
 
@@ -169,7 +201,23 @@ class ObjectiveTrainer {
   /// Trains `energy` with `opt` (both referenced); the generator is seeded with `seed`.
   ObjectiveTrainer(Energy<T>& energy, Optimizer<T>& opt, const ObjectiveOptions& o,
                    std::uint64_t seed)
-      : energy_(energy), opt_(opt), o_(o), params_(energy.parameters()), rng_(seed) {}
+      : energy_(energy),
+        opt_(opt),
+        o_(o),
+        params_(energy.parameters()),
+        rng_(seed),
+        log_z_("nce_log_z", Array<T>(Shape{1}, T(0))),
+        log_z_opt_(std::vector<Parameter<T>*>{&log_z_}, {.lr = o.nce_lr}) {
+    if (o.kind == ObjectiveKind::Nce) {
+      if (o.nce_mean.empty() || o.nce_mean.size() != o.nce_std.size() || !(o.nce_ratio > 0))
+        throw std::invalid_argument(
+            "ObjectiveTrainer: NCE needs the noise's means and standard deviations (one per "
+            "dimension) and a ratio > 0");
+      for (double s : o.nce_std)
+        if (!(s > 0)) throw std::invalid_argument("ObjectiveTrainer: NCE noise std must be > 0");
+      params_.push_back(&log_z_);  // c is trained with the energy, by its own Adam
+    }
+  }
 
   /// The configured loss of a batch x on tape t (its noise drawn from the trainer's generator).
   Var<T> loss(Tape<T>& t, const Array<T>& x) {
@@ -183,6 +231,8 @@ class ObjectiveTrainer {
                                           rng_, o_.ssm_variance_reduced);
       case ObjectiveKind::EnergyDiscrepancy:
         return energy_discrepancy_loss(energy_, t, x, o_.ed, rng_);
+      case ObjectiveKind::Nce:
+        return nce(t, x);
     }
     throw std::logic_error("ObjectiveTrainer: unknown objective");
   }
@@ -199,9 +249,11 @@ class ObjectiveTrainer {
                       "|loss| > {:g})",
                       step_ + 1, s.loss, o_.loss_bound));
     opt_.zero_grad();
+    log_z_opt_.zero_grad();
     tape_.backward(l, {}, params_);
     s.grad_norm = checked_gradient_norm(params_, step_);
     opt_.step();
+    if (o_.kind == ObjectiveKind::Nce) log_z_opt_.step();
     ++step_;
     return s;
   }
@@ -210,6 +262,8 @@ class ObjectiveTrainer {
   Checkpoint checkpoint() const {
     Checkpoint c;
     put_training_state(c, params_, opt_);
+    if (o_.kind == ObjectiveKind::Nce)
+      put_training_state<T>(c, {&log_z_}, log_z_opt_, "nce/");
     put_rng(c, rng_);
     c.integers["step"] = std::uint64_t(step_);
     return c;
@@ -217,24 +271,66 @@ class ObjectiveTrainer {
   /// Continues the run a checkpoint() saved.
   void restore(const Checkpoint& c) {
     get_training_state(c, params_, opt_);
+    if (o_.kind == ObjectiveKind::Nce) get_training_state(c, {&log_z_}, log_z_opt_, "nce/");
     get_rng(c, rng_);
     step_ = long(c.integer("step"));
   }
   /// Only the energy's parameters from a checkpoint (a new run from them).
   void restore_parameters(const Checkpoint& c) {
-    for (auto* p : params_) c.get("param/" + p->name, p->value);
+    for (auto* p : energy_.parameters()) c.get("param/" + p->name, p->value);
   }
   /// The trainer's generator.
   Rng& rng() { return rng_; }
   /// Steps taken.
   long steps_done() const { return step_; }
+  /// NCE's c, its estimate of log Z.
+  double nce_log_z() const { return double(log_z_.value(0)); }
 
  private:
+  // NCE: ν·B noise rows from N(mean, diag std²); c starts at the noise's importance-sampling
+  // estimate of log Z on the first step
+  Var<T> nce(Tape<T>& t, const Array<T>& x) {
+    const std::size_t n = x.shape()[0], d = x.shape()[1];
+    if (d != o_.nce_mean.size())
+      throw std::invalid_argument(
+          fmt::format("ObjectiveTrainer: NCE noise of {} dimensions for "
+                      "data of {}",
+                      o_.nce_mean.size(), d));
+    const std::size_t m = std::max<std::size_t>(1, std::size_t(std::lround(o_.nce_ratio * n)));
+    Array<T> y(Shape{m, d});
+    for (std::size_t r = 0; r < m; ++r)
+      for (std::size_t i = 0; i < d; ++i)
+        y(r, i) = T(o_.nce_mean[i] + o_.nce_std[i] * rng_.normal());
+    auto log_q = [&](const Array<T>& a) {
+      std::vector<double> lq(a.shape()[0], 0.0);
+      for (std::size_t r = 0; r < a.shape()[0]; ++r)
+        for (std::size_t i = 0; i < d; ++i) {
+          const double z = (double(a(r, i)) - o_.nce_mean[i]) / o_.nce_std[i];
+          lq[r] -= 0.5 * z * z + std::log(o_.nce_std[i]) + 0.5 * std::log(2 * std::numbers::pi);
+        }
+      return lq;
+    };
+    const std::vector<double> lqy = log_q(y);
+    if (step_ == 0 && !c_started_) {
+      Tape<T> t0;
+      const Array<T> ey = energy_(t0, t0.input(y)).value();
+      double mx = -INFINITY, acc = 0;
+      for (std::size_t r = 0; r < m; ++r) mx = std::max(mx, -double(ey(r)) - lqy[r]);
+      for (std::size_t r = 0; r < m; ++r) acc += std::exp(-double(ey(r)) - lqy[r] - mx);
+      log_z_.value(0) = T(mx + std::log(acc / double(m)));
+      c_started_ = true;
+    }
+    return nce_loss(t, energy_, t.param(log_z_), x, log_q(x), y, lqy);
+  }
+
   Energy<T>& energy_;
   Optimizer<T>& opt_;
   ObjectiveOptions o_;
   std::vector<Parameter<T>*> params_;
   Rng rng_;
+  mutable Parameter<T> log_z_;  // (mutable: checkpoint() hands out its address)
+  mutable Adam<T> log_z_opt_;  // (checkpoint() reads its state through the Optimizer API)
+  bool c_started_ = false;
   Tape<T> tape_;
   long step_ = 0;
 };

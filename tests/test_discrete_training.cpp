@@ -46,6 +46,19 @@ TEST_CASE("the single-flip losses and NCE equal their formulas, with checked gra
     }
   CHECK(pl == Approx(pl_direct).epsilon(1e-12));
   CHECK(rm == Approx(rm_direct).epsilon(1e-12));
+  // the Ising model's local-field shortcut against the generic route (flipped copies' energies),
+  // the same model seen through an energy the losses cannot recognise
+  struct Opaque : Energy<double> {
+    Ising& m;
+    explicit Opaque(Ising& model) : m(model) {}
+    Var<double> operator()(Tape<double>& tt, Var<double> s) override { return m(tt, s); }
+    std::vector<Parameter<double>*> parameters() override { return m.parameters(); }
+  } opaque(m);
+  Tape<double> tg;
+  CHECK(pseudo_likelihood_loss(tg, opaque, x, BinaryDomain::Spins).item() ==
+        Approx(pl).epsilon(1e-12));
+  CHECK(ratio_matching_loss(tg, opaque, x, BinaryDomain::Spins).item() ==
+        Approx(rm).epsilon(1e-12));
   // gradients in the parameters, for the Ising model and for an MLP on bits
   Rng init(3);
   MlpEnergy<double> mlp(9, {8}, Activation::Tanh, init);

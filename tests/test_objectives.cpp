@@ -281,3 +281,46 @@ TEST_CASE("the objective trainer resumes bit for bit", "[objectives]") {
   }
   CHECK(straight.integers == resumed.integers);
 }
+
+TEST_CASE("NCE learns a Gaussian's mean and precision, and its c learns log Z", "[objectives]") {
+  // Gaussian model on 2-D Gaussian data, noise N(data mean, (1.5 data sd)²), ν = 4; full batch
+  const GaussianData g = gaussian_data(4000, 21);
+  ObjectiveOptions o{.kind = ObjectiveKind::Nce};
+  o.nce_ratio = 4;
+  o.nce_mean = {g.mean(0), g.mean(1)};
+  o.nce_std = {1.5 * std::sqrt(g.cov(0, 0)), 1.5 * std::sqrt(g.cov(1, 1))};
+  o.nce_lr = 0.02;
+  GaussianEnergy<double> e(Array<double>{0.0, 0.0}, Array<double>{{0.5, 0.0}, {0.0, 0.5}});
+  Adam<double> opt(e.parameters(), {.lr = 0.02});
+  ObjectiveTrainer<double> tr(e, opt, o, 22);
+  for (int s = 0; s < 1500; ++s) tr.step(g.x);
+  const Array<double> a = e.a().value;
+  const Array<double> prec = xt::linalg::dot(xt::transpose(a), a), want = xt::linalg::inv(g.cov);
+  INFO("precision " << prec(0, 0) << " " << prec(0, 1) << " " << prec(1, 1) << " against "
+                    << want(0, 0) << " " << want(0, 1) << " " << want(1, 1) << "; c "
+                    << tr.nce_log_z() << " against log Z " << e.log_z());
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(std::abs(e.mu().value(i) - g.mean(i)) < 0.05);
+    for (std::size_t j = 0; j < 2; ++j)
+      CHECK(std::abs(prec(i, j) - want(i, j)) < 0.1);  // (measured: 0.02)
+  }
+  CHECK(std::abs(tr.nce_log_z() - e.log_z()) <
+        0.02);  // c is the model's own log Z (measured: 0.002)
+  // a checkpoint carries c and its optimizer: a resumed run continues bit for bit
+  auto run = [&](int steps, const Checkpoint* from) {
+    GaussianEnergy<double> e2(Array<double>{0.0, 0.0}, Array<double>{{0.5, 0.0}, {0.0, 0.5}});
+    Adam<double> opt2(e2.parameters(), {.lr = 0.02});
+    ObjectiveTrainer<double> t2(e2, opt2, o, 23);
+    if (from) t2.restore(*from);
+    for (int s = 0; s < steps; ++s) t2.step(g.x);
+    return t2.checkpoint();
+  };
+  const Checkpoint straight = run(8, nullptr), half = run(4, nullptr), resumed = run(4, &half);
+  for (const auto& [name, arr] : straight.arrays) {
+    INFO(name);
+    CHECK(same(arr, resumed.arrays.at(name)));
+  }
+  CHECK(straight.arrays.count("param/nce_log_z") == 1);
+  ObjectiveOptions bad{.kind = ObjectiveKind::Nce};
+  CHECK_THROWS_AS(ObjectiveTrainer<double>(e, opt, bad, 1), std::invalid_argument);
+}

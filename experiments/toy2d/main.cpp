@@ -13,7 +13,8 @@
 //
 // --method chooses how the energy is trained: cd (the seed's), cd-kl (improved CD: + the KL term
 // through the last Langevin step), sm (exact score matching), dsm (denoising), ssm (sliced), ed
-// (energy discrepancy) — ebm/objectives.hpp; --time-budget stops training after that many seconds
+// (energy discrepancy), nce (noise-contrastive estimation against a Gaussian with the training
+// data's moments; its learned log Z is reported beside the quadrature's) — ebm/objectives.hpp; --time-budget stops training after that many seconds
 // (evaluations not counted), for comparisons at equal cost.
 //
 // Data-parallel under MPI (mpirun -np R build/experiments/toy2d ...): every rank draws its
@@ -51,7 +52,7 @@ struct Flags {
   int langevin_steps = 20;
   double step_size = 0.005, temperature = 1.0, alpha = -1, grad_clip = 0;
   std::string init = "persistent", sampler = "langevin", method = "cd";
-  double dsm_sigma = 0.1, ed_t = 1.0, ed_w = 1.0, kl_weight = 1.0, time_budget = 0;
+  double dsm_sigma = 0.1, ed_t = 1.0, ed_w = 1.0, kl_weight = 1.0, time_budget = 0, nce_ratio = 4;
   std::size_t ssm_projections = 1, ed_m = 4;
   std::size_t pt_levels = 6;
   double pt_max_temperature = 10;
@@ -71,7 +72,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, dataset, steps, batch, hidden, layers,
                                    kl_weight, time_budget, ssm_projections, ed_m, pt_levels,
                                    pt_max_temperature, buffer, restart, noise_box, box, grid,
                                    train_size, test_size, eval_samples, sample_steps, eval_every,
-                                   seed, threads, out, resume, resume_from_weights, smoke)
+                                   seed, threads, out, resume, resume_from_weights, smoke,
+                                   nce_ratio)
 
 void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--dataset", f.dataset,
@@ -132,8 +134,13 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--method", f.method,
                  "training method: cd, cd-kl (CD + the KL term through the last Langevin step), "
                  "sm (exact score matching), dsm (denoising score matching), ssm (sliced score "
-                 "matching), ed (energy discrepancy)")
-      ->check(CLI::IsMember({"cd", "cd-kl", "sm", "dsm", "ssm", "ed"}))
+                 "matching), ed (energy discrepancy), nce (noise-contrastive estimation)")
+      ->check(CLI::IsMember({"cd", "cd-kl", "sm", "dsm", "ssm", "ed", "nce"}))
+      ->capture_default_str();
+  app.add_option("--nce-ratio", f.nce_ratio,
+                 "nce: noise points per data point (the noise: a Gaussian with the training "
+                 "data's means and standard deviations)")
+      ->check(CLI::Range(0.01, 1000.0))
       ->capture_default_str();
   app.add_option("--dsm-sigma", f.dsm_sigma, "dsm: noise level sigma")
       ->check(CLI::PositiveNumber)
@@ -355,10 +362,24 @@ int main(int argc, char** argv) {
     oo.kind = f.method == "sm"    ? ObjectiveKind::ScoreMatching
               : f.method == "dsm" ? ObjectiveKind::Denoising
               : f.method == "ssm" ? ObjectiveKind::Sliced
+              : f.method == "nce" ? ObjectiveKind::Nce
                                   : ObjectiveKind::EnergyDiscrepancy;
     oo.dsm_sigmas = {f.dsm_sigma};
     oo.ssm_projections = f.ssm_projections;
     oo.ed = {.t = f.ed_t, .m = f.ed_m, .w = f.ed_w};
+    if (f.method == "nce") {
+      oo.nce_ratio = f.nce_ratio;
+      for (std::size_t i = 0; i < 2; ++i) {
+        double m = 0, v = 0;
+        for (std::size_t r = 0; r < train.shape()[0]; ++r) m += double(train(r, i));
+        m /= double(train.shape()[0]);
+        for (std::size_t r = 0; r < train.shape()[0]; ++r)
+          v += (double(train(r, i)) - m) * (double(train(r, i)) - m);
+        oo.nce_mean.push_back(m);
+        oo.nce_std.push_back(std::sqrt(v / double(train.shape()[0] - 1)));
+      }
+      oo.nce_lr = f.lr;
+    }
     ObjectiveTrainer<T> obj(energy, opt, oo, f.seed + 2);
     auto steps_done = [&] { return by_cd ? cd.steps_done() : obj.steps_done(); };
     Rng& trainer_rng = by_cd ? cd.rng() : obj.rng();
@@ -523,6 +544,7 @@ int main(int argc, char** argv) {
       metrics["test_nll_data"] = data_nll ? json(*data_nll) : json(nullptr);
       metrics["nll_gap"] = data_nll ? json(test_nll - *data_nll) : json(nullptr);
       metrics["log_z"] = log_z;
+      if (f.method == "nce") metrics["nce_log_z"] = obj.nce_log_z();  // c, beside quadrature's
       metrics["mmd2_samples_vs_test"] = mmd2;
       metrics["final_loss"] = last.loss;
       // (the MCMC-free methods have no negatives: their E(x-) is undefined, written null)
