@@ -15,13 +15,26 @@
 // split-R̂ (the largest; rank-normalised, bulk and folded), the error against the exact answer,
 // and time.
 //
+// The discrete part: single-site Gibbs (random and systematic scan), checkerboard Gibbs,
+// Swendsen–Wang and Gibbs-with-gradients on an L × L periodic Ising lattice at couplings K below,
+// near (K_c = 0.4407) and above the critical one, where single-site moves slow down. Each runs
+// --discrete-chains chains from random spins for --discrete-warmup sweeps and --discrete-draws
+// recorded ones (a Gibbs-with-gradients "sweep" is L² proposed flips); per sampler and K: bulk-ESS
+// (the smaller of the energy's and the magnetisation M's: in the ordered phase M changes sign only
+// by crossing the barrier between the two ordered states), ESS per second and per 1000 site
+// updates (Gibbs-type: local-field evaluations; GWG: energy-and-gradient evaluations), split-R̂,
+// and the mean energy's error against the transfer matrix's exact value in standard errors (from
+// the ESS).
+//
 // Output, in a new folder runs/mixing/seed<seed>: results.{csv,json,md}, samples_<sampler>.csv
-// (draws on the eight Gaussians) and samples.png.
+// (draws on the eight Gaussians), samples.png, and discrete.{csv,json} (the discrete part, also
+// in results.md).
 #include <chrono>
 #include <cmath>
 
 #include "ebm/boltzmann.hpp"
 #include "ebm/energy.hpp"
+#include "ebm/ising_samplers.hpp"
 #include "experiments/common/run.hpp"
 #include "io/checkpoint.hpp"
 #include "samplers/adaptive_mala.hpp"
@@ -38,7 +51,6 @@ using namespace ebl::xp;
 using T = double;
 
 namespace {
-
 struct Flags {
   std::string targets = "8gaussians,two-modes,banana,funnel";
   std::string samplers = "ula,mala,hmc,adaptive-mala,nuts,pt";
@@ -49,13 +61,78 @@ struct Flags {
   int hmc_leapfrog = 10, max_depth = 10;
   std::size_t pt_levels = 8;
   double pt_max_temperature = 30;
+  std::string discrete_samplers = "gibbs-random,gibbs-systematic,checkerboard,sw,gwg";
+  std::string ising_couplings = "0.3,0.4407,0.6";
+  std::size_t ising_side = 8, discrete_chains = 16;
+  int discrete_warmup = 200, discrete_draws = 2000;
   std::uint64_t seed = 0;
   std::string out = "runs";
   bool smoke = false;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, targets, samplers, learned, chains, warmup, draws,
                                    step_size, hmc_step_size, hmc_leapfrog, max_depth, pt_levels,
-                                   pt_max_temperature, seed, out, smoke)
+                                   pt_max_temperature, discrete_samplers, ising_couplings,
+                                   ising_side, discrete_chains, discrete_warmup, discrete_draws,
+                                   seed, out, smoke)
+
+const std::vector<std::string> kDiscreteSamplers = {"gibbs-random", "gibbs-systematic",
+                                                    "checkerboard", "sw", "gwg"};
+
+// One discrete sampler at one coupling (see the top of this file).
+struct DiscreteRow {
+  double ess = 0, rhat = 0, seconds = 0, updates_per_chain = 0, mean_energy = 0, exact_energy = 0,
+         error_se = 0, acceptance = 1;
+};
+
+DiscreteRow run_discrete(const Ising& m, const IsingExact& exact, const std::string& sampler,
+                         const Flags& f, Rng& rng) {
+  const std::size_t n = m.nodes(), C = f.discrete_chains;
+  Array<double> s(Shape{C, n});
+  for (auto& x : s) x = rng.uniform() < 0.5 ? -1.0 : 1.0;
+  Ising& model = const_cast<Ising&>(m);  // (the tape's energy reads its parameters)
+  EnergyFn<double> energy = [&model](Tape<double>& t, Var<double> x) { return model(t, x); };
+  std::size_t proposed = 0, accepted = 0;
+  auto sweep = [&](int k) {
+    if (sampler == "gibbs-random") ising_gibbs(m, s, k, Scan::Random, rng);
+    if (sampler == "gibbs-systematic") ising_gibbs(m, s, k, Scan::Systematic, rng);
+    if (sampler == "checkerboard") ising_checkerboard(m, s, k, rng);
+    if (sampler == "sw") swendsen_wang(m, s, k, rng);
+    if (sampler == "gwg") {
+      const GwgStats st = gibbs_with_gradients(energy, s, k * int(n), BinaryDomain::Spins, rng);
+      proposed += st.proposed, accepted += st.accepted;
+    }
+  };
+  Traces e(C), mag(C);
+  const auto t0 = std::chrono::steady_clock::now();
+  sweep(f.discrete_warmup);
+  for (int d = 0; d < f.discrete_draws; ++d) {
+    sweep(1);
+    for (std::size_t c = 0; c < C; ++c) {
+      const double* x = s.data() + c * n;
+      double mm = 0;
+      for (std::size_t i = 0; i < n; ++i) mm += x[i];
+      e[c].push_back(m.energy(x) / double(n));
+      mag[c].push_back(mm / double(n));
+    }
+  }
+  DiscreteRow r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.updates_per_chain = double(n) * double(f.discrete_warmup + f.discrete_draws);
+  r.ess = std::min(effective_sample_size(e), effective_sample_size(mag));
+  r.rhat = std::max(split_rhat(e), split_rhat(mag));
+  double sum = 0, sum2 = 0, count = 0;
+  for (const auto& chain : e)
+    for (double v : chain) sum += v, sum2 += v * v, ++count;
+  r.mean_energy = sum / count;
+  const double sd = std::sqrt(std::max(0.0, sum2 / count - r.mean_energy * r.mean_energy));
+  r.exact_energy = 0;
+  for (std::size_t k = 0; k < m.graph().edges.size(); ++k)
+    r.exact_energy -= m.J.value(k) * exact.correlation[k] / double(n);
+  r.error_se =
+      std::abs(r.mean_energy - r.exact_energy) / (sd / std::sqrt(effective_sample_size(e)));
+  if (proposed) r.acceptance = double(accepted) / double(proposed);
+  return r;
+}
 
 // A target: its energy, where chains start, and the exact answer the draws are checked against.
 struct Target {
@@ -355,13 +432,33 @@ int main(int argc, char** argv) {
                  "the hottest temperature (geometric ladder from 1)")
       ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
+  app.add_option("--discrete-samplers", f.discrete_samplers,
+                 "comma-separated: gibbs-random, gibbs-systematic, checkerboard, sw, gwg")
+      ->capture_default_str();
+  app.add_option("--ising-couplings", f.ising_couplings,
+                 "comma-separated couplings K of the discrete part's Ising lattice")
+      ->capture_default_str();
+  app.add_option("--ising-side", f.ising_side, "the periodic Ising lattice's side L (even, <= 8)")
+      ->check(CLI::Range(4, 8))
+      ->capture_default_str();
+  app.add_option("--discrete-chains", f.discrete_chains, "chains per discrete sampler")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--discrete-warmup", f.discrete_warmup, "sweeps before the discrete draws")
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
+  app.add_option("--discrete-draws", f.discrete_draws, "recorded sweeps per discrete chain")
+      ->check(CLI::Range(8, 10000000))
+      ->capture_default_str();
   app.add_option("--seed", f.seed, "seed of the chains")->capture_default_str();
   app.add_option("--out", f.out, "base folder of runs")->capture_default_str();
   app.add_flag("--smoke", f.smoke, "a few iterations of everything, for CI");
   if (auto code = parse_flags(app, argc, argv)) return *code;
   if (f.smoke)
     SmokeSizes{app}("--chains", f.chains, 4)("--warmup", f.warmup, 40)("--draws", f.draws, 40)(
-        "--max-depth", f.max_depth, 6);
+        "--max-depth", f.max_depth, 6)("--ising-side", f.ising_side, 4)(
+        "--discrete-chains", f.discrete_chains, 4)("--discrete-warmup", f.discrete_warmup, 10)(
+        "--discrete-draws", f.discrete_draws, 40);
   try {
     // every input is accepted before the run folder is made
     const std::vector<std::string> samplers = parse_list("--samplers", f.samplers);
@@ -370,6 +467,30 @@ int main(int argc, char** argv) {
         throw FlagError(fmt::format(
             "--samplers: unknown sampler '{}' (expected ula, mala, hmc, adaptive-mala, nuts, pt)",
             s));
+    const std::vector<std::string> discrete =
+        parse_list("--discrete-samplers", f.discrete_samplers);
+    for (const auto& s : discrete)
+      if (std::find(kDiscreteSamplers.begin(), kDiscreteSamplers.end(), s) ==
+          kDiscreteSamplers.end())
+        throw FlagError(fmt::format(
+            "--discrete-samplers: unknown sampler '{}' (expected gibbs-random, gibbs-systematic, "
+            "checkerboard, sw, gwg)",
+            s));
+    std::vector<double> couplings;
+    for (const auto& k : parse_list("--ising-couplings", f.ising_couplings)) {
+      std::size_t used = 0;
+      double v = NAN;
+      try {
+        v = std::stod(k, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != k.size() || !(v >= 0 && v <= 5))
+        throw FlagError(fmt::format(
+            "--ising-couplings: '{}' is not a coupling in [0, 5] (Swendsen-Wang needs K >= 0)", k));
+      couplings.push_back(v);
+    }
+    if (f.ising_side % 2)
+      throw FlagError(fmt::format("--ising-side {} must be even (checkerboard)", f.ising_side));
     // the recorded traces (x1, x2, E of every chain at every draw), twice over while they grow
     require_fits_memory(2.0 * 3 * 8 * double(f.chains) * double(f.draws), "--chains and --draws");
     const std::vector<Target> targets = make_targets(f);
@@ -438,6 +559,55 @@ int main(int argc, char** argv) {
     }
     legend.back() = '.';
     md += legend + "\n";
+    // the discrete part
+    Csv dcsv({"sampler", "coupling", "ess", "ess_per_1k_updates", "ess_per_second", "rhat",
+              "mean_energy", "exact_energy", "error_se", "acceptance", "seconds"});
+    json dres = json::array();
+    md += fmt::format(
+        "\n## Discrete samplers on a {0} × {0} periodic Ising lattice\n\n"
+        "{1} chains from random spins, {2} sweeps of warm-up, {3} recorded (a Gibbs-with-gradients "
+        "sweep: {4} proposed flips). ESS: the smaller bulk-ESS of the energy and of M (signed: the "
+        "ordered phase flips it only across its barrier); updates: "
+        "site updates (Gibbs-type) or energy-and-gradient evaluations (GWG); error: the mean "
+        "energy's distance to the transfer matrix's exact value in standard errors.\n\n"
+        "| K | sampler | bulk-ESS | ESS / 1000 updates | ESS / s | R̂ | mean energy / site "
+        "(exact) | error (SE) | acceptance | time |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        f.ising_side, f.discrete_chains, f.discrete_warmup, f.discrete_draws,
+        f.ising_side * f.ising_side);
+    for (double K : couplings) {
+      const Ising m(ising_lattice(f.ising_side, f.ising_side, true), K);
+      const IsingExact exact = ising_transfer_matrix(m);
+      for (std::size_t k = 0; k < discrete.size(); ++k) {
+        Rng rng(f.seed + 1000 + k);
+        const DiscreteRow r = run_discrete(m, exact, discrete[k], f, rng);
+        const double per_k = 1000 * r.ess / (r.updates_per_chain * double(f.discrete_chains)),
+                     per_s = r.ess / std::max(r.seconds, 1e-9);
+        dcsv.row(std::vector<std::string>{discrete[k]},
+                 {K, r.ess, per_k, per_s, r.rhat, r.mean_energy, r.exact_energy, r.error_se,
+                  r.acceptance, r.seconds});
+        dres.push_back({{"sampler", discrete[k]},
+                        {"coupling", K},
+                        {"ess", r.ess},
+                        {"ess_per_1k_updates", per_k},
+                        {"ess_per_second", per_s},
+                        {"rhat", r.rhat},
+                        {"mean_energy", r.mean_energy},
+                        {"exact_energy", r.exact_energy},
+                        {"error_se", r.error_se},
+                        {"acceptance", r.acceptance},
+                        {"seconds", r.seconds}});
+        md += fmt::format(
+            "| {} | {} | {:.0f} | {:.3f} | {:.0f} | {:.3f} | {:.4f} ({:.4f}) | {:.1f} | {:.2f} | "
+            "{:.2f} s |\n",
+            K, discrete[k], r.ess, per_k, per_s, r.rhat, r.mean_energy, r.exact_energy, r.error_se,
+            r.acceptance, r.seconds);
+        bar.update(done, fmt::format("Ising K {}: {} ESS {:.0f}", K, discrete[k], r.ess));
+      }
+    }
+    dcsv.save(dir / "discrete.csv");
+    if (status == 0) status = check_finite("mixing", dres);
+    write_json(dir / "discrete.json", dres);
     csv.save(dir / "results.csv");
     if (status == 0) status = check_finite("mixing", results);
     write_json(dir / "results.json", results);
