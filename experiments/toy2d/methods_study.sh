@@ -6,7 +6,9 @@
 # 2-core machine), measured exactly: test NLL with log Z by quadrature, its gap to the data's own
 # NLL, and the MMD² of Langevin samples against held-out points.
 #
-# Usage: methods_study.sh <toy2d binary> <output folder> [seconds per run (30)] [datasets ...]
+# Usage: [METHODS="nce ..."] methods_study.sh <toy2d binary> <output folder> [seconds per run (30)]
+#        [datasets ...]   (METHODS: the methods to run, default all; nce is run this way into
+#        results/methods-nce/)
 # Writes <output>/table.md, table.csv, nll_vs_time.png and nll_vs_time.gp, and keeps every run
 # under <output>/runs (the repository keeps the table, the picture and the curves).
 set -euo pipefail
@@ -14,7 +16,7 @@ bin=$(realpath "$1") out=$2 budget=${3:-30}
 shift $(( $# >= 3 ? 3 : $# ))
 datasets=("$@")
 [ ${#datasets[@]} -gt 0 ] || datasets=(8gaussians 2spirals checkerboard rings moons pinwheel)
-methods=(cd cd-kl sm dsm ssm ed)
+read -r -a methods <<<"${METHODS:-cd cd-kl sm dsm ssm ed}"
 mkdir -p "$out/runs"
 export OPENBLAS_NUM_THREADS=1
 jobs=()
