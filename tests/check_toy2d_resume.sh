@@ -46,7 +46,7 @@ declare -A changed=(
   [hidden]=8 [init]=noise [langevin_steps]=5 [layers]=1 [lr]=0.01 [lr_final]=0.00001
   [noise_box]=3 [restart]=0.1 [seed]=1 [step_size]=0.01 [temperature]=0.5 [test_size]=100
   [threads]=1 [train_size]=400 [sampler]=mala [pt_levels]=3 [pt_max_temperature]=5
-  [method]=sm [dsm_sigma]=0.2 [ssm_projections]=2 [ed_t]=0.5 [ed_m]=2 [ed_w]=0 [kl_weight]=0.5
+  [method]=sm [dsm_sigma]=0.2 [ssm_projections]=2 [ed_t]=0.5 [ed_m]=2 [ed_w]=0 [kl_weight]=0.5 [nce_ratio]=2
 )
 may_differ=" steps eval_every eval_samples sample_steps grid box out resume resume_from_weights smoke time_budget "
 checked=0
