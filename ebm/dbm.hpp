@@ -74,7 +74,7 @@ class Dbm {
       double a = c1.value(j);
       for (std::size_t i = 0; i < nv; ++i) a += v[i] * W1.value(i, j);
       for (std::size_t k = 0; k < n2; ++k) a += W2.value(j, k) * h2[k];
-      l += a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+      l += detail::softplus_d(a);
     }
     return l;
   }
@@ -92,7 +92,7 @@ class Dbm {
     for (std::size_t k = 0; k < n2; ++k) {
       double a = c2.value(k);
       for (std::size_t j = 0; j < n1; ++j) a += h1[j] * W2.value(j, k);
-      l += a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+      l += detail::softplus_d(a);
     }
     return l;
   }
@@ -100,20 +100,17 @@ class Dbm {
   ///   c¹ᵀh¹ + Σ_i softplus(b_i + (W¹h¹)_i) + Σ_k softplus(c²_k + (W²ᵀh¹)_k).
   double log_sum_v_h2(const double* h1) const {
     const std::size_t nv = visible(), n1 = hidden1(), n2 = hidden2();
-    auto softplus = [](double a) {
-      return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
-    };
     double l = 0;
     for (std::size_t j = 0; j < n1; ++j) l += c1.value(j) * h1[j];
     for (std::size_t i = 0; i < nv; ++i) {
       double a = b.value(i);
       for (std::size_t j = 0; j < n1; ++j) a += W1.value(i, j) * h1[j];
-      l += softplus(a);
+      l += detail::softplus_d(a);
     }
     for (std::size_t k = 0; k < n2; ++k) {
       double a = c2.value(k);
       for (std::size_t j = 0; j < n1; ++j) a += h1[j] * W2.value(j, k);
-      l += softplus(a);
+      l += detail::softplus_d(a);
     }
     return l;
   }
@@ -346,9 +343,6 @@ inline AisResult dbm_ais(const Dbm& m, const Array<double>& base_bias, std::size
                                             shape_str(base_bias.shape()), nv));
   if (runs < 1 || temperatures < 1)
     throw std::invalid_argument("dbm_ais: needs at least one run and one temperature");
-  auto softplus = [](double a) {
-    return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
-  };
   std::vector<double> v(nv), h1(n1), h2(n2), a1(n1);
   auto first_layer_input = [&] {  // a¹_j = c¹_j + (W¹ᵀv)_j + (W²h²)_j
     for (std::size_t j = 0; j < n1; ++j) {
@@ -363,7 +357,7 @@ inline AisResult dbm_ais(const Dbm& m, const Array<double>& base_bias, std::size
     for (std::size_t i = 0; i < nv; ++i)
       l += v[i] * ((1 - beta) * base_bias(i) + beta * m.b.value(i));
     for (std::size_t k = 0; k < n2; ++k) l += beta * m.c2.value(k) * h2[k];
-    for (std::size_t j = 0; j < n1; ++j) l += softplus(beta * a1[j]);
+    for (std::size_t j = 0; j < n1; ++j) l += detail::softplus_d(beta * a1[j]);
     return l;
   };
   std::vector<double> log_w(runs, 0.0);
@@ -397,7 +391,7 @@ inline AisResult dbm_ais(const Dbm& m, const Array<double>& base_bias, std::size
   AisResult res;
   res.runs = runs;
   res.temperatures = temperatures;
-  for (std::size_t i = 0; i < nv; ++i) res.log_z_base += softplus(base_bias(i));
+  for (std::size_t i = 0; i < nv; ++i) res.log_z_base += detail::softplus_d(base_bias(i));
   res.log_z_base += double(n1 + n2) * std::log(2.0);
   detail::summarise_weights(log_w, +1, res);
   return res;

@@ -30,6 +30,7 @@
 #include "autodiff/interrupt.hpp"
 #include "autodiff/optim.hpp"
 #include "ebm/energy.hpp"
+#include "ebm/rbm.hpp"
 #include "samplers/gibbs.hpp"
 
 namespace ebl {
@@ -196,7 +197,7 @@ std::vector<double> gbrbm_free_energies(const GaussianRbm<T>& m, const Array<T>&
     for (std::size_t j = 0; j < nh; ++j) {
       double a = double(m.c.value(j));
       for (std::size_t i = 0; i < nv; ++i) a += double(m.W.value(i, j)) * double(v(r, i)) * prec[i];
-      e -= a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
+      e -= detail::softplus_d(a);
     }
     f[r] = e;
   }
@@ -264,9 +265,6 @@ GbrbmAis gbrbm_ais(const GaussianRbm<T>& m, const std::vector<double>& mean,
   if (runs < 1 || temperatures < 1)
     throw std::invalid_argument("gbrbm_ais: needs at least one run and one temperature");
   const std::vector<double> prec = m.precisions();
-  auto softplus = [](double a) {
-    return a > 0 ? a + std::log1p(std::exp(-a)) : std::log1p(std::exp(a));
-  };
   std::vector<double> v(nv), act(nh);
   std::vector<int> h(nh);
   auto activations = [&] {  // a_j = c_j + Σ_i W_ij v_i / σ_i²
@@ -282,7 +280,8 @@ GbrbmAis gbrbm_ais(const GaussianRbm<T>& m, const std::vector<double>& mean,
       const double da = v[i] - mean[i], dm = v[i] - double(m.b.value(i));
       l -= (1 - beta) * da * da / (2 * var[i]) + beta * dm * dm * prec[i] / 2;
     }
-    for (std::size_t j = 0; j < nh; ++j) l += softplus(beta * act[j]);  // (H log 2 at β = 0)
+    for (std::size_t j = 0; j < nh; ++j)
+      l += detail::softplus_d(beta * act[j]);  // (H log 2 at β = 0)
     return l;
   };
   std::vector<double> log_w(runs, 0.0);

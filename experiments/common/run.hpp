@@ -273,6 +273,15 @@ inline void check_resume_config(const Checkpoint& c, const nlohmann::json& now,
             : fmt::format(", or start a new run from its parameters with {}", weights_flag)));
 }
 
+/// "mean ± sd" of values (sd with n − 1; the mean alone for one value), `digits` decimals each.
+inline std::string mean_sd(const std::vector<double>& v, int digits = 3) {
+  double m = 0, s = 0;
+  for (double x : v) m += x / double(v.size());
+  for (double x : v) s += (x - m) * (x - m);
+  if (v.size() < 2) return fmt::format("{:.{}f}", m, digits);
+  return fmt::format("{:.{}f} ± {:.{}f}", m, digits, std::sqrt(s / double(v.size() - 1)), digits);
+}
+
 /// A new folder base/<name>/<tag>, or <tag>-2, -3, ... if that exists: never an earlier run's.
 inline fs::path make_run_dir(const fs::path& base, const std::string& name,
                              const std::string& tag) {

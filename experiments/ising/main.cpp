@@ -88,14 +88,6 @@ double rmse(const Array<double>& a, const Array<double>& b) {
   return std::sqrt(s / double(a.size()));
 }
 
-std::string mean_sd(const std::vector<double>& x, int digits) {
-  double m = 0, s = 0;
-  for (double v : x) m += v / double(x.size());
-  for (double v : x) s += (v - m) * (v - m);
-  if (x.size() < 2) return fmt::format("{:.{}f}", m, digits);
-  return fmt::format("{:.{}f} ± {:.{}f}", m, digits, std::sqrt(s / double(x.size() - 1)), digits);
-}
-
 // Draws n samples of a ferromagnetic model by Swendsen–Wang: `chains` chains from random spins,
 // `burn_in` sweeps, then one sample every `thin` sweeps from each chain in turn.
 Array<double> swendsen_wang_samples(const Ising& m, std::size_t n, std::size_t chains, int burn_in,

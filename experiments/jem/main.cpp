@@ -190,14 +190,6 @@ Eval evaluate(ClassifierEbm<T>& m, const Data& d,
   return e;
 }
 
-std::string mean_sd(const std::vector<double>& v, int digits = 3) {
-  double m = 0, s = 0;
-  for (double x : v) m += x / double(v.size());
-  for (double x : v) s += (x - m) * (x - m);
-  if (v.size() < 2) return fmt::format("{:.{}f}", m, digits);
-  return fmt::format("{:.{}f} ± {:.{}f}", m, digits, std::sqrt(s / double(v.size() - 1)), digits);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {

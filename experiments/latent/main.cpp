@@ -167,14 +167,6 @@ double sweep_cost_us(Sweep&& sweep, std::size_t chains, int sweeps) {
   return 1e6 * seconds_since(t0) / double(sweeps) / double(chains);
 }
 
-std::string mean_sd(const std::vector<double>& x, int digits = 3) {
-  double m = 0, s = 0;
-  for (double v : x) m += v / double(x.size());
-  for (double v : x) s += (v - m) * (v - m);
-  if (x.size() < 2) return fmt::format("{:.{}f}", m, digits);
-  return fmt::format("{:.{}f} ± {:.{}f}", m, digits, std::sqrt(s / double(x.size() - 1)), digits);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
