@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "io/checkpoint.hpp"
+#include "io/edge_lists.hpp"
 #include "tests/helpers.hpp"
 
 using namespace ebl;
@@ -137,4 +138,36 @@ TEST_CASE("a write that fails leaves neither the file nor its temporary", "[io]"
   std::ifstream in(dir / "kept");
   CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "earlier");
   fs::remove_all(dir);
+}
+
+TEST_CASE("edge-list files: round trip, and every malformed line refused with file and line",
+          "[io]") {
+  const auto dir = std::filesystem::temp_directory_path() / "ebl-edge-lists";
+  std::filesystem::create_directories(dir);
+  const std::vector<EdgeListGraph> gs{{3, {{0, 1}, {1, 2}}, 0}, {4, {}, 0}, {2, {{0, 1}}, 1}};
+  write_edge_lists(dir / "a.txt", gs);
+  const auto back = read_edge_lists(dir / "a.txt");
+  REQUIRE(back.size() == 3);
+  for (std::size_t g = 0; g < 3; ++g) {
+    CHECK(back[g].nodes == gs[g].nodes);
+    CHECK(back[g].edges == gs[g].edges);
+    CHECK(back[g].draw == gs[g].draw);
+  }
+  CHECK(edge_lists_text({{3, {{2, 0}}, -1}}) == "# graph 0 nodes 3\n0 2\n");
+  auto bad = [&](const std::string& text, const std::string& why) {
+    { std::ofstream(dir / "b.txt") << text; }
+    CHECK_THROWS_WITH(read_edge_lists(dir / "b.txt"), Contains("b.txt:") && Contains(why));
+  };
+  bad("0 1\n", "an edge before the first '# graph' header");
+  bad("# graph 0 nodes 3\n0 3\n", "node out of range");
+  bad("# graph 0 nodes 3\n1 1\n", "a self-loop");
+  bad("# graph 0 nodes 3\n0 1\n1 0\n", "a repeated edge");
+  bad("# graph 0 nodes 3\n0 x\n", "is not a non-negative integer");
+  bad("# graph 0 nodes 3\n0 -1\n", "is not a non-negative integer");
+  bad("# graph 0 nodes 3\n0 1 2\n", "an edge is two node indices");
+  bad("# graph 1 nodes 3\n", "graph 0 expected next");
+  bad("# graph 0 nodes\n", "a header is");
+  bad("# graph 0 nodes 99999999999999999999999\n", "is not a non-negative integer");
+  CHECK_THROWS_WITH(read_edge_lists(dir / "missing.txt"), Contains("cannot read"));
+  std::filesystem::remove_all(dir);
 }
