@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -163,6 +164,58 @@ inline std::vector<std::vector<int>> adjacency_lists(const TypedGraph& g) {
         adj[std::size_t(index[j])].push_back(index[i]);
       }
   return adj;
+}
+
+/// Graphs as the score model reads them: u [B, P], 1 on the edges (pairs i < j, row-major), and
+/// the node masks [B, N], 1 on the nodes that are not padding.
+template <class T>
+struct PairRows {
+  Array<T> u;      ///< [B, N(N−1)/2]
+  Array<T> masks;  ///< [B, N]
+};
+
+/// Rows of graphs[idx] (each padded to the same N ≥ 2 slots).
+template <class T>
+PairRows<T> graphs_to_pairs(const std::vector<TypedGraph>& graphs,
+                            std::span<const std::size_t> idx) {
+  if (idx.empty()) throw std::invalid_argument("graphs_to_pairs: no graph");
+  const std::size_t N = graphs[idx[0]].n;
+  PairRows<T> r{Array<T>(Shape{idx.size(), N * (N - 1) / 2}), Array<T>(Shape{idx.size(), N})};
+  for (std::size_t b = 0; b < idx.size(); ++b) {
+    const TypedGraph& g = graphs.at(idx[b]);
+    if (g.n != N)
+      throw ShapeError(fmt::format("graphs_to_pairs: graph {} has {} slots, graph {} has {}",
+                                   idx[b], g.n, idx[0], N));
+    for (std::size_t i = 0, p = 0; i < N; ++i) {
+      r.masks(b, i) = T(g.has_node(i) ? 1 : 0);
+      for (std::size_t j = i + 1; j < N; ++j, ++p) r.u(b, p) = T(g.has_edge(i, j) ? 1 : 0);
+    }
+  }
+  return r;
+}
+
+/// Graphs from pairs' values u [B, N(N−1)/2]: graph b has nodes 0..node_counts[b]−1 (one node
+/// type; F = R = 2 with "none") and the edges whose u_ij > ½ (the score model's threshold).
+template <class T>
+std::vector<TypedGraph> pairs_to_graphs(const Array<T>& u,
+                                        const std::vector<std::size_t>& node_counts,
+                                        std::size_t N) {
+  if (u.dimension() != 2 || u.shape()[0] != node_counts.size() || u.shape()[1] != N * (N - 1) / 2)
+    throw ShapeError(fmt::format("pairs_to_graphs: pairs {} for {} graphs of {} slots",
+                                 shape_str(u.shape()), node_counts.size(), N));
+  std::vector<TypedGraph> out;
+  for (std::size_t b = 0; b < node_counts.size(); ++b) {
+    if (node_counts[b] > N)
+      throw std::invalid_argument(
+          fmt::format("pairs_to_graphs: {} nodes in {} slots", node_counts[b], N));
+    TypedGraph g(N, 2, 2);
+    for (std::size_t i = 0; i < node_counts[b]; ++i) g.nodes[i] = 0;
+    for (std::size_t i = 0, p = 0; i < N; ++i)
+      for (std::size_t j = i + 1; j < N; ++j, ++p)
+        if (j < node_counts[b] && u(b, p) > T(0.5)) g.set_edge(i, j, 0);
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 }  // namespace ebl

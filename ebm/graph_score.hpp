@@ -36,7 +36,6 @@
 
 #include "autodiff/graph_layers.hpp"
 #include "autodiff/higher_order.hpp"
-#include "datasets/graphs.hpp"
 #include "samplers/annealed_langevin.hpp"
 
 namespace ebl {
@@ -184,44 +183,16 @@ class NoiseConditionalGraphEnergy {
   std::vector<std::size_t> sym_, first_, second_, upper_;
 };
 
-/// Graphs as the score model reads them: u [B, P], 1 on the edges (pairs i < j, row-major), and
-/// the node masks [B, N], 1 on the nodes that are not padding.
-template <class T>
-struct PairRows {
-  Array<T> u;      ///< [B, N(N−1)/2]
-  Array<T> masks;  ///< [B, N]
-};
-
-/// Rows of graphs[idx] (each padded to the same N ≥ 2 slots).
-template <class T>
-PairRows<T> graphs_to_pairs(const std::vector<TypedGraph>& graphs,
-                            std::span<const std::size_t> idx) {
-  if (idx.empty()) throw std::invalid_argument("graphs_to_pairs: no graph");
-  const std::size_t N = graphs[idx[0]].n;
-  PairRows<T> r{Array<T>(Shape{idx.size(), N * (N - 1) / 2}), Array<T>(Shape{idx.size(), N})};
-  for (std::size_t b = 0; b < idx.size(); ++b) {
-    const TypedGraph& g = graphs.at(idx[b]);
-    if (g.n != N)
-      throw ShapeError(fmt::format("graphs_to_pairs: graph {} has {} slots, graph {} has {}",
-                                   idx[b], g.n, idx[0], N));
-    for (std::size_t i = 0, p = 0; i < N; ++i) {
-      r.masks(b, i) = T(g.has_node(i) ? 1 : 0);
-      for (std::size_t j = i + 1; j < N; ++j, ++p) r.u(b, p) = T(g.has_edge(i, j) ? 1 : 0);
-    }
-  }
-  return r;
-}
-
 /// Multi-level denoising score matching (see the top of the file): one level drawn uniformly per
 /// graph, symmetric noise on the present pairs, L = mean_b ½ Σ_p (ε − σ ∇_ũ E(ũ, σ))².
 template <class T>
-Var<T> graph_dsm_loss(NoiseConditionalGraphEnergy<T>& energy, Tape<T>& t, const PairRows<T>& x,
-                      Rng& rng) {
-  const std::size_t B = x.u.shape()[0], P = x.u.shape()[1], N = energy.nodes();
-  if (x.masks.shape() != Shape{B, N} || P != energy.pairs())
+Var<T> graph_dsm_loss(NoiseConditionalGraphEnergy<T>& energy, Tape<T>& t, const Array<T>& u,
+                      const Array<T>& masks, Rng& rng) {
+  const std::size_t B = u.shape()[0], P = u.shape()[1], N = energy.nodes();
+  if (masks.shape() != Shape{B, N} || P != energy.pairs())
     throw ShapeError(
         fmt::format("graph_dsm_loss: pairs {} and masks {} do not fit [B, {}], [B, {}]",
-                    shape_str(x.u.shape()), shape_str(x.masks.shape()), energy.pairs(), N));
+                    shape_str(u.shape()), shape_str(masks.shape()), energy.pairs(), N));
   std::vector<std::size_t> levels(B);
   Array<T> eps(Shape{B, P}), ut(Shape{B, P}), sig(Shape{B, 1});
   for (std::size_t b = 0; b < B; ++b) {
@@ -230,31 +201,31 @@ Var<T> graph_dsm_loss(NoiseConditionalGraphEnergy<T>& energy, Tape<T>& t, const 
     sig(b, 0) = T(s);
     for (std::size_t i = 0, p = 0; i < N; ++i)
       for (std::size_t j = i + 1; j < N; ++j, ++p) {
-        const bool present = x.masks(b, i) != T(0) && x.masks(b, j) != T(0);
+        const bool present = masks(b, i) != T(0) && masks(b, j) != T(0);
         eps(b, p) = present ? T(rng.normal()) : T(0);
-        ut(b, p) = T(double(x.u(b, p)) + s * double(eps(b, p)));
+        ut(b, p) = T(double(u(b, p)) + s * double(eps(b, p)));
       }
   }
   Var<T> uv = t.input(ut, true);
-  Var<T> g = grad_x(energy(t, uv, x.masks, levels), uv);
+  Var<T> g = grad_x(energy(t, uv, masks, levels), uv);
   Var<T> r = sub(t.constant(eps), mul(t.constant(sig), g));  // ε − σ ∇E(ũ, σ)
   return affine(mean(sum(square(r), 1, false)), T(0.5), T(0));
 }
 
-/// Generates one graph per entry of node_counts (n ≤ N nodes, the rest padding): u from U(0, 1)
-/// on the present pairs, annealed Langevin over the model's levels, then A_ij = [u_ij > ½].
-/// The chains' last state (before the threshold) goes to u_out when given.
+/// Draws one graph structure per entry of node_counts (n ≤ N nodes present, the rest padding):
+/// u from U(0, 1) on the present pairs, annealed Langevin over the model's levels (the absent
+/// pairs masked); returns the chains' last state u [B, P]. A graph is A_ij = [u_ij > ½]
+/// (datasets/graphs.hpp's pairs_to_graphs).
 template <class T>
-std::vector<TypedGraph> sample_graph_structure(NoiseConditionalGraphEnergy<T>& energy,
-                                               const std::vector<std::size_t>& node_counts,
-                                               const AnnealedLangevinOptions& o, Rng& rng,
-                                               Array<T>* u_out = nullptr) {
+Array<T> sample_graph_pairs(NoiseConditionalGraphEnergy<T>& energy,
+                            const std::vector<std::size_t>& node_counts,
+                            const AnnealedLangevinOptions& o, Rng& rng) {
   const std::size_t B = node_counts.size(), N = energy.nodes(), P = energy.pairs();
   Array<T> u(Shape{B, P}), pair_mask(Shape{B, P}), masks(Shape{B, N});
   for (std::size_t b = 0; b < B; ++b) {
     if (node_counts[b] > N)
       throw std::invalid_argument(fmt::format(
-          "sample_graph_structure: {} nodes asked of a model of {} slots", node_counts[b], N));
+          "sample_graph_pairs: {} nodes asked of a model of {} slots", node_counts[b], N));
     for (std::size_t i = 0; i < N; ++i) masks(b, i) = T(i < node_counts[b] ? 1 : 0);
     for (std::size_t i = 0, p = 0; i < N; ++i)
       for (std::size_t j = i + 1; j < N; ++j, ++p) {
@@ -268,17 +239,7 @@ std::vector<TypedGraph> sample_graph_structure(NoiseConditionalGraphEnergy<T>& e
     };
   };
   annealed_langevin(at_level, energy.sigmas(), o, u, rng, &pair_mask);
-  std::vector<TypedGraph> out;
-  for (std::size_t b = 0; b < B; ++b) {
-    TypedGraph g(N, 2, 2);
-    for (std::size_t i = 0; i < node_counts[b]; ++i) g.nodes[i] = 0;
-    for (std::size_t i = 0, p = 0; i < N; ++i)
-      for (std::size_t j = i + 1; j < N; ++j, ++p)
-        if (pair_mask(b, p) != T(0) && u(b, p) > T(0.5)) g.set_edge(i, j, 0);
-    out.push_back(std::move(g));
-  }
-  if (u_out) *u_out = std::move(u);
-  return out;
+  return u;
 }
 
 }  // namespace ebl

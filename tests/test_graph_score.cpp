@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "autodiff/optim.hpp"
+#include "datasets/graphs.hpp"
 #include "ebm/graph_score.hpp"
 #include "helpers.hpp"
 
@@ -100,7 +101,7 @@ TEST_CASE("graph DSM loss: the noise is symmetric and on present pairs, its θ-g
   expect_gradients(
       [&](TD& tt, In) {
         Rng r(24);
-        return graph_dsm_loss(e, tt, x, r);
+        return graph_dsm_loss(e, tt, x.u, x.masks, r);
       },
       {}, e.parameters());
   // at a model with ∇E = 0 the loss is ½ Σ ε² over present pairs: its mean is ½ (3 + 6) / 2
@@ -111,7 +112,7 @@ TEST_CASE("graph DSM loss: the noise is symmetric and on present pairs, its θ-g
   const int reps = 2000;
   for (int k = 0; k < reps; ++k) {
     TD tt;
-    mean += graph_dsm_loss(flat, tt, x, r).item() / reps;
+    mean += graph_dsm_loss(flat, tt, x.u, x.masks, r).item() / reps;
   }
   // ½ mean_b χ²: variance of the mean loss (¼ · 2·(3 + 6)/4) / reps; 4 standard errors
   CHECK(std::abs(mean - 2.25) < 4 * std::sqrt(0.25 * 2 * 9 / 4.0 / reps));
@@ -183,15 +184,15 @@ TEST_CASE("score-based graph generation learns a graph's structure", "[graphs][s
   const PairRows<float> x = graphs_to_pairs<float>(data, idx);
   for (int s = 0; s < 3000; ++s) {
     Tape<float> t;
-    Var<float> l = graph_dsm_loss(e, t, x, r);
+    Var<float> l = graph_dsm_loss(e, t, x.u, x.masks, r);
     opt.zero_grad();
     t.backward(l, {}, e.parameters());
     opt.step();
   }
   Rng g(34);
   const std::vector<std::size_t> counts(40, 5);
-  std::vector<TypedGraph> out =
-      sample_graph_structure(e, counts, {.epsilon = 5e-3, .steps = 200}, g);
+  const std::vector<TypedGraph> out =
+      pairs_to_graphs(sample_graph_pairs(e, counts, {.epsilon = 5e-3, .steps = 200}, g), counts, 6);
   std::size_t hits = 0;
   for (const auto& s : out) {
     CHECK(s.node_count() == 5);
