@@ -260,6 +260,63 @@ inline GraphMmd graph_mmd(const std::vector<AdjacencyLists>& ref,
   return r;
 }
 
+/// The graph without its isolated nodes (the others renumbered in order): GDSS and GraphRNN
+/// score generated graphs so, since a generator that fixes the node count leaves some nodes
+/// without an edge.
+inline AdjacencyLists remove_isolated(const AdjacencyLists& g) {
+  check_adjacency(g);
+  std::vector<int> index(g.size(), -1);
+  int k = 0;
+  for (std::size_t v = 0; v < g.size(); ++v)
+    if (!g[v].empty()) index[v] = k++;
+  AdjacencyLists out(static_cast<std::size_t>(k));
+  for (std::size_t v = 0; v < g.size(); ++v)
+    for (int u : g[v]) out[std::size_t(index[v])].push_back(index[std::size_t(u)]);
+  return out;
+}
+
+/// MMD²s over several draws: their mean and sample standard deviation (0 for one draw).
+struct GraphMmdDraws {
+  GraphMmd mean;               ///< the draws' mean
+  GraphMmd sd;                 ///< their standard deviation
+  std::vector<GraphMmd> each;  ///< every draw's
+};
+
+/// The published protocol (GraphRNN, GDSS): the generated graphs, grouped by draw[i] (0..K−1;
+/// each draw as many graphs as the reference set, by convention), have their isolated nodes
+/// removed, and each draw is scored against the reference with graph_mmd; mean and spread over
+/// the draws. A draw with no edge at all (nothing left to score) has NaN MMD²s, and so do the
+/// mean and spread.
+inline GraphMmdDraws graph_mmd_draws(const std::vector<AdjacencyLists>& ref,
+                                     const std::vector<AdjacencyLists>& gen,
+                                     const std::vector<std::size_t>& draw) {
+  if (draw.size() != gen.size())
+    throw std::invalid_argument(
+        fmt::format("graph_mmd_draws: {} graphs but {} draw labels", gen.size(), draw.size()));
+  std::size_t K = 0;
+  for (std::size_t d : draw) K = std::max(K, d + 1);
+  std::vector<std::vector<AdjacencyLists>> sets(K);
+  for (std::size_t i = 0; i < gen.size(); ++i) sets[draw[i]].push_back(remove_isolated(gen[i]));
+  GraphMmdDraws r;
+  for (std::size_t k = 0; k < K; ++k) {
+    if (sets[k].empty())
+      throw std::invalid_argument(fmt::format("graph_mmd_draws: draw {} is empty", k));
+    const bool all_empty = std::all_of(sets[k].begin(), sets[k].end(),
+                                       [](const AdjacencyLists& g) { return g.empty(); });
+    r.each.push_back(all_empty ? GraphMmd{NAN, NAN, NAN} : graph_mmd(ref, sets[k]));
+  }
+  auto stat = [&](auto get, double& mean, double& sd) {
+    mean = 0, sd = 0;
+    for (const auto& m : r.each) mean += get(m) / double(K);
+    for (const auto& m : r.each) sd += (get(m) - mean) * (get(m) - mean);
+    sd = K > 1 ? std::sqrt(sd / double(K - 1)) : 0;
+  };
+  stat([](const GraphMmd& m) { return m.degree; }, r.mean.degree, r.sd.degree);
+  stat([](const GraphMmd& m) { return m.clustering; }, r.mean.clustering, r.sd.clustering);
+  stat([](const GraphMmd& m) { return m.orbit; }, r.mean.orbit, r.sd.orbit);
+  return r;
+}
+
 /// W1 between the empirical distributions of two samples on the line.
 inline double wasserstein1(std::vector<double> a, std::vector<double> b) {
   if (a.empty() || b.empty()) throw std::invalid_argument("wasserstein1: an empty sample");

@@ -436,3 +436,37 @@ TEST_CASE("clustering bins are np.histogram's: bin k holds linspace's [e_k, e_{k
   CHECK(with_empty.degree == clean.degree);
   CHECK_THROWS_AS(graph_mmd({AdjacencyLists{}}, gen), std::invalid_argument);
 }
+
+TEST_CASE("the published protocol: isolated nodes removed, draws scored apart, mean and spread",
+          "[graphs][metrics]") {
+  // a path 0-1-2 with isolated nodes 3 and 4 (and 0 isolated before it in another order)
+  const AdjacencyLists g{{}, {2}, {1, 3}, {2}, {}};
+  const AdjacencyLists r = remove_isolated(g);
+  REQUIRE(r.size() == 3);
+  CHECK(r[0] == std::vector<int>{1});
+  CHECK(r[1] == std::vector<int>{0, 2});
+  CHECK(r[2] == std::vector<int>{1});
+  const CommunitySmall d = community_small(41);
+  std::vector<AdjacencyLists> ref, gen;
+  for (const auto& t : d.test) ref.push_back(adjacency_lists(t));
+  for (std::size_t i = 0; i < 40; ++i) gen.push_back(adjacency_lists(d.train[i]));
+  gen[3].push_back({});  // an isolated node: removed before scoring
+  std::vector<std::size_t> draw(40);
+  for (std::size_t i = 0; i < 40; ++i) draw[i] = i / 20;
+  const GraphMmdDraws m = graph_mmd_draws(ref, gen, draw);
+  REQUIRE(m.each.size() == 2);
+  gen[3].pop_back();
+  const GraphMmd a = graph_mmd(ref, {gen.begin(), gen.begin() + 20}),
+                 b = graph_mmd(ref, {gen.begin() + 20, gen.end()});
+  CHECK(m.each[0].degree == a.degree);
+  CHECK(m.each[1].orbit == b.orbit);
+  CHECK(m.mean.clustering == Approx((a.clustering + b.clustering) / 2));
+  CHECK(m.sd.degree == Approx(std::abs(a.degree - b.degree) / std::sqrt(2.0)));
+  // a draw of edgeless graphs has nothing to score: NaN, and so has the mean
+  std::vector<AdjacencyLists> bare(gen.begin(), gen.begin() + 20);
+  for (std::size_t i = 0; i < 20; ++i) bare.push_back(AdjacencyLists(5));
+  const GraphMmdDraws e = graph_mmd_draws(ref, bare, draw);
+  CHECK(std::isnan(e.each[1].degree));
+  CHECK(std::isnan(e.mean.degree));
+  CHECK_THROWS_WITH(graph_mmd_draws(ref, gen, {0, 1}), Catch::Contains("40 graphs but 2 draw"));
+}
