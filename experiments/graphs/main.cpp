@@ -35,7 +35,9 @@
 #include "ebm/cd.hpp"
 #include "ebm/compose.hpp"
 #include "ebm/graph_ebm.hpp"
+#include "ebm/graph_score.hpp"
 #include "experiments/common/run.hpp"
+#include "experiments/graphs/community.hpp"
 #include "metrics/graph_stats.hpp"
 #include "molecules/molecule.hpp"
 
@@ -50,7 +52,12 @@ struct Flags {
   std::size_t qm9_train = 20000, qm9_eval = 2000, qm9_limit = 0, samples = 1000;
   std::size_t hidden = 64, depth = 3, batch = 128, buffer = 10000;
   long steps = 1000, community_steps = 1000;
-  std::size_t community_samples = 1024;
+  std::string community_models = "graphebm,score";
+  std::size_t community_draws = 10;
+  long score_steps = 12000;
+  std::size_t score_batch = 32, score_hidden = 64, score_depth = 3, score_levels = 6,
+              score_langevin_steps = 100;
+  double score_lr = 1e-3, score_sigma_max = 1.6, score_sigma_min = 0.1, score_eps = 5e-4;
   int langevin_steps = 60, gen_steps = 60, threads = 2;
   double lr = 1e-3, alpha = 1, c = 0, ld_step = 30, ld_noise = 0.005, grad_clip = 0.01;
   double restart = 0.05, poe_weight = 1, loss_bound = 1e4;
@@ -62,10 +69,13 @@ struct Flags {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, targets, qm9_train, qm9_eval, qm9_limit, samples,
                                    hidden, depth, batch, buffer, steps, community_steps,
-                                   community_samples, langevin_steps, gen_steps, threads, lr, alpha,
-                                   c, ld_step, ld_noise, grad_clip, restart, poe_weight, init,
-                                   messages, adj_scale, community_adj_scale, loss_bound, seed,
-                                   split_seed, out, data_dir, smoke)
+                                   community_models, community_draws, score_steps, score_batch,
+                                   score_hidden, score_depth, score_levels, score_langevin_steps,
+                                   score_lr, score_sigma_max, score_sigma_min, score_eps,
+                                   langevin_steps, gen_steps, threads, lr, alpha, c, ld_step,
+                                   ld_noise, grad_clip, restart, poe_weight, init, messages,
+                                   adj_scale, community_adj_scale, loss_bound, seed, split_seed,
+                                   out, data_dir, smoke)
 
 // ---- models -------------------------------------------------------------------------------------
 
@@ -180,6 +190,46 @@ std::vector<TypedGraph> generate(Energy<T>& e, const Flags& f, const GraphLayout
   std::vector<TypedGraph> out;
   for (std::size_t i = 0; i < n; ++i) out.push_back(unpack_graph(x.data() + i * l.dim(), l));
   return out;
+}
+
+// The score-based generator: the noise-conditional graph energy (ebm/graph_score.hpp) trained by
+// multi-level DSM on the training graphs, then `count` graphs by annealed Langevin, their node
+// counts drawn from the training graphs'.
+std::vector<TypedGraph> train_score_model(const Flags& f, const std::vector<TypedGraph>& graphs,
+                                          const std::vector<std::size_t>& counts,
+                                          std::size_t count) {
+  Rng init(f.seed + 800);
+  const GraphScoreOptions o{
+      .hidden = f.score_hidden,
+      .depth = f.score_depth,
+      .sigmas = geometric_sigmas(f.score_sigma_max, f.score_sigma_min, f.score_levels)};
+  NoiseConditionalGraphEnergy<T> e(graphs[0].n, o, init);
+  Adam<T> opt(e.parameters(), {.lr = f.score_lr});
+  Batches batches(graphs.size(), f.score_batch, f.seed + 801);
+  const std::vector<Parameter<T>*> params = e.parameters();
+  Progress bar("graphs: community-small, score model", f.score_steps);
+  double avg = 0;
+  Tape<T> t;
+  for (long s = 0; s < f.score_steps; ++s) {
+    const PairRows<T> x = graphs_to_pairs<T>(graphs, batches.next());
+    t.clear();
+    Var<T> l = graph_dsm_loss(e, t, x.u, x.masks, batches.rng());
+    const double loss = double(l.item());
+    if (!std::isfinite(loss))
+      throw DivergenceError(fmt::format("score model: non-finite DSM loss at step {}", s + 1));
+    opt.zero_grad();
+    t.backward(l, {}, params);
+    opt.step();
+    avg = s == 0 ? loss : 0.99 * avg + 0.01 * loss;
+    if (s % 50 == 49 || s + 1 == f.score_steps)
+      bar.update(s + 1, fmt::format("DSM loss {:.2f}", avg));
+  }
+  Rng rng(f.seed + 802);
+  std::vector<std::size_t> n(count);
+  for (auto& k : n) k = counts[rng.below(counts.size())];
+  const AnnealedLangevinOptions ao{
+      .epsilon = f.score_eps, .steps = f.score_langevin_steps, .denoise = true};
+  return pairs_to_graphs(sample_graph_pairs(e, n, ao, rng), n, graphs[0].n);
 }
 
 // ---- statistics ---------------------------------------------------------------------------------
@@ -352,11 +402,49 @@ int main(int argc, char** argv) {
   app.add_option("--steps", f.steps, "training steps of each molecule model")
       ->check(CLI::Range(1L, 100000000L))
       ->capture_default_str();
-  app.add_option("--community-steps", f.community_steps, "training steps on community-small")
+  app.add_option("--community-steps", f.community_steps,
+                 "training steps of GraphEBM's model on community-small")
       ->check(CLI::Range(1L, 100000000L))
       ->capture_default_str();
-  app.add_option("--community-samples", f.community_samples, "community graphs generated")
-      ->check(CLI::Range(1, 1 << 20))
+  app.add_option("--community-models", f.community_models,
+                 "community-small generators, comma-separated: graphebm (GraphEBM's energy by "
+                 "CD), score (the noise-conditional energy by DSM, annealed Langevin)")
+      ->capture_default_str();
+  app.add_option("--community-draws", f.community_draws,
+                 "draws of as many generated graphs as test graphs, each scored apart")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--score-steps", f.score_steps, "DSM training steps of the score model")
+      ->check(CLI::Range(1L, 100000000L))
+      ->capture_default_str();
+  app.add_option("--score-batch", f.score_batch, "graphs per DSM step")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--score-hidden", f.score_hidden, "channels of the score model's layers")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--score-depth", f.score_depth, "relational layers of the score model")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  app.add_option("--score-levels", f.score_levels, "noise levels (geometric, max to min)")
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
+  app.add_option("--score-sigma-max", f.score_sigma_max, "the largest noise level")
+      ->check(CLI::Range(1e-6, 1e6))
+      ->capture_default_str();
+  app.add_option("--score-sigma-min", f.score_sigma_min, "the smallest noise level")
+      ->check(CLI::Range(1e-6, 1e6))
+      ->capture_default_str();
+  app.add_option("--score-lr", f.score_lr, "Adam's learning rate for the score model")
+      ->check(CLI::Range(1e-8, 1.0))
+      ->capture_default_str();
+  app.add_option("--score-eps", f.score_eps,
+                 "annealed Langevin's step at the smallest level (ε; level i: ε σ_i² / σ_min²)")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->capture_default_str();
+  app.add_option("--score-langevin-steps", f.score_langevin_steps,
+                 "annealed Langevin steps per noise level")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   app.add_option("--langevin-steps", f.langevin_steps, "Langevin steps per training step")
       ->check(CLI::Range(1, 100000))
@@ -422,8 +510,10 @@ int main(int argc, char** argv) {
         "--qm9-eval", f.qm9_eval, 100)("--samples", f.samples, 40)("--hidden", f.hidden, 8)(
         "--depth", f.depth, 2)("--batch", f.batch, 16)("--buffer", f.buffer, 64)(
         "--steps", f.steps, 3)("--community-steps", f.community_steps, 3)(
-        "--community-samples", f.community_samples, 8)("--langevin-steps", f.langevin_steps, 2)(
-        "--gen-steps", f.gen_steps, 3);
+        "--community-draws", f.community_draws, 2)("--score-steps", f.score_steps, 3)(
+        "--score-batch", f.score_batch, 8)("--score-hidden", f.score_hidden, 8)(
+        "--score-depth", f.score_depth, 2)("--score-langevin-steps", f.score_langevin_steps, 3)(
+        "--langevin-steps", f.langevin_steps, 2)("--gen-steps", f.gen_steps, 3);
   try {
     // every input is accepted (the molecules read and encoded) before the run folder is made
     bool do_mol = false, do_comm = false;
@@ -446,9 +536,15 @@ int main(int argc, char** argv) {
         throw FlagError(
             fmt::format("--parts: unknown part '{}' (expected molecules, community)", p));
     }
+    for (const std::string& m : parse_list("--community-models", f.community_models))
+      if (m != "graphebm" && m != "score")
+        throw FlagError(
+            fmt::format("--community-models: unknown model '{}' (expected graphebm, score)", m));
+    if (!(f.score_sigma_max > f.score_sigma_min))
+      throw FlagError("--score-sigma-max must be larger than --score-sigma-min");
     {  // the largest arrays at once: the replay buffer and the batches through the R-GCN
       const double row = 9 * 5 + 9 * 9 * 4;  // a QM9 graph's one-hot X and A (community: 20x20)
-      require_fits_memory(8.0 * row * double(f.buffer + f.samples + f.community_samples) +
+      require_fits_memory(8.0 * row * double(f.buffer + f.samples + 20 * f.community_draws) +
                               4.0 * 8 * double(f.batch) * 20 * double(f.hidden) * double(f.depth),
                           "--buffer, --samples, --batch, --hidden and --depth");
     }
@@ -706,66 +802,118 @@ plot for [s in "test generic expert-{0} poe-{0} goal-{0}"] 'properties.csv' usin
     if (do_comm) {
       const CommunitySmall d = community_small(f.seed + 11);
       const GraphLayout l = layout_of(d.train[0]);
-      std::vector<std::size_t> idx(d.train.size());
-      std::iota(idx.begin(), idx.end(), 0);
-      Progress bar("graphs: community-small", f.community_steps);
-      long done = 0;
-      auto e = new_energy(f, l, f.community_adj_scale, f.seed + 400);
-      train(*e, f, d.train, idx, {}, f.community_steps, f.seed + 500, bar, done, "community");
-      std::vector<TypedGraph> gen = generate(*e, f, l, f.community_samples, f.seed + 600);
-      std::vector<AdjacencyLists> tr, te, ge;
-      for (const auto& g : d.train) tr.push_back(adjacency_lists(g));
-      for (const auto& g : d.test) te.push_back(adjacency_lists(g));
-      std::size_t empty = 0;
-      double nodes = 0, edges = 0;
-      for (const auto& g : gen) {
-        ge.push_back(adjacency_lists(g));
-        empty += g.node_count() == 0;
-        nodes += double(g.node_count()) / double(gen.size());
+      const std::size_t per_draw = d.test.size(), G = per_draw * f.community_draws;
+      const std::vector<std::size_t> counts = community::node_counts(d.train);
+      const double density = community::density(d.train);
+      // every set of graphs goes to a file first, and is scored from what the file holds
+      const std::vector<EdgeListGraph> test_el = community::to_edge_lists(d.test, 0);
+      write_edge_lists(dir / "community_test.txt", test_el);
+      struct Row {
+        std::string name, label;
+        GraphMmdDraws m;
+        double nodes = 0, edges = 0, seconds = NAN;
+      };
+      std::vector<Row> rows;
+      std::vector<std::pair<std::string, std::vector<TypedGraph>>> pictures;
+      auto score_set = [&](const std::string& name, const std::string& label,
+                           const std::vector<TypedGraph>& gs, std::size_t per, double secs) {
+        const auto el = community::to_edge_lists(gs, per);
+        write_edge_lists(dir / fmt::format("community_{}.txt", name), el);
+        Row r{
+            name,
+            label,
+            community::score(test_el, read_edge_lists(dir / fmt::format("community_{}.txt", name))),
+            0,
+            0,
+            secs};
+        for (const auto& g : el)
+          r.nodes += double(g.nodes) / double(el.size()),
+              r.edges += double(g.edges.size()) / double(el.size());
+        community::record_scores(name, r.m, record);
+        record("community", name, "nodes", r.nodes);
+        record("community", name, "edges", r.edges);
+        rows.push_back(std::move(r));
+      };
+      // the floor: the training graphs, in draws of the test set's size
+      score_set("train", "training graphs (the floor)", d.train, per_draw, NAN);
+      {
+        Rng rng(f.seed + 700);
+        score_set("er", fmt::format("Erdős–Rényi, p = {:.3f} (the training density)", density),
+                  community::erdos_renyi(counts, density, l.nodes, G, rng), per_draw, NAN);
+        score_set("complete", "complete graphs", community::erdos_renyi(counts, 1, l.nodes, G, rng),
+                  per_draw, NAN);
       }
-      for (const auto& a : ge)
-        for (const auto& nb : a) edges += 0.5 * double(nb.size()) / double(gen.size());
-      const GraphMmd floor = graph_mmd(te, tr);
-      GraphMmd model{NAN, NAN, NAN};  // undefined when every generated graph is empty
-      if (empty < gen.size()) model = graph_mmd(te, ge);
+      const std::vector<std::string> models = parse_list("--community-models", f.community_models);
+      for (const std::string& model : models) {
+        const auto t_start = std::chrono::steady_clock::now();
+        std::vector<TypedGraph> gen;
+        std::string label;
+        if (model == "graphebm") {
+          std::vector<std::size_t> idx(d.train.size());
+          std::iota(idx.begin(), idx.end(), 0);
+          Progress bar("graphs: community-small, GraphEBM", f.community_steps);
+          long done = 0;
+          auto e = new_energy(f, l, f.community_adj_scale, f.seed + 400);
+          train(*e, f, d.train, idx, {}, f.community_steps, f.seed + 500, bar, done, "community");
+          gen = generate(*e, f, l, G, f.seed + 600);
+          label = fmt::format("GraphEBM's energy by CD ({} steps)", f.community_steps);
+        } else {
+          gen = train_score_model(f, d.train, counts, G);
+          label = fmt::format("noise-conditional energy by DSM ({} steps)", f.score_steps);
+        }
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        results["community_seconds"][model] = secs;
+        score_set(model, label, gen, per_draw, secs);
+        pictures.push_back({model, std::move(gen)});
+      }
       double tn = 0, tedges = 0;
       for (const auto& g : d.test)
         tn += double(g.node_count()) / double(d.test.size()),
             tedges += double(g.edge_count()) / double(d.test.size());
       md += fmt::format(
           "## Community-small\n\n{} training and {} test graphs (12–20 nodes, two G(k, 0.7) "
-          "communities); the model trained {} steps; {} graphs generated ({} empty), on average "
-          "{:.1f} "
-          "nodes and {:.1f} edges (test: {:.1f} and {:.1f}). MMD² against the test graphs:\n\n"
-          "| | degree | clustering | orbit |\n|---|---|---|---|\n"
-          "| graph EBM (this run) | {} | {} | {} |\n"
-          "| training set (the floor) | {:.3f} | {:.3f} | {:.3f} |\n"
-          "| GraphRNN (published) | 0.080 | 0.120 | 0.040 |\n"
-          "| EDP-GNN (published) | 0.053 | 0.144 | 0.026 |\n"
-          "| GDSS (published) | 0.045 | 0.086 | 0.007 |\n\n",
-          d.train.size(), d.test.size(), f.community_steps, gen.size(), empty, nodes, edges, tn,
-          tedges, fmt3(model.degree), fmt3(model.clustering), fmt3(model.orbit), floor.degree,
-          floor.clustering, floor.orbit);
-      for (auto [name, v] : {std::pair{"model", model}, std::pair{"train_vs_test", floor}}) {
-        record("community", name, "mmd_degree", v.degree);
-        record("community", name, "mmd_clustering", v.clustering);
-        record("community", name, "mmd_orbit", v.orbit);
-      }
+          "communities; test: {:.1f} nodes and {:.1f} edges on average). Every generator gives "
+          "{} draws of {} graphs; each draw, its isolated nodes removed, is scored against the "
+          "test graphs (MMD², GraphRNN/GDSS kernels); mean ± standard deviation over the draws. "
+          "The graphs are in community_<generator>.txt (edge lists, io/edge_lists.hpp).\n\n"
+          "| generator | degree | clustering | orbit | nodes | edges | training s |\n"
+          "|---|---|---|---|---|---|---|\n",
+          d.train.size(), d.test.size(), tn, tedges, f.community_draws, per_draw);
+      auto pm = [](double m, double sd) {
+        return std::isfinite(m) ? fmt::format("{:.3f} ± {:.3f}", m, sd) : std::string("–");
+      };
+      for (const Row& r : rows)
+        md += fmt::format("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} |\n", r.label,
+                          pm(r.m.mean.degree, r.m.sd.degree),
+                          pm(r.m.mean.clustering, r.m.sd.clustering),
+                          pm(r.m.mean.orbit, r.m.sd.orbit), r.nodes, r.edges,
+                          std::isfinite(r.seconds) ? fmt::format("{:.0f}", r.seconds) : "");
+      md +=
+          "| GraphRNN (published, GDSS's Table 1) | 0.080 | 0.120 | 0.040 | | | |\n"
+          "| EDP-GNN (published, GDSS's Table 1) | 0.053 | 0.144 | 0.026 | | | |\n"
+          "| GDSS (published, GDSS's Table 1) | 0.045 | 0.086 | 0.007 | | | |\n\n";
       Csv pic({"x", "y", "dx", "dy", "node"});
       community_csv(
           pic,
           std::vector<TypedGraph>(d.train.begin(),
                                   d.train.begin() + std::min<std::size_t>(6, d.train.size())),
           0);
-      community_csv(
-          pic,
-          std::vector<TypedGraph>(gen.begin(), gen.begin() + std::min<std::size_t>(6, gen.size())),
-          -3);
+      std::string titles = "training graphs (top)";
+      for (std::size_t k = 0; k < pictures.size(); ++k) {
+        const auto& gs = pictures[k].second;
+        community_csv(
+            pic,
+            std::vector<TypedGraph>(gs.begin(), gs.begin() + std::min<std::size_t>(6, gs.size())),
+            -3.0 * double(k + 1));
+        titles += fmt::format(", {} (row {})", pictures[k].first, k + 2);
+      }
       pic.save(dir / "community.csv");
-      plot(dir, "community.gp", R"(set terminal pngcairo size 1200,450
+      plot(dir, "community.gp",
+           fmt::format(R"(set terminal pngcairo size 1200,{}
 set output 'community.png.tmp'
 set datafile separator ','
-set title 'community-small: training graphs (top) and generated graphs (bottom)'
+set title 'community-small: {}'
 unset xtics
 unset ytics
 unset border
@@ -773,6 +921,7 @@ set size ratio -1
 plot 'community.csv' using 1:($5 == 0 ? $2 : 1/0):3:4 with vectors nohead lc rgb '#888888' notitle, \
      'community.csv' using 1:($5 == 1 ? $2 : 1/0) with points pt 7 ps 0.8 lc rgb '#1f77b4' notitle
 )",
+                       250 + 200 * pictures.size(), titles),
            {"community.png"});
     }
 
