@@ -176,16 +176,31 @@ std::optional<std::string> graph_to_smiles(const MolGraph& g) {
   return RDKit::MolToSmiles(*m);
 }
 
+// The graph as it is, written without sanitising it (atom order, no canonical form): what the
+// generator made, valence errors included; "" if RDKit cannot write it.
+static std::string raw_smiles(const RDKit::RWMol& built) {
+  try {
+    RDKit::RWMol m(built);
+    m.updatePropertyCache(false);
+    RDKit::MolOps::fastFindRings(m);
+    return RDKit::MolToSmiles(m, true, false, -1, false);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 Decoded decode(const MolGraph& g) {
   Decoded d;
   if (auto s = graph_to_smiles(g)) {
     d.valid = true;
     d.smiles = *s;
+    d.raw = *s;
     d.corrected = *s;
     return d;
   }
   auto m = build(g);
   if (m->getNumAtoms() == 0) return d;
+  d.raw = raw_smiles(*m);
   // MoFlow's correction: lower the highest-order bond of the over-valent atom, one step at a time
   for (;;) {
     const int bad = sanitize(*m);

@@ -70,6 +70,7 @@ std::optional<std::string> graph_to_smiles(const MolGraph& g);
 struct Decoded {
   bool valid = false;     ///< valid without correction (one sanitisable connected molecule)
   std::string smiles;     ///< canonical SMILES when valid (else "")
+  std::string raw;        ///< the graph as generated, unsanitised (= smiles when valid)
   std::string corrected;  ///< after the valence correction, largest fragment ("" if empty)
   int bonds_lowered = 0;  ///< steps the correction took (0 for a valid graph)
 };

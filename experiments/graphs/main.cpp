@@ -660,6 +660,14 @@ int main(int argc, char** argv) {
       for (std::size_t s = 0; s < samplers.size(); ++s) {
         const auto& [name, e] = samplers[s];
         sampled[name] = evaluate_samples(name, generate(*e, f, l, f.samples, f.seed + 300 + s), m);
+        // what was generated, for anyone's tools: per sample its validity before correction, the
+        // graph as generated (unsanitised SMILES) and after MoFlow's correction
+        std::string text = "index,valid_without_correction,smiles_as_generated,smiles_corrected\n";
+        for (std::size_t i = 0; i < sampled[name].decoded.size(); ++i) {
+          const mol::Decoded& dd = sampled[name].decoded[i];
+          text += fmt::format("{},{},{},{}\n", i, dd.valid ? 1 : 0, dd.raw, dd.corrected);
+        }
+        write_file_atomic(dir / fmt::format("molecules_{}.csv", name), text);
         gen_bar.update(++gen_done, name);
       }
 
