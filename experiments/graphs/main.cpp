@@ -55,9 +55,9 @@ struct Flags {
   std::string community_models = "graphebm,score";
   std::size_t community_draws = 10;
   long score_steps = 12000;
-  std::size_t score_batch = 32, score_hidden = 64, score_depth = 3, score_levels = 6,
-              score_langevin_steps = 100;
-  double score_lr = 1e-3, score_sigma_max = 1.6, score_sigma_min = 0.1, score_eps = 5e-4;
+  std::size_t score_batch = 32, score_hidden = 64, score_depth = 3, score_langevin_steps = 300;
+  std::string score_sigmas = "1.6,0.8,0.6,0.4,0.2,0.1";  // EDP-GNN's community-small levels
+  double score_lr = 1e-3, score_eps = 1e-3, score_ema = 0.999;
   int langevin_steps = 60, gen_steps = 60, threads = 2;
   double lr = 1e-3, alpha = 1, c = 0, ld_step = 30, ld_noise = 0.005, grad_clip = 0.01;
   double restart = 0.05, poe_weight = 1, loss_bound = 1e4;
@@ -70,12 +70,11 @@ struct Flags {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, targets, qm9_train, qm9_eval, qm9_limit, samples,
                                    hidden, depth, batch, buffer, steps, community_steps,
                                    community_models, community_draws, score_steps, score_batch,
-                                   score_hidden, score_depth, score_levels, score_langevin_steps,
-                                   score_lr, score_sigma_max, score_sigma_min, score_eps,
-                                   langevin_steps, gen_steps, threads, lr, alpha, c, ld_step,
-                                   ld_noise, grad_clip, restart, poe_weight, init, messages,
-                                   adj_scale, community_adj_scale, loss_bound, seed, split_seed,
-                                   out, data_dir, smoke)
+                                   score_hidden, score_depth, score_langevin_steps, score_sigmas,
+                                   score_lr, score_eps, score_ema, langevin_steps, gen_steps,
+                                   threads, lr, alpha, c, ld_step, ld_noise, grad_clip, restart,
+                                   poe_weight, init, messages, adj_scale, community_adj_scale,
+                                   loss_bound, seed, split_seed, out, data_dir, smoke)
 
 // ---- models -------------------------------------------------------------------------------------
 
@@ -192,23 +191,46 @@ std::vector<TypedGraph> generate(Energy<T>& e, const Flags& f, const GraphLayout
   return out;
 }
 
+// --score-sigmas: positive, finite, strictly decreasing numbers, or one line naming the flag.
+std::vector<double> parse_sigmas(const std::string& list) {
+  std::vector<double> v;
+  for (const std::string& item : parse_list("--score-sigmas", list)) {
+    double x = NAN;
+    std::size_t used = 0;
+    try {
+      x = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || !std::isfinite(x) || !(x > 0) || x > 1e6)
+      throw FlagError(
+          fmt::format("--score-sigmas: '{}' is not a noise level (a number in (0, 1e6])", item));
+    if (!v.empty() && !(x < v.back()))
+      throw FlagError(
+          fmt::format("--score-sigmas: the levels must decrease ({} after {})", x, v.back()));
+    v.push_back(x);
+  }
+  return v;
+}
+
 // The score-based generator: the noise-conditional graph energy (ebm/graph_score.hpp) trained by
-// multi-level DSM on the training graphs, then `count` graphs by annealed Langevin, their node
-// counts drawn from the training graphs'.
+// multi-level DSM on the training graphs, then `count` graphs by annealed Langevin from the
+// parameters' moving average, their node counts drawn from the training graphs'.
 std::vector<TypedGraph> train_score_model(const Flags& f, const std::vector<TypedGraph>& graphs,
                                           const std::vector<std::size_t>& counts,
                                           std::size_t count) {
   Rng init(f.seed + 800);
   const GraphScoreOptions o{
-      .hidden = f.score_hidden,
-      .depth = f.score_depth,
-      .sigmas = geometric_sigmas(f.score_sigma_max, f.score_sigma_min, f.score_levels)};
+      .hidden = f.score_hidden, .depth = f.score_depth, .sigmas = parse_sigmas(f.score_sigmas)};
   NoiseConditionalGraphEnergy<T> e(graphs[0].n, o, init);
   Adam<T> opt(e.parameters(), {.lr = f.score_lr});
   Batches batches(graphs.size(), f.score_batch, f.seed + 801);
   const std::vector<Parameter<T>*> params = e.parameters();
   Progress bar("graphs: community-small, score model", f.score_steps);
   double avg = 0;
+  // the exponential moving average of the parameters, which sampling uses
+  std::vector<Array<T>> ema;
+  for (auto* p : params) ema.push_back(p->value);
   Tape<T> t;
   for (long s = 0; s < f.score_steps; ++s) {
     const PairRows<T> x = graphs_to_pairs<T>(graphs, batches.next());
@@ -220,10 +242,17 @@ std::vector<TypedGraph> train_score_model(const Flags& f, const std::vector<Type
     opt.zero_grad();
     t.backward(l, {}, params);
     opt.step();
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      T* a = ema[k].data();
+      const T* v = params[k]->value.data();
+      for (std::size_t z = 0; z < ema[k].size(); ++z)
+        a[z] = T(f.score_ema * double(a[z]) + (1 - f.score_ema) * double(v[z]));
+    }
     avg = s == 0 ? loss : 0.99 * avg + 0.01 * loss;
     if (s % 50 == 49 || s + 1 == f.score_steps)
       bar.update(s + 1, fmt::format("DSM loss {:.2f}", avg));
   }
+  for (std::size_t k = 0; k < params.size(); ++k) params[k]->value = ema[k];
   Rng rng(f.seed + 802);
   std::vector<std::size_t> n(count);
   for (auto& k : n) k = counts[rng.below(counts.size())];
@@ -426,17 +455,16 @@ int main(int argc, char** argv) {
   app.add_option("--score-depth", f.score_depth, "relational layers of the score model")
       ->check(CLI::Range(1, 32))
       ->capture_default_str();
-  app.add_option("--score-levels", f.score_levels, "noise levels (geometric, max to min)")
-      ->check(CLI::Range(2, 1000))
-      ->capture_default_str();
-  app.add_option("--score-sigma-max", f.score_sigma_max, "the largest noise level")
-      ->check(CLI::Range(1e-6, 1e6))
-      ->capture_default_str();
-  app.add_option("--score-sigma-min", f.score_sigma_min, "the smallest noise level")
-      ->check(CLI::Range(1e-6, 1e6))
+  app.add_option("--score-sigmas", f.score_sigmas,
+                 "the noise levels, comma-separated, decreasing (EDP-GNN's for community-small)")
       ->capture_default_str();
   app.add_option("--score-lr", f.score_lr, "Adam's learning rate for the score model")
       ->check(CLI::Range(1e-8, 1.0))
+      ->capture_default_str();
+  app.add_option("--score-ema", f.score_ema,
+                 "decay of the parameters' moving average sampled from (Song & Ermon 2020; 0: "
+                 "the last parameters)")
+      ->check(CLI::Range(0.0, 0.999999))
       ->capture_default_str();
   app.add_option("--score-eps", f.score_eps,
                  "annealed Langevin's step at the smallest level (ε; level i: ε σ_i² / σ_min²)")
@@ -540,8 +568,7 @@ int main(int argc, char** argv) {
       if (m != "graphebm" && m != "score")
         throw FlagError(
             fmt::format("--community-models: unknown model '{}' (expected graphebm, score)", m));
-    if (!(f.score_sigma_max > f.score_sigma_min))
-      throw FlagError("--score-sigma-max must be larger than --score-sigma-min");
+    const std::vector<double> score_sigmas = parse_sigmas(f.score_sigmas);
     {  // the largest arrays at once: the replay buffer and the batches through the R-GCN
       const double row = 9 * 5 + 9 * 9 * 4;  // a QM9 graph's one-hot X and A (community: 20x20)
       require_fits_memory(8.0 * row * double(f.buffer + f.samples + 20 * f.community_draws) +
