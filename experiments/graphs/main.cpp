@@ -51,10 +51,10 @@ struct Flags {
   std::string parts = "molecules,community", targets = "qed,logp";
   std::size_t qm9_train = 20000, qm9_eval = 2000, qm9_limit = 0, samples = 1000;
   std::size_t hidden = 64, depth = 3, batch = 128, buffer = 10000;
-  long steps = 1000, community_steps = 1000;
+  long steps = 1000, community_steps = 4000;  // community: about the score model's time
   std::string community_models = "graphebm,score";
   std::size_t community_draws = 10;
-  long score_steps = 12000;
+  long score_steps = 6000;
   std::size_t score_batch = 32, score_hidden = 64, score_depth = 3, score_langevin_steps = 300;
   std::string score_sigmas = "1.6,0.8,0.6,0.4,0.2,0.1";  // EDP-GNN's community-small levels
   double score_lr = 1e-3, score_eps = 1e-3, score_ema = 0.999;
