@@ -70,8 +70,7 @@ class NoiseConditionalGraphEnergy {
     for (std::size_t k = 0; k < o.sigmas.size(); ++k)
       if (!(o.sigmas[k] > 0) || (k > 0 && !(o.sigmas[k] < o.sigmas[k - 1])))
         throw std::invalid_argument(
-            "NoiseConditionalGraphEnergy: the noise levels must be "
-            "positive and decreasing");
+            "NoiseConditionalGraphEnergy: the noise levels must be positive and decreasing");
     for (std::size_t l = 0; l < o.depth; ++l)
       layers_.emplace_back(l == 0 ? 2 : o.hidden, o.hidden, 2, rng, false,
                            fmt::format("score.rgcn{}", l));

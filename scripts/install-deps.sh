@@ -12,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   librdkit-dev libcairo2-dev libboost-dev python3-rdkit
   python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-torch
+  python3-networkx
   doxygen
   "$@"
 )
