@@ -1,7 +1,7 @@
 // Fuzzing the loaders: thousands of inputs made from a valid file by seeded mutations (bit flips,
 // byte insertions and deletions, truncation, splices of hostile tokens such as "nan", a NUL, a
 // huge number, and crafted headers) are fed to the digits CSV reader, the IDX reader, the SMILES
-// reader and the checkpoint reader. Each input must either load into something the loader's
+// reader, the checkpoint reader and the edge-list reader. Each input must either load into something the loader's
 // contract allows (finite pixels in [0, 1], labels below the class count, a permutation-free
 // structure that matches its own header) or be refused with one IoError. Anything else — another
 // exception type, a crash, a read out of bounds — fails; `make sanitize` runs this same test under
@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "datasets/images.hpp"
 #include "datasets/qm9.hpp"
 #include "io/checkpoint.hpp"
+#include "io/edge_lists.hpp"
 #include "io/files.hpp"
 
 using namespace ebl;
@@ -214,6 +216,23 @@ TEST_CASE("fuzz: the SMILES reader returns clean SMILES or throws one IoError", 
                  ch != ','));
     }
   });
+  fs::remove_all(dir);
+}
+
+TEST_CASE("fuzz: the edge-list reader returns consistent graphs or throws one IoError", "[fuzz]") {
+  const fs::path dir = scratch(), path = dir / "graphs.txt";
+  const std::string seed =
+      "# graph 0 nodes 5 draw 0\n0 1\n1 2\n2 3\n3 4\n0 4\n# graph 1 nodes 3 draw 0\n0 2\n"
+      "# graph 2 nodes 4 draw 1\n";
+  Rng rng(12);
+  for (int k = 0; k < kInputsPerLoader; ++k) {
+    { std::ofstream(path, std::ios::binary) << mutate(seed, rng); }
+    try {
+      for (const EdgeListGraph& g : read_edge_lists(path))
+        for (auto [u, v] : g.edges) REQUIRE((u < v && v < g.nodes));
+    } catch (const IoError&) {
+    }
+  }
   fs::remove_all(dir);
 }
 

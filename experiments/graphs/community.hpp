@@ -78,6 +78,15 @@ inline AdjacencyLists adjacency(const EdgeListGraph& g) {
 /// its own draw label; none: one draw) with isolated nodes removed (metrics/graph_stats.hpp).
 inline GraphMmdDraws score(const std::vector<EdgeListGraph>& reference,
                            const std::vector<EdgeListGraph>& generated) {
+  // the orbit counts keep an n × n matrix per graph: graph-generation benchmarks stay far below
+  for (const auto* set : {&reference, &generated})
+    for (std::size_t k = 0; k < set->size(); ++k)
+      if ((*set)[k].nodes > 10000)
+        throw std::invalid_argument(
+            fmt::format("graph {} has {} nodes: graph_scores scores graphs of at most 10,000", k,
+                        (*set)[k].nodes));
+  if (reference.empty() || generated.empty())
+    throw std::invalid_argument("no graph to score (an empty file)");
   std::vector<AdjacencyLists> ref, gen;
   std::vector<std::size_t> draw;
   for (const auto& g : reference) ref.push_back(adjacency(g));
