@@ -16,12 +16,19 @@
 // uniqueness, novelty, W1 to the test split of QED, logP, molecular weight and ring count, atom-
 // and bond-type frequencies; and over the valid, unique, novel samples the property's mean, top 3
 // and the fraction meeting the target.
-// Community-small: one model on the 80 training graphs; MMD² of degree, clustering and orbit
-// statistics against the 20 test graphs (GraphRNN/GDSS kernels), next to train-vs-test.
+// Community-small: GraphEBM's energy by CD, and a noise-conditional graph energy by multi-level
+// DSM sampled by annealed Langevin (ebm/graph_score.hpp), on the 80 training graphs; each gives
+// --community-draws draws of as many graphs as the 20 test graphs, scored by the published
+// protocol (isolated nodes removed; MMD² of degree, clustering and orbit statistics, GraphRNN/GDSS
+// kernels; mean ± sd over the draws) beside the training graphs, Erdős–Rényi graphs at their
+// density and complete graphs; and GraphEBM's energy is measured on the training graphs' node sets
+// (the data, ER edges, no edge, every edge), which says why its chains collapse.
 //
 // Output in a new folder runs/graphs/seed<seed>: config.json, results.{md,csv,json},
-// molecules_<model>.png (RDKit drawings), properties.csv + properties_<target>.png (histograms),
-// community.csv + community.png (training and generated graphs).
+// molecules_<model>.png (RDKit drawings) and .csv (every sample: validity before correction, the
+// graph as generated, the corrected SMILES), properties.csv + properties_<target>.png
+// (histograms), community_<set>.txt (every scored set of graphs as edge lists, io/edge_lists.hpp;
+// graph_scores recomputes the MMD²s from them), community.csv + community.png (pictures).
 #include <algorithm>
 #include <cmath>
 #include <map>
