@@ -154,10 +154,7 @@ class NoiseConditionalGraphEnergy {
         mul(sum(mul(pair_out_(t, z), t.constant(pair_pick)), 1, true), t.constant(pair_mask));
     Var<T> pair_term = sum(reshape(psi, {Bp, std::ptrdiff_t(P)}), 1);
     // the readout term: φ(Σ_present h_i)
-    Array<T> node_mask(Shape{B, n_, 1});
-    for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t i = 0; i < n_; ++i) node_mask(b, i, 0) = masks(b, i);
-    Var<T> r = sum_readout(mul(h, t.constant(node_mask)));
+    Var<T> r = sum_readout(mul(h, reshape(t.constant(masks), {Bp, N, 1})));
     Var<T> phi = sum(mul(read_out_(t, silu(read_in_(t, r))), t.constant(pick)), 1);
     return mul(pair_term + phi, t.constant(inv_sigma));
   }
