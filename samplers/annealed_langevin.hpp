@@ -4,7 +4,13 @@
 // convolved with N(0, σ_i² I),
 //
 //   for i = 1..L:   α_i = ε σ_i² / σ_L²
-//     T times:      x ← x − (α_i / 2) ∇ₓE(x, σ_i) + √α_i z,   z ~ N(0, I)
+//     T times:      x ← x − (α_i / 2) ∇ₓE(x, σ_i) + τ √α_i z,   z ~ N(0, I)
+//
+// with τ_i = 1 (Song & Ermon's algorithm). τ_i < 1 is EDP-GNN's noise scale ("eps" in its
+// sampler, 0.5 for community-small): level i's chain then targets q_σi^(1/τ_i²), the smoothed
+// law at temperature τ_i², which concentrates the chains on its modes. One τ may serve every
+// level, or each level gets its own (sharpened at the large levels, which settle a sample's
+// overall shape, and τ = 1 at the small ones, which settle its details).
 //
 // and optionally Tweedie's denoising step at the end (Song & Ermon 2020, Jolicoeur-Martineau et
 // al. 2021): x ← x − σ_L² ∇ₓE(x, σ_L), the posterior mean E[x₀ | x] under the smallest noise,
@@ -35,6 +41,9 @@ struct AnnealedLangevinOptions {
   double epsilon = 2e-5;    ///< ε: the step at the smallest level (α_L = ε)
   std::size_t steps = 100;  ///< T: steps per noise level
   bool denoise = true;      ///< Tweedie's final step x ← x − σ_L² ∇E(x, σ_L)
+  /// τ_i, the noise's scale per level: none (1 at every level, Song & Ermon), one for every
+  /// level (EDP-GNN: 0.5), or one per level
+  std::vector<double> noise_scales = {};
 };
 
 /// The energy at noise level i (0-based, σ_0 the largest) as an EnergyFn.
@@ -55,6 +64,15 @@ void annealed_langevin(const LevelEnergy<T>& energy, const std::vector<double>& 
                       "= {})",
                       i, sigmas[i]));
   if (!(o.epsilon > 0)) throw std::invalid_argument("annealed Langevin: ε must be positive");
+  const std::vector<double>& tau = o.noise_scales;
+  if (tau.size() > 1 && tau.size() != sigmas.size())
+    throw std::invalid_argument(fmt::format(
+        "annealed Langevin: {} noise scales for {} levels (give none, one, or one per level)",
+        tau.size(), sigmas.size()));
+  for (double v : tau)
+    if (!(v >= 0) || !std::isfinite(v))
+      throw std::invalid_argument(
+          fmt::format("annealed Langevin: a noise scale τ must be finite and ≥ 0 (got {})", v));
   if (x.dimension() != 2)
     throw ShapeError(
         fmt::format("annealed Langevin: chains {} are not [n, d]", shape_str(x.shape())));
@@ -65,7 +83,8 @@ void annealed_langevin(const LevelEnergy<T>& energy, const std::vector<double>& 
   Array<T> e, g;
   for (std::size_t i = 0; i < sigmas.size(); ++i) {
     EnergyGrad<T> grad(energy(i));
-    const double a = o.epsilon * sigmas[i] * sigmas[i] / (last * last), noise = std::sqrt(a);
+    const double a = o.epsilon * sigmas[i] * sigmas[i] / (last * last),
+                 noise = (tau.empty() ? 1.0 : tau[tau.size() == 1 ? 0 : i]) * std::sqrt(a);
     for (std::size_t s = 0; s < o.steps; ++s) {
       grad(x, e, g);
       for (std::size_t k = 0; k < x.size(); ++k) {
