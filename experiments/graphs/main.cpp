@@ -56,15 +56,16 @@ namespace {
 
 struct Flags {
   std::string parts = "molecules,community", targets = "qed,logp";
-  std::size_t qm9_train = 20000, qm9_eval = 2000, qm9_limit = 0, samples = 1000;
+  std::size_t qm9_train = 0, qm9_eval = 2000, qm9_limit = 0, samples = 1000;
   std::size_t hidden = 64, depth = 3, batch = 128, buffer = 10000;
-  long steps = 1000, community_steps = 4000;  // community: about the score model's time
+  long steps = 1000, community_steps = 8000;  // community: about the score model's time
   std::string community_models = "graphebm,score";
   std::size_t community_draws = 10;
-  long score_steps = 6000;
+  long score_steps = 12000;
   std::size_t score_batch = 32, score_hidden = 64, score_depth = 3, score_langevin_steps = 300;
   std::string score_sigmas = "1.6,0.8,0.6,0.4,0.2,0.1";  // EDP-GNN's community-small levels
-  double score_lr = 1e-3, score_eps = 1e-3, score_ema = 0.999;
+  double score_lr = 1e-3, score_eps = 1e-3, score_ema = 0.999, score_tau = 0.5,
+         score_tau_sigma = 0.3;  // levels with σ ≥ score_tau_sigma sampled at τ, the rest at 1
   int langevin_steps = 60, gen_steps = 60, threads = 2;
   double lr = 1e-3, alpha = 1, c = 0, ld_step = 30, ld_noise = 0.005, grad_clip = 0.01;
   double restart = 0.05, poe_weight = 1, loss_bound = 1e4;
@@ -78,10 +79,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Flags, parts, targets, qm9_train, qm9_eval, q
                                    hidden, depth, batch, buffer, steps, community_steps,
                                    community_models, community_draws, score_steps, score_batch,
                                    score_hidden, score_depth, score_langevin_steps, score_sigmas,
-                                   score_lr, score_eps, score_ema, langevin_steps, gen_steps,
-                                   threads, lr, alpha, c, ld_step, ld_noise, grad_clip, restart,
-                                   poe_weight, init, messages, adj_scale, community_adj_scale,
-                                   loss_bound, seed, split_seed, out, data_dir, smoke)
+                                   score_lr, score_eps, score_ema, score_tau, score_tau_sigma,
+                                   langevin_steps, gen_steps, threads, lr, alpha, c, ld_step,
+                                   ld_noise, grad_clip, restart, poe_weight, init, messages,
+                                   adj_scale, community_adj_scale, loss_bound, seed, split_seed,
+                                   out, data_dir, smoke)
 
 // ---- models -------------------------------------------------------------------------------------
 
@@ -263,8 +265,14 @@ std::vector<TypedGraph> train_score_model(const Flags& f, const std::vector<Type
   Rng rng(f.seed + 802);
   std::vector<std::size_t> n(count);
   for (auto& k : n) k = counts[rng.below(counts.size())];
-  const AnnealedLangevinOptions ao{
-      .epsilon = f.score_eps, .steps = f.score_langevin_steps, .denoise = true};
+  // τ at the largest levels, which settle the graph's shape (its communities); τ = 1, the
+  // model's own law, at the small ones, which settle single edges
+  std::vector<double> tau;
+  for (double sigma : o.sigmas) tau.push_back(sigma >= f.score_tau_sigma ? f.score_tau : 1.0);
+  const AnnealedLangevinOptions ao{.epsilon = f.score_eps,
+                                   .steps = f.score_langevin_steps,
+                                   .denoise = true,
+                                   .noise_scales = tau};
   return pairs_to_graphs(sample_graph_pairs(e, n, ao, rng), n, graphs[0].n);
 }
 
@@ -412,8 +420,9 @@ int main(int argc, char** argv) {
   app.add_option("--targets", f.targets,
                  "property targets, comma-separated: qed, logp (none: the generic model only)")
       ->capture_default_str();
-  app.add_option("--qm9-train", f.qm9_train, "training molecules (a seeded subset of the split)")
-      ->check(CLI::Range(16, 1 << 24))
+  app.add_option("--qm9-train", f.qm9_train,
+                 "training molecules: a seeded subset of the split (0: the whole split)")
+      ->check(CLI::Range(0, 1 << 24))
       ->capture_default_str();
   app.add_option("--qm9-eval", f.qm9_eval, "test molecules the distributions are compared with")
       ->check(CLI::Range(16, 1 << 24))
@@ -480,6 +489,15 @@ int main(int argc, char** argv) {
   app.add_option("--score-langevin-steps", f.score_langevin_steps,
                  "annealed Langevin steps per noise level")
       ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--score-tau", f.score_tau,
+                 "annealed Langevin's noise scale τ at the largest levels (1: Song & Ermon; "
+                 "EDP-GNN: 0.5)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--score-tau-sigma", f.score_tau_sigma,
+                 "the noise levels σ at or above this are sampled at τ, the others at τ = 1")
+      ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
   app.add_option("--langevin-steps", f.langevin_steps, "Langevin steps per training step")
       ->check(CLI::Range(1, 100000))
@@ -576,6 +594,9 @@ int main(int argc, char** argv) {
         throw FlagError(
             fmt::format("--community-models: unknown model '{}' (expected graphebm, score)", m));
     const std::vector<double> score_sigmas = parse_sigmas(f.score_sigmas);
+    if (f.qm9_train > 0 && f.qm9_train < 16)
+      throw FlagError(fmt::format(
+          "--qm9-train: {} molecules (at least 16, or 0 for the whole split)", f.qm9_train));
     {  // the largest arrays at once: the replay buffer and the batches through the R-GCN
       const double row = 9 * 5 + 9 * 9 * 4;  // a QM9 graph's one-hot X and A (community: 20x20)
       require_fits_memory(8.0 * row * double(f.buffer + f.samples + 20 * f.community_draws) +
@@ -612,7 +633,8 @@ int main(int argc, char** argv) {
       {
         auto p = pick.permutation(sub.size());
         std::vector<std::size_t> s2;
-        for (std::size_t k = 0; k < std::min(f.qm9_train, sub.size()); ++k) s2.push_back(sub[p[k]]);
+        const std::size_t keep = f.qm9_train == 0 ? sub.size() : std::min(f.qm9_train, sub.size());
+        for (std::size_t k = 0; k < keep; ++k) s2.push_back(sub[p[k]]);
         sub = s2;
         auto q = pick.permutation(eval.size());
         std::vector<std::size_t> e2;
@@ -632,10 +654,15 @@ int main(int argc, char** argv) {
           m.read, m.graphs.size(), m.read - m.graphs.size());
       for (const auto& [why, n] : m.skipped) md += fmt::format(", {} for {}", n, why);
       md += fmt::format(
-          ". Split (seed {}): {} train, {} test. Models trained on a subset of {} training "
-          "molecules for {} steps each (the reference: the whole split, 20 epochs); distributions "
-          "compared with {} test molecules; {} molecules generated per model.\n\n",
-          f.split_seed, m.train.size(), m.test.size(), sub.size(), f.steps, eval.size(), f.samples);
+          ". Split (seed {}): {} train, {} test. Models trained on {} for {} steps of {} each "
+          "({:.1f} epochs; the reference: 20 epochs); distributions compared with {} test "
+          "molecules; {} molecules generated per model.\n\n",
+          f.split_seed, m.train.size(), m.test.size(),
+          sub.size() == m.train.size()
+              ? std::string("the whole training split")
+              : fmt::format("a seeded subset of {} training molecules", sub.size()),
+          f.steps, f.batch, double(f.steps * long(f.batch)) / double(sub.size()), eval.size(),
+          f.samples);
       record("molecules", "data", "encoded", double(m.graphs.size()));
       record("molecules", "data", "skipped", double(m.read - m.graphs.size()));
 
