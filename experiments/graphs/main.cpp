@@ -58,7 +58,7 @@ struct Flags {
   std::string parts = "molecules,community", targets = "qed,logp";
   std::size_t qm9_train = 0, qm9_eval = 2000, qm9_limit = 0, samples = 1000;
   std::size_t hidden = 64, depth = 3, batch = 128, buffer = 10000;
-  long steps = 1000, community_steps = 8000;  // community: about the score model's time
+  long steps = 1000, community_steps = 3000;  // community: about the score model's time
   std::string community_models = "graphebm,score";
   std::size_t community_draws = 10;
   long score_steps = 12000;
