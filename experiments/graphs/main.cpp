@@ -8,16 +8,17 @@
 // α = 1, Adam β = (0, 0.999)). Generation: Langevin from uniform noise, then symmetrise and
 // argmax (datasets/graphs.hpp), then RDKit (molecules/).
 //
-// Molecules: the generic model (a subset of QM9's training split); for each target (QED in the
-// top decile of that subset; Crippen logP in its top decile) an expert trained only on the subset's
-// molecules meeting it, the product of experts generic + w·expert (ebm/compose.hpp's AND), and
-// GraphEBM's goal-directed model (the subset with weights 1 + e^y, y the property scaled to
-// [0, 1] over the subset). Measured: validity without and after the valence correction,
+// Molecules: the generic model (QM9's training split, or a seeded subset of it: --qm9-train); for
+// each target (QED in the top decile of those molecules; Crippen logP in its top decile) an expert
+// trained only on the molecules meeting it, the product of experts generic + w·expert
+// (ebm/compose.hpp's AND), and GraphEBM's goal-directed model (every molecule, weights 1 + e^y, y
+// the property scaled to [0, 1]). Measured: validity without and after the valence correction,
 // uniqueness, novelty, W1 to the test split of QED, logP, molecular weight and ring count, atom-
 // and bond-type frequencies; and over the valid, unique, novel samples the property's mean, top 3
 // and the fraction meeting the target.
 // Community-small: GraphEBM's energy by CD, and a noise-conditional graph energy by multi-level
-// DSM sampled by annealed Langevin (ebm/graph_score.hpp), on the 80 training graphs; each gives
+// DSM sampled by annealed Langevin with EDP-GNN's noise scale τ at the large levels
+// (ebm/graph_score.hpp), on the 80 training graphs; each gives
 // --community-draws draws of as many graphs as the 20 test graphs, scored by the published
 // protocol (isolated nodes removed; MMD² of degree, clustering and orbit statistics, GraphRNN/GDSS
 // kernels; mean ± sd over the draws) beside the training graphs, Erdős–Rényi graphs at their
