@@ -171,7 +171,7 @@ class NoiseConditionalGraphEnergy {
         silu(pair_in_(t, hi + hj) + pair_u_(t, up) + matmul(mul(hi, hj), t.param(pair_mul_)));
     Var<T> psi = sum(mul(pair_out_(t, z), t.constant(pair_pick)), 1, true);  // [B·P, 1]
     if (o_.bernoulli_pairs) {
-      // ψ = ℓ_ij, the log-odds of an edge: −log[π N(ũ; 1, σ²) + (1 − π) N(ũ; 0, σ²)], π = σ(ℓ),
+      // ψ = ℓ_ij, the log-odds of an edge: −log[π N(ũ; 1, σ²) + (1 − π) N(ũ; 0, σ²)], π = s(ℓ),
       // up to a constant is ũ²/2σ² + softplus(ℓ) − softplus(ℓ + (2ũ − 1)/2σ²)
       Array<T> c2 = T(0.5) * pair_inv_sigma * pair_inv_sigma;
       Var<T> uc = reshape(u, {Bp * std::ptrdiff_t(P), 1}), c = t.constant(c2);
