@@ -4,7 +4,7 @@
 // convolved with N(0, σ_i² I),
 //
 //   for i = 1..L:   α_i = ε σ_i² / σ_L²
-//     T times:      x ← x − (α_i / 2) ∇ₓE(x, σ_i) + τ √α_i z,   z ~ N(0, I)
+//     T times:      x ← x − (α_i / 2) ∇ₓE(x, σ_i) + τ_i √α_i z,   z ~ N(0, I)
 //
 // with τ_i = 1 (Song & Ermon's algorithm). τ_i < 1 is EDP-GNN's noise scale ("eps" in its
 // sampler, 0.5 for community-small): level i's chain then targets q_σi^(1/τ_i²), the smoothed

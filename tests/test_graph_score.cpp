@@ -168,13 +168,12 @@ TEST_CASE("annealed Langevin: the exact stationary variance of its last level, a
   struct Case {
     bool denoise;
     std::vector<double> scales;
-    double tau;
   };
   for (const Case& c :
-       {Case{false, {}, 1.0}, Case{true, {}, 1.0}, Case{false, {0.5}, 0.5}, Case{true, {0.5}, 0.5},
-        Case{false, {0.3, 0.3, 0.5, 0.5, 1.0}, 1.0}, Case{true, {1.0, 1.0, 1.0, 1.0, 0.5}, 0.5}}) {
+       {Case{false, {}}, Case{true, {}}, Case{false, {0.5}}, Case{true, {0.5}},
+        Case{false, {0.3, 0.3, 0.5, 0.5, 1.0}}, Case{true, {1.0, 1.0, 1.0, 1.0, 0.5}}}) {
     const bool denoise = c.denoise;
-    const double tau = c.tau;
+    const double tau = c.scales.empty() ? 1.0 : c.scales.back();
     AnnealedLangevinOptions o{
         .epsilon = 0.05, .steps = 60, .denoise = denoise, .noise_scales = c.scales};
     Rng rng(26);
